@@ -1,0 +1,44 @@
+//! Connection table entries.
+
+use crate::user_pod;
+
+/// Key of the connection table: the flow as the client sends it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ConnKey {
+    pub caddr: [u32; 4],
+    pub vaddr: [u32; 4],
+    /// Client port, network byte order.
+    pub cport: u16,
+    /// Virtual port, network byte order.
+    pub vport: u16,
+    pub proto: u8,
+    pub af: u8,
+    pub _pad0: [u8; 2],
+}
+
+/// Conn flags, numbered as IPVS's where they exist there.
+pub mod conn_flags {
+    /// Not counted in ActiveConn (state is not ESTABLISHED).
+    pub const INACTIVE: u16 = 0x0100;
+    /// Replies do not pass the director (DR, TUN): the INPUT-ONLY state table applies.
+    pub const NOOUTPUT: u16 = 0x0080;
+}
+
+/// Value of the connection table.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Conn {
+    pub dest_id: u32,
+    pub svc_id: u32,
+    /// CLOCK_MONOTONIC nanoseconds of the last packet (bpf_ktime_get_ns).
+    pub last_seen_ns: u64,
+    /// `conn_flags::*`.
+    pub flags: u16,
+    /// `tcp_state::*` for TCP; `tcp_state::UDP` for UDP.
+    pub state: u8,
+    pub _pad0: u8,
+    pub in_pkts: u32,
+}
+
+user_pod!(ConnKey, Conn);

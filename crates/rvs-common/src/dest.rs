@@ -1,0 +1,55 @@
+//! Real servers (IPVS "destinations") as the data plane sees them.
+
+use crate::user_pod;
+
+/// Forwarding methods, numbered as IPVS's IP_VS_CONN_F_FWD_MASK values.
+pub mod fwd {
+    pub const MASQ: u8 = 0;
+    pub const LOCAL: u8 = 1;
+    pub const TUNNEL: u8 = 2;
+    pub const DROUTE: u8 = 3;
+}
+
+/// Dest flags (`DestEntry::flags`).
+pub mod dest_flags {
+    /// In the service's list (IPVS IP_VS_DEST_F_AVAILABLE); cleared when deleted while flows remain.
+    pub const AVAILABLE: u8 = 1;
+    /// `dmac`/`smac`/`ifindex` hold a resolved next hop.
+    pub const NEIGH_OK: u8 = 2;
+}
+
+/// Value of the dest array: everything needed to forward a packet of a flow bound to this dest.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DestEntry {
+    /// Real server address, network byte order words.
+    pub addr: [u32; 4],
+    /// Real server port, network byte order.
+    pub port: u16,
+    /// `fwd::*`.
+    pub fwd: u8,
+    /// `dest_flags::*`.
+    pub flags: u8,
+    /// Interface to transmit on (XDP_TX when it is the receiving one, else redirect).
+    pub ifindex: u32,
+    /// Source MAC for the rewritten frame: the egress interface's address.
+    pub smac: [u8; 6],
+    /// Destination MAC: the real server's (or next hop's) address.
+    pub dmac: [u8; 6],
+    /// Owning service id.
+    pub svc_id: u32,
+    pub weight: i32,
+    pub af: u8,
+    pub _pad0: [u8; 3],
+}
+
+/// Connection counters of one dest, shown as ActiveConn / InActConn. Changed with atomic adds by
+/// the data plane (on creation and state changes) and by the control plane (on expiry).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DestConns {
+    pub active: u64,
+    pub inactive: u64,
+}
+
+user_pod!(DestEntry, DestConns);

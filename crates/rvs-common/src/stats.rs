@@ -1,0 +1,71 @@
+//! Traffic counters.
+
+use crate::user_pod;
+
+/// Per-CPU traffic counters of a service or a dest (IPVS's conns, inpkts, outpkts, inbytes,
+/// outbytes; bytes are IP-layer lengths).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub conns: u64,
+    pub inpkts: u64,
+    pub outpkts: u64,
+    pub inbytes: u64,
+    pub outbytes: u64,
+}
+
+impl Stats {
+    pub fn add(&mut self, o: &Stats) {
+        self.conns = self.conns.wrapping_add(o.conns);
+        self.inpkts = self.inpkts.wrapping_add(o.inpkts);
+        self.outpkts = self.outpkts.wrapping_add(o.outpkts);
+        self.inbytes = self.inbytes.wrapping_add(o.inbytes);
+        self.outbytes = self.outbytes.wrapping_add(o.outbytes);
+    }
+}
+
+/// Data-plane events counted per CPU in the `COUNTERS` array: what the director did with packets
+/// it did not simply forward. Listed by `rvsadm --dataplane`.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// Packets forwarded to a real server.
+    Forwarded = 0,
+    /// TCP packets to a service without a connection entry and without SYN: passed to the stack.
+    PassNoConn = 1,
+    /// IP fragments: passed to the stack (rvs does not reassemble).
+    PassFragment = 2,
+    /// New flows dropped because no real server was available.
+    DropNoDest = 3,
+    /// Packets dropped because the real server's MAC is not resolved yet.
+    DropNoNeigh = 4,
+    /// Packets dropped because TTL would reach zero.
+    DropTtl = 5,
+    /// Truncated or malformed headers addressed to a service: dropped.
+    DropMalformed = 6,
+    /// New flows dropped because the connection could not be recorded.
+    DropConnInsert = 7,
+    /// Packets whose connection points at a dest id that has no entry: dropped.
+    DropBadDest = 8,
+    /// Redirects to another interface that failed.
+    DropRedirect = 9,
+}
+
+/// Number of `Counter` values (size of the `COUNTERS` array).
+pub const COUNTER_COUNT: u32 = 10;
+
+/// Names of the counters, in index order, as `rvsadm --dataplane` prints them.
+pub const COUNTER_NAMES: [&str; COUNTER_COUNT as usize] = [
+    "forwarded",
+    "pass_no_conn",
+    "pass_fragment",
+    "drop_no_dest",
+    "drop_no_neigh",
+    "drop_ttl",
+    "drop_malformed",
+    "drop_conn_insert",
+    "drop_bad_dest",
+    "drop_redirect",
+];
+
+user_pod!(Stats);

@@ -1,0 +1,24 @@
+//! rvs: the Linux Virtual Server architecture on an XDP data plane.
+//!
+//! - [`model`]: services and real servers as ipvsadm sees them, with the kernel's rules for
+//!   adding, editing and deleting them.
+//! - [`sched`]: the IPVS schedulers, each as a user-space reference of the kernel's rule and as
+//!   the data the XDP program follows.
+//! - [`dataplane`]: loading the XDP program, its pinned maps, neighbour resolution, and writing
+//!   the model into the maps.
+//! - [`daemon`]: what rvsd runs besides: connection expiry, rate estimation, saved state.
+//! - [`control`]: the request/response protocol between rvsadm and rvsd over a Unix socket.
+//! - [`ipvsadm`]: ipvsadm's command line, messages and output formats.
+
+pub mod control;
+pub mod daemon;
+pub mod dataplane;
+pub mod ebpf;
+pub mod ipvsadm;
+pub mod model;
+pub mod sched;
+
+/// The IPVS version rvs reports (IP_VS_VERSION_CODE 0x010201), as ipvsadm prints it.
+pub const IPVS_VERSION: &str = "1.2.1";
+/// rvs's own version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,510 @@
+//! The table of virtual services, changed by the rules of the kernel's ip_vs_ctl.c: what exists,
+//! what is refused with which errno, where a new real server goes in the list, and which deleted
+//! real servers must stay known while flows still use them.
+
+use std::{collections::BTreeSet, net::IpAddr};
+
+use serde::{Deserialize, Serialize};
+
+use super::types::*;
+use crate::sched::{self, SchedState};
+
+/// Why a change was refused: the errno the kernel would return (ipvsadm turns it into its message)
+/// and, for logs and for rvs-specific refusals, a sentence.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{detail}")]
+pub struct ModelError {
+    pub errno: i32,
+    pub detail: String,
+}
+
+impl ModelError {
+    pub fn new(errno: i32, detail: impl Into<String>) -> ModelError {
+        ModelError {
+            errno,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// A virtual service with its real servers in the kernel's list order (newest first).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Service {
+    pub id: ServiceId,
+    pub config: ServiceConfig,
+    pub dests: Vec<Dest>,
+    /// Data-plane index of the service (stats, scheduler counter).
+    pub index: u32,
+    /// The scheduler's state as of the last table install (the kernel's sched_data).
+    pub sched: SchedState,
+}
+
+impl Service {
+    pub fn dest(&self, addr: &DestAddr) -> Option<&Dest> {
+        self.dests.iter().find(|d| d.addr == *addr)
+    }
+}
+
+/// A real server deleted from its service while flows may still use it. Its data-plane index is
+/// not reused until no connection refers to it; adding it again revives it (as the kernel's trash).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrashedDest {
+    pub service: ServiceId,
+    pub dest: Dest,
+    /// The service itself was deleted: its flows are gone, not draining.
+    pub service_deleted: bool,
+}
+
+/// All services, deleted dests still referenced, timeouts, and index allocation.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Model {
+    pub services: Vec<Service>,
+    pub trash: Vec<TrashedDest>,
+    pub timeouts: Timeouts,
+    used_service_indexes: BTreeSet<u32>,
+    used_dest_ids: BTreeSet<u32>,
+    max_services: u32,
+    max_dests: u32,
+}
+
+const EEXIST: i32 = libc::EEXIST;
+const ESRCH: i32 = libc::ESRCH;
+const ENOENT: i32 = libc::ENOENT;
+const EINVAL: i32 = libc::EINVAL;
+const ERANGE: i32 = libc::ERANGE;
+const ENOMEM: i32 = libc::ENOMEM;
+
+impl Model {
+    pub fn new(max_services: u32, max_dests: u32) -> Model {
+        Model {
+            max_services,
+            max_dests,
+            ..Model::default()
+        }
+    }
+
+    pub fn service(&self, id: &ServiceId) -> Option<&Service> {
+        self.services.iter().find(|s| s.id == *id)
+    }
+
+    fn service_mut(&mut self, id: &ServiceId) -> Result<&mut Service, ModelError> {
+        self.services
+            .iter_mut()
+            .find(|s| s.id == *id)
+            .ok_or_else(|| ModelError::new(ESRCH, format!("service {id} does not exist")))
+    }
+
+    /// `ipvsadm -A`.
+    pub fn add_service(&mut self, id: ServiceId, config: ServiceConfig) -> Result<(), ModelError> {
+        validate_service(&id, &config)?;
+        if self.service(&id).is_some() {
+            return Err(ModelError::new(EEXIST, format!("service {id} exists")));
+        }
+        let index = allocate(&mut self.used_service_indexes, self.max_services)
+            .ok_or_else(|| ModelError::new(ENOMEM, "no free service slot"))?;
+        let sched = SchedState::initial(&config.scheduler);
+        self.services.push(Service {
+            id,
+            config,
+            dests: Vec::new(),
+            index,
+            sched,
+        });
+        Ok(())
+    }
+
+    /// `ipvsadm -E`: replaces the settings; a new scheduler starts from its initial state.
+    pub fn edit_service(
+        &mut self,
+        id: &ServiceId,
+        config: ServiceConfig,
+    ) -> Result<(), ModelError> {
+        validate_service(id, &config)?;
+        let svc = self.service_mut(id)?;
+        if svc.config.scheduler != config.scheduler {
+            svc.sched = SchedState::initial(&config.scheduler);
+        }
+        svc.config = config;
+        Ok(())
+    }
+
+    /// `ipvsadm -D`: the service's real servers move to the trash until their flows are flushed.
+    pub fn delete_service(&mut self, id: &ServiceId) -> Result<(), ModelError> {
+        let pos = self
+            .services
+            .iter()
+            .position(|s| s.id == *id)
+            .ok_or_else(|| ModelError::new(ESRCH, format!("service {id} does not exist")))?;
+        let svc = self.services.remove(pos);
+        self.used_service_indexes.remove(&svc.index);
+        // Real servers deleted earlier and still draining now belong to a deleted service too.
+        for t in self.trash.iter_mut().filter(|t| t.service == *id) {
+            t.service_deleted = true;
+        }
+        for dest in svc.dests {
+            self.trash.push(TrashedDest {
+                service: *id,
+                dest,
+                service_deleted: true,
+            });
+        }
+        Ok(())
+    }
+
+    /// `ipvsadm -C`.
+    pub fn clear(&mut self) {
+        let ids: Vec<ServiceId> = self.services.iter().map(|s| s.id).collect();
+        for id in ids {
+            let _ = self.delete_service(&id);
+        }
+    }
+
+    /// `ipvsadm -a`: the new real server goes to the head of the list, as in the kernel.
+    pub fn add_dest(
+        &mut self,
+        svc_id: &ServiceId,
+        addr: DestAddr,
+        config: DestConfig,
+    ) -> Result<u32, ModelError> {
+        let svc = self
+            .service(svc_id)
+            .ok_or_else(|| ModelError::new(ESRCH, format!("service {svc_id} does not exist")))?;
+        validate_dest(svc, &addr, &config)?;
+        if svc.dest(&addr).is_some() {
+            return Err(ModelError::new(
+                EEXIST,
+                format!("{addr} is already in {svc_id}"),
+            ));
+        }
+        // A deleted real server still serving flows is revived with its index and counters.
+        let revived = self
+            .trash
+            .iter()
+            .position(|t| t.service == *svc_id && !t.service_deleted && t.dest.addr == addr);
+        let id = match revived {
+            Some(pos) => self.trash.remove(pos).dest.id,
+            None => allocate(&mut self.used_dest_ids, self.max_dests)
+                .ok_or_else(|| ModelError::new(ENOMEM, "no free real-server slot"))?,
+        };
+        let weight = config.weight;
+        let svc = self.service_mut(svc_id)?;
+        svc.dests.insert(
+            0,
+            Dest {
+                addr,
+                config,
+                id,
+                last_weight: weight,
+            },
+        );
+        Ok(id)
+    }
+
+    /// `ipvsadm -e`.
+    pub fn edit_dest(
+        &mut self,
+        svc_id: &ServiceId,
+        addr: DestAddr,
+        config: DestConfig,
+    ) -> Result<(), ModelError> {
+        let svc = self
+            .service(svc_id)
+            .ok_or_else(|| ModelError::new(ESRCH, format!("service {svc_id} does not exist")))?;
+        validate_dest(svc, &addr, &config)?;
+        let svc = self.service_mut(svc_id)?;
+        let dest = svc
+            .dests
+            .iter_mut()
+            .find(|d| d.addr == addr)
+            .ok_or_else(|| ModelError::new(ENOENT, format!("{addr} is not in {svc_id}")))?;
+        if config.weight > 0 {
+            dest.last_weight = config.weight;
+        }
+        dest.config = config;
+        Ok(())
+    }
+
+    /// `ipvsadm -d`: the real server leaves the list; its flows drain.
+    pub fn delete_dest(&mut self, svc_id: &ServiceId, addr: DestAddr) -> Result<(), ModelError> {
+        let svc = self.service_mut(svc_id)?;
+        let pos = svc
+            .dests
+            .iter()
+            .position(|d| d.addr == addr)
+            .ok_or_else(|| ModelError::new(ENOENT, format!("{addr} is not in {svc_id}")))?;
+        let dest = svc.dests.remove(pos);
+        svc.sched.dest_removed(&dest.addr, pos, &svc.dests);
+        self.trash.push(TrashedDest {
+            service: *svc_id,
+            dest,
+            service_deleted: false,
+        });
+        Ok(())
+    }
+
+    /// `ipvsadm --set`: zero leaves a value unchanged.
+    pub fn set_timeouts(&mut self, t: Timeouts) {
+        if t.tcp != 0 {
+            self.timeouts.tcp = t.tcp;
+        }
+        if t.tcp_fin != 0 {
+            self.timeouts.tcp_fin = t.tcp_fin;
+        }
+        if t.udp != 0 {
+            self.timeouts.udp = t.udp;
+        }
+    }
+
+    /// Forgets trashed real servers that no connection refers to any more, freeing their indexes.
+    /// Returns the ids released.
+    pub fn release_unreferenced(&mut self, referenced: &BTreeSet<u32>) -> Vec<u32> {
+        let mut released = Vec::new();
+        self.trash.retain(|t| {
+            if referenced.contains(&t.dest.id) {
+                true
+            } else {
+                released.push(t.dest.id);
+                false
+            }
+        });
+        for id in &released {
+            self.used_dest_ids.remove(id);
+        }
+        released
+    }
+
+    /// Ids of trashed real servers whose service was deleted: their flows are flushed.
+    pub fn flushed_dest_ids(&self) -> BTreeSet<u32> {
+        self.trash
+            .iter()
+            .filter(|t| t.service_deleted)
+            .map(|t| t.dest.id)
+            .collect()
+    }
+}
+
+fn allocate(used: &mut BTreeSet<u32>, max: u32) -> Option<u32> {
+    let id = (0..max).find(|i| !used.contains(i))?;
+    used.insert(id);
+    Some(id)
+}
+
+fn validate_service(id: &ServiceId, config: &ServiceConfig) -> Result<(), ModelError> {
+    if !sched::is_known(&config.scheduler) {
+        return Err(ModelError::new(
+            ENOENT,
+            format!("unknown scheduler {:?}", config.scheduler),
+        ));
+    }
+    if !sched::is_implemented(&config.scheduler) {
+        return Err(ModelError::new(
+            ENOENT,
+            format!(
+                "scheduler {} is not available in this rvs yet",
+                config.scheduler
+            ),
+        ));
+    }
+    if let Some(pe) = &config.pe_name {
+        return Err(ModelError::new(
+            ENOENT,
+            format!("persistence engine {pe:?} is not available"),
+        ));
+    }
+    if let ServiceId::Inet { addr, port, .. } = id {
+        if addr.is_unspecified() || addr.is_multicast() {
+            return Err(ModelError::new(
+                EINVAL,
+                format!("{addr} is not a unicast address"),
+            ));
+        }
+        if *port == 0 && !config.persistent() {
+            return Err(ModelError::new(
+                EINVAL,
+                "zero port for a non-persistent service",
+            ));
+        }
+    }
+    if config.persistent() || config.one_packet() {
+        return Err(ModelError::new(
+            libc::EOPNOTSUPP,
+            "persistence and one-packet scheduling are not available in this rvs yet",
+        ));
+    }
+    if let ServiceId::Fwmark { .. } = id {
+        return Err(ModelError::new(
+            libc::EOPNOTSUPP,
+            "fwmark services are not available in this rvs yet",
+        ));
+    }
+    Ok(())
+}
+
+fn validate_dest(svc: &Service, addr: &DestAddr, config: &DestConfig) -> Result<(), ModelError> {
+    if config.weight < 0 {
+        return Err(ModelError::new(ERANGE, "negative weight"));
+    }
+    if config.l_threshold > config.u_threshold {
+        return Err(ModelError::new(
+            ERANGE,
+            "lower threshold above upper threshold",
+        ));
+    }
+    if addr.addr.is_ipv6() != svc.id.is_ipv6() && config.fwd != FwdMethod::Tunnel {
+        return Err(ModelError::new(
+            EINVAL,
+            "a real server of another address family needs tunnelling",
+        ));
+    }
+    if is_not_unicast(&addr.addr) {
+        return Err(ModelError::new(
+            EINVAL,
+            format!("{} is not unicast", addr.addr),
+        ));
+    }
+    if config.fwd != FwdMethod::Route {
+        return Err(ModelError::new(
+            libc::EOPNOTSUPP,
+            format!(
+                "forwarding method {} is not available in this rvs yet (use -g)",
+                config.fwd.name()
+            ),
+        ));
+    }
+    if addr.addr.is_ipv6() {
+        return Err(ModelError::new(
+            libc::EOPNOTSUPP,
+            "IPv6 is not available in this rvs yet",
+        ));
+    }
+    Ok(())
+}
+
+fn is_not_unicast(a: &IpAddr) -> bool {
+    match a {
+        IpAddr::V4(v4) => v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast(),
+        IpAddr::V6(v6) => v6.is_unspecified() || v6.is_multicast(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+
+    fn svc() -> ServiceId {
+        ServiceId::Inet {
+            proto: Protocol::Tcp,
+            addr: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 100)),
+            port: 80,
+        }
+    }
+
+    fn rs(last: u8) -> DestAddr {
+        DestAddr {
+            addr: IpAddr::V4(Ipv4Addr::new(198, 18, 0, last)),
+            port: 80,
+        }
+    }
+
+    fn model() -> Model {
+        let mut m = Model::new(16, 16);
+        m.add_service(svc(), ServiceConfig::new("rr", false))
+            .unwrap();
+        m
+    }
+
+    #[test]
+    fn new_dests_go_to_the_head() {
+        let mut m = model();
+        for i in 1..=3 {
+            m.add_dest(&svc(), rs(i), DestConfig::default()).unwrap();
+        }
+        let order: Vec<_> = m
+            .service(&svc())
+            .unwrap()
+            .dests
+            .iter()
+            .map(|d| d.addr)
+            .collect();
+        assert_eq!(order, vec![rs(3), rs(2), rs(1)]);
+    }
+
+    #[test]
+    fn kernel_errnos() {
+        let mut m = model();
+        assert_eq!(
+            m.add_service(svc(), ServiceConfig::new("rr", false))
+                .unwrap_err()
+                .errno,
+            EEXIST
+        );
+        m.add_dest(&svc(), rs(1), DestConfig::default()).unwrap();
+        assert_eq!(
+            m.add_dest(&svc(), rs(1), DestConfig::default())
+                .unwrap_err()
+                .errno,
+            EEXIST
+        );
+        assert_eq!(
+            m.edit_dest(&svc(), rs(2), DestConfig::default())
+                .unwrap_err()
+                .errno,
+            ENOENT
+        );
+        assert_eq!(m.delete_dest(&svc(), rs(2)).unwrap_err().errno, ENOENT);
+        let other = ServiceId::Inet {
+            proto: Protocol::Udp,
+            addr: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 100)),
+            port: 80,
+        };
+        assert_eq!(
+            m.add_dest(&other, rs(1), DestConfig::default())
+                .unwrap_err()
+                .errno,
+            ESRCH
+        );
+        assert_eq!(m.delete_service(&other).unwrap_err().errno, ESRCH);
+        let bad = DestConfig {
+            l_threshold: 5,
+            ..DestConfig::default()
+        };
+        assert_eq!(m.add_dest(&svc(), rs(3), bad).unwrap_err().errno, ERANGE);
+        assert_eq!(
+            m.add_service(
+                ServiceId::Inet {
+                    proto: Protocol::Tcp,
+                    addr: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 101)),
+                    port: 80
+                },
+                ServiceConfig::new("nosuch", false)
+            )
+            .unwrap_err()
+            .errno,
+            ENOENT
+        );
+    }
+
+    #[test]
+    fn deleted_dest_is_revived_with_its_id() {
+        let mut m = model();
+        let id = m.add_dest(&svc(), rs(1), DestConfig::default()).unwrap();
+        m.delete_dest(&svc(), rs(1)).unwrap();
+        assert_eq!(m.trash.len(), 1);
+        let again = m.add_dest(&svc(), rs(1), DestConfig::default()).unwrap();
+        assert_eq!(id, again);
+        assert!(m.trash.is_empty());
+    }
+
+    #[test]
+    fn trashed_ids_are_released_only_when_unreferenced() {
+        let mut m = model();
+        let id = m.add_dest(&svc(), rs(1), DestConfig::default()).unwrap();
+        m.delete_dest(&svc(), rs(1)).unwrap();
+        assert!(m.release_unreferenced(&BTreeSet::from([id])).is_empty());
+        assert_eq!(m.release_unreferenced(&BTreeSet::new()), vec![id]);
+        let next = m.add_dest(&svc(), rs(2), DestConfig::default()).unwrap();
+        assert_eq!(next, id, "released index is reused");
+    }
+}
