@@ -5,8 +5,13 @@
 pub const SERVICES: &str = "RVS_SERVICES";
 /// Real servers: dest id -> `DestEntry` (array).
 pub const DESTS: &str = "RVS_DESTS";
-/// Active/inactive connection counters per dest id (array, updated atomically).
+/// Active/inactive connection counters per dest id, as the data plane counts them: created and
+/// moved between active and inactive (array, updated atomically; only the data plane writes it).
 pub const DEST_CONNS: &str = "RVS_DEST_CONNS";
+/// Connections the control plane expired per dest id, by the state they were in (only the control
+/// plane writes it). A dest's live count is DEST_CONNS minus DEST_EXPIRED: two writers never share
+/// a counter, so neither needs the other's atomicity.
+pub const DEST_EXPIRED: &str = "RVS_DEST_EXPIRED";
 /// Scheduler slot tables: `SlotKey` -> dest id (hash, allocated on use).
 pub const SCHED_SLOTS: &str = "RVS_SCHED_SLOTS";
 /// Scheduler position per service id: one u64 counter advanced atomically per new flow (array).

@@ -1,6 +1,10 @@
 //! Atomic add on map memory. The BPF target does not offer core's atomic types' read-modify-write
-//! methods, so this uses the intrinsic the types are built on; it compiles to BPF_ATOMIC_ADD
-//! (with BPF_FETCH when the old value is used).
+//! methods, so this uses the intrinsic the types are built on, compiling to BPF_ATOMIC with
+//! BPF_ADD | BPF_FETCH (needs -C target-cpu=v3, set by crates/rvs/build.rs).
+//!
+//! The ordering is SeqCst on purpose: with Relaxed, LLVM 22's BPF backend was seen to emit a
+//! plain `lock +=` (no BPF_FETCH) and hand back the operand as the "old value", which made every
+//! round-robin pick read the same slot. `llvm-objdump -d` shows `atomic_fetch_add` for SeqCst.
 
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
@@ -11,5 +15,5 @@ use core::intrinsics::{AtomicOrdering, atomic_xadd};
 #[inline(always)]
 pub unsafe fn fetch_add(dst: *mut u64, delta: u64) -> u64 {
     // SAFETY: forwarded from the caller.
-    unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(dst, delta) }
+    unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::SeqCst }>(dst, delta) }
 }

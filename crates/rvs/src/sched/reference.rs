@@ -110,13 +110,13 @@ impl KernelWrr {
         let mut restarted = false;
         loop {
             let from = cur.map_or(0, |p| p + 1);
-            for i in from..list.len() {
-                if list[i].weight >= self.cw {
-                    self.cl = Some(list[i].addr);
-                    return Some(list[i].addr);
+            for (i, d) in list.iter().enumerate().skip(from) {
+                if d.weight >= self.cw {
+                    self.cl = Some(d.addr);
+                    return Some(d.addr);
                 }
                 if stop == Some(i) {
-                    self.cl = Some(list[i].addr);
+                    self.cl = Some(d.addr);
                     return None;
                 }
             }

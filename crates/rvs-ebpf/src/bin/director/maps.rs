@@ -22,6 +22,9 @@ pub static DESTS: Array<DestEntry> = Array::with_max_entries(MAX_DESTS, 0);
 #[map(name = "RVS_DEST_CONNS")]
 pub static DEST_CONNS: Array<DestConns> = Array::with_max_entries(MAX_DESTS, 0);
 
+#[map(name = "RVS_DEST_EXPIRED")]
+pub static DEST_EXPIRED: Array<DestConns> = Array::with_max_entries(MAX_DESTS, 0);
+
 #[map(name = "RVS_SCHED_SLOTS")]
 pub static SCHED_SLOTS: HashMap<SlotKey, u32> =
     HashMap::with_max_entries(MAX_SCHED_SLOTS, BPF_F_NO_PREALLOC);

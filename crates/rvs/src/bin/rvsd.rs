@@ -1,0 +1,236 @@
+//! rvsd: the rvs director daemon. Loads the XDP director onto the given interfaces with its maps
+//! pinned in bpffs, keeps the model of services and real servers, serves rvsadm on a Unix socket,
+//! expires connections, estimates rates and keeps real servers' next hops resolved.
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, ValueEnum};
+use rvs::{
+    control::{self, server},
+    daemon::{Director, DirectorOptions, expiry, state},
+    dataplane::{AttachMode, Dataplane, DirectorMaps, LoadOptions, Neighbours, cleanup_pins},
+    model::Model,
+};
+use rvs_common::maps::{DEFAULT_CONN_TABLE_SIZE, MAX_DESTS, MAX_SERVICES};
+use tokio::{signal::unix::SignalKind, sync::Mutex};
+use tracing::{info, warn};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum XdpModeArg {
+    /// Native XDP in the driver.
+    Driver,
+    /// Generic XDP in the stack (slower; for interfaces without native support).
+    Generic,
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "rvsd",
+    version,
+    about = "rvs director daemon: IPVS-style load balancing in XDP"
+)]
+struct Args {
+    /// Interface to attach the director to (repeat for several).
+    #[arg(short, long = "interface", value_name = "IF")]
+    interfaces: Vec<String>,
+    /// Control socket for rvsadm.
+    #[arg(long, env = "RVS_SOCKET", default_value = control::DEFAULT_SOCKET)]
+    socket: PathBuf,
+    /// Directory in bpffs where the maps are pinned (connections survive a restart there).
+    #[arg(long, default_value = "/sys/fs/bpf/rvs")]
+    pin_dir: PathBuf,
+    /// Where the model of services is saved after each change.
+    #[arg(long, default_value = "/run/rvs/state.json")]
+    state_file: PathBuf,
+    /// Capacity of the connection table (flows).
+    #[arg(long, default_value_t = DEFAULT_CONN_TABLE_SIZE)]
+    conn_table_size: u32,
+    /// XDP attach mode.
+    #[arg(long, value_enum, default_value = "driver")]
+    xdp_mode: XdpModeArg,
+    /// Remove the pinned maps, the saved model and the socket of a stopped rvsd, then exit.
+    #[arg(long)]
+    cleanup: bool,
+}
+
+fn main() -> std::process::ExitCode {
+    match real_main() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rvsd: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RVS_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    if args.cleanup {
+        cleanup_pins(&args.pin_dir)?;
+        for f in [&args.state_file, &args.socket] {
+            if f.exists() {
+                std::fs::remove_file(f).with_context(|| format!("removing {}", f.display()))?;
+            }
+        }
+        info!("removed {} and the saved state", args.pin_dir.display());
+        return Ok(());
+    }
+    if args.interfaces.is_empty() {
+        bail!("give at least one --interface to attach the director to");
+    }
+    if args.conn_table_size == 0 {
+        bail!("--conn-table-size must be at least 1");
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?
+        .block_on(run(args))
+}
+
+async fn run(args: Args) -> Result<()> {
+    let listener = server::bind(&args.socket)?;
+    let _socket_file = server::SocketFile(args.socket.clone());
+    let opts = LoadOptions {
+        pin_dir: args.pin_dir.clone(),
+        interfaces: args.interfaces.clone(),
+        mode: match args.xdp_mode {
+            XdpModeArg::Driver => AttachMode::Driver,
+            XdpModeArg::Generic => AttachMode::Generic,
+        },
+        conn_table_size: args.conn_table_size,
+    };
+    let plane_program = Dataplane::load(&opts)?;
+    let resumed = plane_program.resumed;
+    for (name, ifindex) in &plane_program.interfaces {
+        info!(
+            "director attached to {name} (ifindex {ifindex}, {:?} mode)",
+            opts.mode
+        );
+    }
+    let model = match state::load(&args.state_file)? {
+        Some(m) => {
+            info!(
+                "loaded {} services from {}{}",
+                m.services.len(),
+                args.state_file.display(),
+                if resumed {
+                    "; connections carried over"
+                } else {
+                    "; maps are new, connections start afresh"
+                }
+            );
+            m
+        }
+        None => Model::new(MAX_SERVICES, MAX_DESTS),
+    };
+    let plane = dataplane_handles(&args)?;
+    let mut director = Director::new(
+        model,
+        Some(plane),
+        DirectorOptions {
+            state_file: Some(args.state_file.clone()),
+            conn_table_size: args.conn_table_size,
+        },
+    );
+    director.reconcile(resumed).await?;
+    let director = Arc::new(Mutex::new(director));
+
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(server::serve(listener, director.clone()));
+    tasks.spawn(estimator_loop(director.clone()));
+    tasks.spawn(next_hop_loop(director.clone()));
+    tasks.spawn(expiry_loop(
+        director.clone(),
+        args.pin_dir.clone(),
+        args.conn_table_size,
+    ));
+    info!("serving rvsadm on {}", args.socket.display());
+
+    let mut term = tokio::signal::unix::signal(SignalKind::terminate())?;
+    let mut int = tokio::signal::unix::signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM: detaching and exiting"),
+        _ = int.recv() => info!("SIGINT: detaching and exiting"),
+        r = tasks.join_next() => warn!("a task ended unexpectedly: {r:?}"),
+    }
+    tasks.abort_all();
+    drop(plane_program);
+    info!("detached; pinned maps kept in {}", args.pin_dir.display());
+    Ok(())
+}
+
+fn dataplane_handles(args: &Args) -> Result<rvs::daemon::Plane> {
+    Ok(rvs::daemon::Plane {
+        maps: DirectorMaps::open(&args.pin_dir)?,
+        neigh: Neighbours::new()?,
+        hops: Default::default(),
+    })
+}
+
+async fn estimator_loop(director: Arc<Mutex<Director>>) {
+    let mut tick = tokio::time::interval(rvs::daemon::estimator::INTERVAL);
+    loop {
+        tick.tick().await;
+        director.lock().await.estimate();
+    }
+}
+
+async fn next_hop_loop(director: Arc<Mutex<Director>>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        director.lock().await.refresh_next_hops().await;
+    }
+}
+
+/// Walks the connection table about once a second (back to back when a walk takes longer).
+async fn expiry_loop(director: Arc<Mutex<Director>>, pin_dir: PathBuf, capacity: u32) {
+    let maps = match DirectorMaps::open(&pin_dir) {
+        Ok(m) => Arc::new(std::sync::Mutex::new(m)),
+        Err(e) => {
+            warn!("connection expiry disabled: {e:#}");
+            return;
+        }
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let (timeouts, flush, trash) = director.lock().await.expiry_inputs();
+        let m = maps.clone();
+        let sweep = tokio::task::spawn_blocking(move || {
+            let mut m = m.lock().expect("expiry maps");
+            let m = &mut *m;
+            expiry::sweep(
+                &mut m.conns,
+                &mut m.dest_expired,
+                capacity,
+                &timeouts,
+                &flush,
+            )
+        })
+        .await;
+        match sweep {
+            Ok(s) => {
+                if s.expired + s.flushed > 0 {
+                    tracing::debug!(
+                        "expired {} and flushed {} of {} connections",
+                        s.expired,
+                        s.flushed,
+                        s.walked
+                    );
+                }
+                director.lock().await.expiry_done(&s, &trash);
+            }
+            Err(e) => warn!("connection expiry walk failed: {e}"),
+        }
+    }
+}

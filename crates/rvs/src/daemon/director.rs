@@ -1,0 +1,527 @@
+//! The director: answers control requests by changing the model under the kernel's rules and
+//! writing the result into the data plane's maps. A change is computed on a copy of the model and
+//! committed only when the maps took it, so a refused or failed request changes nothing.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    path::PathBuf,
+    time::Duration,
+};
+
+use anyhow::Result;
+use tracing::{info, warn};
+
+use super::{estimator::Estimator, expiry::Sweep, state, views};
+use crate::{
+    control::proto::{Info, Request, Response},
+    dataplane::{self, DestPlacement, DirectorMaps, Neighbours, NextHop},
+    model::{Model, ModelError, Service, ServiceId},
+    sched,
+};
+
+/// How long adding a real server waits for its MAC address to resolve.
+const RESOLVE_WAIT: Duration = Duration::from_millis(1500);
+
+pub struct DirectorOptions {
+    /// Where the model is saved after each change (None: not saved).
+    pub state_file: Option<PathBuf>,
+    /// Capacity of the connection table (reported by rvsadm's banner).
+    pub conn_table_size: u32,
+}
+
+/// The data plane as the director drives it.
+pub struct Plane {
+    pub maps: DirectorMaps,
+    pub neigh: Neighbours,
+    /// Resolved next hop of each real-server id (None: not resolved yet).
+    pub hops: HashMap<u32, Option<NextHop>>,
+}
+
+/// Which estimator: a service (by index) or a real server (by id).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(super) enum EstKey {
+    Service(u32),
+    Dest(u32),
+}
+
+pub struct Director {
+    pub(super) model: Model,
+    pub(super) plane: Option<Plane>,
+    pub(super) estimators: HashMap<EstKey, Estimator>,
+    opts: DirectorOptions,
+}
+
+/// Whether a change needs a new scheduler table.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Replan {
+    Yes,
+    No,
+}
+
+impl Director {
+    /// A director over `model`; `plane` is None for a model-only director (tests, --check).
+    pub fn new(model: Model, plane: Option<Plane>, opts: DirectorOptions) -> Director {
+        Director {
+            model,
+            plane,
+            estimators: HashMap::new(),
+            opts,
+        }
+    }
+
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// Brings the maps in line with the model at start-up. With fresh maps every service is
+    /// programmed; with maps carried over from a previous rvsd the installed tables are kept (their
+    /// scheduler positions continue) and only what is missing or stale is rewritten.
+    pub async fn reconcile(&mut self, resumed: bool) -> Result<()> {
+        let Some(plane) = self.plane.as_mut() else {
+            return Ok(());
+        };
+        let services = self.model.services.clone();
+        for svc in &services {
+            for d in &svc.dests {
+                let hop = plane
+                    .neigh
+                    .resolve(d.addr.addr, RESOLVE_WAIT)
+                    .await
+                    .unwrap_or_else(|e| {
+                        warn!("real server {}: {e:#}", d.addr);
+                        None
+                    });
+                plane.hops.insert(d.id, hop);
+                dataplane::write_dest(
+                    &mut plane.maps,
+                    svc.index,
+                    d,
+                    DestPlacement {
+                        next_hop: hop,
+                        available: true,
+                    },
+                )?;
+            }
+            let key = dataplane_service_key(&svc.id);
+            if !resumed || plane.maps.services.get(&key, 0).is_err() {
+                if !resumed {
+                    plane.maps.zero_service_stats(svc.index)?;
+                    for d in &svc.dests {
+                        plane.maps.zero_dest(d.id)?;
+                    }
+                }
+                let plan = sched::installed_plan(svc);
+                let base = plane.maps.sched_counter(svc.index);
+                dataplane::program_service(&mut plane.maps, svc, &plan, base)?;
+            }
+        }
+        for t in &self.model.trash {
+            let hop = plane.hops.get(&t.dest.id).copied().flatten();
+            dataplane::write_dest(
+                &mut plane.maps,
+                u32::MAX,
+                &t.dest,
+                DestPlacement {
+                    next_hop: hop,
+                    available: false,
+                },
+            )?;
+        }
+        // Services the maps hold but the model does not (a stale state file): remove them.
+        let wanted: std::collections::HashSet<_> = services
+            .iter()
+            .map(|s| dataplane_service_key(&s.id))
+            .collect();
+        let stale: Vec<_> = plane
+            .maps
+            .services
+            .keys()
+            .filter_map(|k| k.ok())
+            .filter(|k| !wanted.contains(k))
+            .collect();
+        for k in stale {
+            warn!("removing a service the saved model does not know");
+            let _ = plane.maps.services.remove(&k);
+        }
+        Ok(())
+    }
+
+    pub async fn handle(&mut self, req: Request) -> Response {
+        match req {
+            Request::Info => Response::Info(Info {
+                ipvs_version: crate::IPVS_VERSION.to_owned(),
+                rvs_version: crate::VERSION.to_owned(),
+                conn_table_size: self.opts.conn_table_size,
+            }),
+            Request::AddService { service, config } => {
+                let fresh = !self.model.services.iter().any(|s| s.id == service);
+                let resp = self
+                    .apply(service, Replan::Yes, |m| m.add_service(service, config))
+                    .await;
+                if fresh && resp == Response::Ok {
+                    info!("added service {service}");
+                }
+                resp
+            }
+            Request::EditService { service, config } => {
+                let replan = match self.model.service(&service) {
+                    Some(s) if s.config.scheduler != config.scheduler => Replan::Yes,
+                    _ => Replan::No,
+                };
+                self.apply(service, replan, |m| m.edit_service(&service, config))
+                    .await
+            }
+            Request::DeleteService { service } => {
+                self.apply(service, Replan::Yes, |m| m.delete_service(&service))
+                    .await
+            }
+            Request::Clear => {
+                let ids: Vec<ServiceId> = self.model.services.iter().map(|s| s.id).collect();
+                for id in ids {
+                    let r = self.apply(id, Replan::Yes, |m| m.delete_service(&id)).await;
+                    if r != Response::Ok {
+                        return r;
+                    }
+                }
+                Response::Ok
+            }
+            Request::AddDest {
+                service,
+                dest,
+                config,
+            } => {
+                self.apply(service, Replan::Yes, |m| {
+                    m.add_dest(&service, dest, config).map(|_| ())
+                })
+                .await
+            }
+            Request::EditDest {
+                service,
+                dest,
+                config,
+            } => {
+                self.apply(service, Replan::Yes, |m| {
+                    m.edit_dest(&service, dest, config)
+                })
+                .await
+            }
+            Request::DeleteDest { service, dest } => {
+                self.apply(service, Replan::Yes, |m| m.delete_dest(&service, dest))
+                    .await
+            }
+            Request::Zero { service } => self.zero(service),
+            Request::SetTimeouts { timeouts } => {
+                let mut next = self.model.clone();
+                next.set_timeouts(timeouts);
+                self.commit(next)
+            }
+            Request::GetTimeouts => Response::Timeouts {
+                timeouts: self.model.timeouts,
+            },
+            Request::ListServices { service } => views::services(self, service),
+            Request::ListConns => views::conns(self),
+            Request::Counters => views::counters(self),
+        }
+    }
+
+    /// How many flows the data plane scheduled for `svc` since its table was installed.
+    fn picks_since_install(&self, svc: &Service) -> u64 {
+        let Some(plane) = &self.plane else { return 0 };
+        let Ok(entry) = plane.maps.services.get(&dataplane_service_key(&svc.id), 0) else {
+            return 0;
+        };
+        plane
+            .maps
+            .sched_counter(svc.index)
+            .wrapping_sub(entry.counter_base)
+    }
+
+    /// Applies `f` to a copy of the model, writes the affected service into the maps and commits.
+    async fn apply(
+        &mut self,
+        svc_id: ServiceId,
+        replan: Replan,
+        f: impl FnOnce(&mut Model) -> Result<(), ModelError>,
+    ) -> Response {
+        let mut next = self.model.clone();
+        if replan == Replan::Yes
+            && let Some(svc) = self.model.service(&svc_id)
+        {
+            let picks = self.picks_since_install(svc);
+            if let Some(s) = next.services.iter_mut().find(|s| s.id == svc_id) {
+                sched::settle(s, picks);
+            }
+        }
+        if let Err(e) = f(&mut next) {
+            return Response::Error {
+                errno: e.errno,
+                detail: e.detail,
+            };
+        }
+        if let Err(e) = self.program(&mut next, svc_id, replan).await {
+            warn!("{svc_id}: the data plane refused the change: {e:#}");
+            return Response::Error {
+                errno: libc::EIO,
+                detail: format!("rvs: the data plane refused the change: {e:#}"),
+            };
+        }
+        self.commit(next)
+    }
+
+    /// Writes service `svc_id` as it is in `next` into the maps.
+    async fn program(&mut self, next: &mut Model, svc_id: ServiceId, replan: Replan) -> Result<()> {
+        let Some(plane) = self.plane.as_mut() else {
+            // Without a data plane, still run the scheduler hooks so the model's state is right.
+            if replan == Replan::Yes
+                && let Some(s) = next.services.iter_mut().find(|s| s.id == svc_id)
+            {
+                sched::plan(s);
+            }
+            return Ok(());
+        };
+        let before: BTreeSet<u32> = self
+            .model
+            .service(&svc_id)
+            .map(|s| s.dests.iter().map(|d| d.id).collect())
+            .unwrap_or_default();
+        let revived: BTreeSet<u32> = self.model.trash.iter().map(|t| t.dest.id).collect();
+        let old_index = self.model.service(&svc_id).map(|s| s.index);
+
+        match next.services.iter_mut().find(|s| s.id == svc_id) {
+            Some(svc) => {
+                if old_index.is_none() {
+                    plane.maps.zero_service_stats(svc.index)?;
+                    self.estimators.remove(&EstKey::Service(svc.index));
+                }
+                for d in &svc.dests {
+                    if before.contains(&d.id) && plane.hops.get(&d.id).copied().flatten().is_some()
+                    {
+                        // Known real server: refresh its entry (weight may have changed).
+                        let hop = plane.hops[&d.id];
+                        dataplane::write_dest(
+                            &mut plane.maps,
+                            svc.index,
+                            d,
+                            DestPlacement {
+                                next_hop: hop,
+                                available: true,
+                            },
+                        )?;
+                        continue;
+                    }
+                    if !before.contains(&d.id) && !revived.contains(&d.id) {
+                        plane.maps.zero_dest(d.id)?;
+                        self.estimators.remove(&EstKey::Dest(d.id));
+                    }
+                    let hop = match plane.neigh.resolve(d.addr.addr, RESOLVE_WAIT).await {
+                        Ok(Some(hop)) => Some(hop),
+                        Ok(None) => {
+                            warn!(
+                                "real server {}: no answer to address resolution yet; its flows wait",
+                                d.addr
+                            );
+                            None
+                        }
+                        Err(e) => {
+                            warn!("real server {}: {e:#}", d.addr);
+                            None
+                        }
+                    };
+                    plane.hops.insert(d.id, hop);
+                    dataplane::write_dest(
+                        &mut plane.maps,
+                        svc.index,
+                        d,
+                        DestPlacement {
+                            next_hop: hop,
+                            available: true,
+                        },
+                    )?;
+                }
+                if replan == Replan::Yes {
+                    let plan = sched::plan(svc);
+                    let base = plane.maps.sched_counter(svc.index);
+                    dataplane::program_service(&mut plane.maps, svc, &plan, base)?;
+                }
+            }
+            None => {
+                if let Some(old) = self.model.service(&svc_id) {
+                    dataplane::remove_service(&mut plane.maps, old)?;
+                }
+            }
+        }
+        // Real servers that left the list keep forwarding their flows but take no new ones.
+        let now_live: BTreeSet<u32> = next
+            .service(&svc_id)
+            .map(|s| s.dests.iter().map(|d| d.id).collect())
+            .unwrap_or_default();
+        for t in next
+            .trash
+            .iter()
+            .filter(|t| before.contains(&t.dest.id) && !now_live.contains(&t.dest.id))
+        {
+            let hop = plane.hops.get(&t.dest.id).copied().flatten();
+            dataplane::write_dest(
+                &mut plane.maps,
+                old_index.unwrap_or(u32::MAX),
+                &t.dest,
+                DestPlacement {
+                    next_hop: hop,
+                    available: false,
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self, next: Model) -> Response {
+        if let Some(path) = &self.opts.state_file
+            && let Err(e) = state::save(path, &next)
+        {
+            warn!("saving the model: {e:#}");
+            return Response::Error {
+                errno: libc::EIO,
+                detail: format!("rvs: saving the model failed: {e:#}"),
+            };
+        }
+        self.model = next;
+        Response::Ok
+    }
+
+    fn zero(&mut self, service: Option<ServiceId>) -> Response {
+        let targets: Vec<&Service> = match &service {
+            Some(id) => match self.model.service(id) {
+                Some(s) => vec![s],
+                None => {
+                    return Response::Error {
+                        errno: libc::ESRCH,
+                        detail: format!("service {id} does not exist"),
+                    };
+                }
+            },
+            None => self.model.services.iter().collect(),
+        };
+        let mut keys = Vec::new();
+        for s in &targets {
+            keys.push((EstKey::Service(s.index), s.index, true));
+            for d in &s.dests {
+                keys.push((EstKey::Dest(d.id), d.id, false));
+            }
+        }
+        if let Some(plane) = self.plane.as_mut() {
+            for (_, id, is_service) in &keys {
+                let r = if *is_service {
+                    plane.maps.zero_service_stats(*id)
+                } else {
+                    plane.maps.zero_dest_stats(*id)
+                };
+                if let Err(e) = r {
+                    return Response::Error {
+                        errno: libc::EIO,
+                        detail: format!("rvs: zeroing counters failed: {e:#}"),
+                    };
+                }
+            }
+        }
+        for (key, ..) in keys {
+            self.estimators.insert(key, Estimator::default());
+        }
+        Response::Ok
+    }
+
+    /// One estimator tick (every 2 s).
+    pub fn estimate(&mut self) {
+        let Some(plane) = &self.plane else { return };
+        let mut seen = BTreeSet::new();
+        for s in &self.model.services {
+            let now = views::stats_view(plane.maps.service_stats(s.index));
+            self.estimators
+                .entry(EstKey::Service(s.index))
+                .or_insert_with(|| Estimator::new(now))
+                .sample(now);
+            seen.insert(EstKey::Service(s.index));
+            for d in &s.dests {
+                let now = views::stats_view(plane.maps.dest_stats(d.id));
+                self.estimators
+                    .entry(EstKey::Dest(d.id))
+                    .or_insert_with(|| Estimator::new(now))
+                    .sample(now);
+                seen.insert(EstKey::Dest(d.id));
+            }
+        }
+        self.estimators.retain(|k, _| seen.contains(k));
+    }
+
+    /// What a connection-expiry walk needs: timeouts, ids whose flows are flushed, and the ids in
+    /// the trash when the walk starts.
+    pub fn expiry_inputs(&self) -> (crate::model::Timeouts, BTreeSet<u32>, BTreeSet<u32>) {
+        let trash = self.model.trash.iter().map(|t| t.dest.id).collect();
+        (self.model.timeouts, self.model.flushed_dest_ids(), trash)
+    }
+
+    /// Frees trashed real servers that no flow referred to during a complete walk.
+    pub fn expiry_done(&mut self, sweep: &Sweep, trash_at_start: &BTreeSet<u32>) {
+        if !sweep.complete {
+            return;
+        }
+        // Ids trashed after the walk started may have flows the walk did not reach: keep them.
+        let mut keep = sweep.referenced.clone();
+        keep.extend(
+            self.model
+                .trash
+                .iter()
+                .map(|t| t.dest.id)
+                .filter(|id| !trash_at_start.contains(id)),
+        );
+        let mut next = self.model.clone();
+        let released = next.release_unreferenced(&keep);
+        if released.is_empty() {
+            return;
+        }
+        if let Some(plane) = self.plane.as_mut() {
+            for id in &released {
+                let _ = plane
+                    .maps
+                    .dests
+                    .set(*id, rvs_common::dest::DestEntry::default(), 0);
+                plane.hops.remove(id);
+            }
+        }
+        let _ = self.commit(next);
+    }
+
+    /// Re-resolves next hops and rewrites real servers whose MAC or interface changed.
+    pub async fn refresh_next_hops(&mut self) {
+        let Some(plane) = self.plane.as_mut() else {
+            return;
+        };
+        for svc in &self.model.services {
+            for d in &svc.dests {
+                let wait = Duration::ZERO;
+                let hop = match plane.neigh.resolve(d.addr.addr, wait).await {
+                    Ok(h) => h,
+                    Err(e) => {
+                        warn!("real server {}: {e:#}", d.addr);
+                        None
+                    }
+                };
+                let old = plane.hops.get(&d.id).copied().flatten();
+                if hop.is_some() && hop != old {
+                    info!("real server {}: next hop now {:?}", d.addr, hop);
+                    plane.hops.insert(d.id, hop);
+                    let at = DestPlacement {
+                        next_hop: hop,
+                        available: true,
+                    };
+                    if let Err(e) = dataplane::write_dest(&mut plane.maps, svc.index, d, at) {
+                        warn!("real server {}: {e:#}", d.addr);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn dataplane_service_key(id: &ServiceId) -> rvs_common::service::ServiceKey {
+    dataplane::service_key(id)
+}

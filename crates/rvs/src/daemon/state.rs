@@ -1,0 +1,31 @@
+//! The model saved as JSON after every change, so a restarted rvsd knows the services that the
+//! pinned maps serve. Written to a temporary file and renamed over the old one.
+
+use std::{fs, io::Write, path::Path};
+
+use anyhow::{Context, Result};
+
+use crate::model::Model;
+
+pub fn save(path: &Path, model: &Model) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut f = fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(&serde_json::to_vec_pretty(model)?)?;
+    f.sync_all()?;
+    fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
+    Ok(())
+}
+
+/// The saved model, or None when there is none.
+pub fn load(path: &Path) -> Result<Option<Model>> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
+            format!("{} is not a saved rvs model", path.display())
+        })?)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}

@@ -1,0 +1,188 @@
+//! Next hops of real servers: the interface, source MAC and destination MAC a frame to a real
+//! server needs. The route is looked up with rtnetlink; the neighbour entry is created as a
+//! kernel-"managed" one (NTF_EXT_MANAGED), which the kernel resolves at once and keeps resolved,
+//! so the XDP program never meets a real server whose MAC went stale.
+
+use std::{net::IpAddr, time::Duration};
+
+use anyhow::{Context, Result, anyhow, bail};
+use futures::TryStreamExt;
+use netlink_packet_route::{
+    AddressFamily,
+    link::LinkAttribute,
+    neighbour::{
+        NeighbourAddress, NeighbourAttribute, NeighbourExtFlags, NeighbourMessage, NeighbourState,
+    },
+    route::{RouteAddress, RouteAttribute, RouteMessage, RouteType},
+};
+use rtnetlink::Handle;
+
+/// Where frames to one real server go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NextHop {
+    pub ifindex: u32,
+    pub smac: [u8; 6],
+    pub dmac: [u8; 6],
+}
+
+/// An rtnetlink connection in the calling task's network namespace.
+#[derive(Clone)]
+pub struct Neighbours {
+    handle: Handle,
+}
+
+impl Neighbours {
+    /// Opens the connection; must be called inside a tokio runtime.
+    pub fn new() -> Result<Neighbours> {
+        let (conn, handle, _) = rtnetlink::new_connection().context("opening rtnetlink")?;
+        tokio::spawn(conn);
+        Ok(Neighbours { handle })
+    }
+
+    /// Resolves the next hop towards `dst`, waiting up to `wait` for address resolution.
+    /// `Ok(None)` means the route is known but the neighbour did not answer in time.
+    pub async fn resolve(&self, dst: IpAddr, wait: Duration) -> Result<Option<NextHop>> {
+        let (ifindex, via) = self.route(dst).await?;
+        let smac = self.link_mac(ifindex).await?;
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut asked = false;
+        loop {
+            match self.neighbour(ifindex, via).await? {
+                Some(dmac) => {
+                    return Ok(Some(NextHop {
+                        ifindex,
+                        smac,
+                        dmac,
+                    }));
+                }
+                None if !asked => {
+                    self.add_managed(ifindex, via).await?;
+                    asked = true;
+                }
+                None => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// The output interface and next-hop address of the route to `dst` (`ip route get`).
+    async fn route(&self, dst: IpAddr) -> Result<(u32, IpAddr)> {
+        let mut msg = RouteMessage::default();
+        msg.header.address_family = family(&dst);
+        msg.header.destination_prefix_length = if dst.is_ipv4() { 32 } else { 128 };
+        msg.attributes
+            .push(RouteAttribute::Destination(route_address(&dst)));
+        let mut routes = self.handle.route().get(msg).execute();
+        let route = routes
+            .try_next()
+            .await
+            .with_context(|| format!("no route to {dst}"))?
+            .ok_or_else(|| anyhow!("no route to {dst}"))?;
+        if route.header.kind == RouteType::Local {
+            bail!("{dst} is an address of this host; a real server must be another machine");
+        }
+        let mut oif = None;
+        let mut via = dst;
+        for attr in &route.attributes {
+            match attr {
+                RouteAttribute::Oif(i) => oif = Some(*i),
+                RouteAttribute::Gateway(RouteAddress::Inet(a)) => via = IpAddr::V4(*a),
+                RouteAttribute::Gateway(RouteAddress::Inet6(a)) => via = IpAddr::V6(*a),
+                _ => {}
+            }
+        }
+        let oif = oif.ok_or_else(|| anyhow!("the route to {dst} names no interface"))?;
+        Ok((oif, via))
+    }
+
+    async fn link_mac(&self, ifindex: u32) -> Result<[u8; 6]> {
+        let mut links = self.handle.link().get().match_index(ifindex).execute();
+        let link = links
+            .try_next()
+            .await?
+            .ok_or_else(|| anyhow!("no interface with index {ifindex}"))?;
+        for attr in link.attributes {
+            if let LinkAttribute::Address(a) = attr
+                && a.len() == 6
+            {
+                return Ok(a.try_into().expect("length checked"));
+            }
+        }
+        bail!("interface {ifindex} has no Ethernet address")
+    }
+
+    /// The MAC of a usable neighbour entry for `addr` on `ifindex`.
+    async fn neighbour(&self, ifindex: u32, addr: IpAddr) -> Result<Option<[u8; 6]>> {
+        let mut req = self.handle.neighbours().get();
+        req.message_mut().header.family = family(&addr);
+        let mut entries = req.execute();
+        while let Some(n) = entries.try_next().await? {
+            if n.header.ifindex != ifindex
+                || !matches!(
+                    n.header.state,
+                    NeighbourState::Reachable
+                        | NeighbourState::Stale
+                        | NeighbourState::Delay
+                        | NeighbourState::Probe
+                        | NeighbourState::Permanent
+                        | NeighbourState::Noarp
+                )
+            {
+                continue;
+            }
+            let mut dst = None;
+            let mut mac = None;
+            for attr in &n.attributes {
+                match attr {
+                    NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => {
+                        dst = Some(IpAddr::V4(*a))
+                    }
+                    NeighbourAttribute::Destination(NeighbourAddress::Inet6(a)) => {
+                        dst = Some(IpAddr::V6(*a))
+                    }
+                    NeighbourAttribute::LinkLayerAddress(l) if l.len() == 6 => {
+                        mac = Some(<[u8; 6]>::try_from(l.as_slice()).expect("length checked"))
+                    }
+                    _ => {}
+                }
+            }
+            if dst == Some(addr) {
+                return Ok(mac);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Asks the kernel to resolve and keep resolving `addr` (`ip neigh add ADDR dev IF managed`).
+    /// An entry that exists already (made by traffic or by hand) is left as it is.
+    async fn add_managed(&self, ifindex: u32, addr: IpAddr) -> Result<()> {
+        let mut req = self.handle.neighbours().add(ifindex, addr);
+        let msg: &mut NeighbourMessage = req.message_mut();
+        msg.header.state = NeighbourState::None;
+        msg.attributes
+            .push(NeighbourAttribute::ExtFlags(NeighbourExtFlags::Managed));
+        match req.execute().await {
+            Ok(()) => Ok(()),
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EEXIST => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("adding a managed neighbour for {addr}")),
+        }
+    }
+}
+
+fn family(a: &IpAddr) -> AddressFamily {
+    if a.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    }
+}
+
+fn route_address(a: &IpAddr) -> RouteAddress {
+    match a {
+        IpAddr::V4(v4) => RouteAddress::Inet(*v4),
+        IpAddr::V6(v6) => RouteAddress::Inet6(*v6),
+    }
+}
