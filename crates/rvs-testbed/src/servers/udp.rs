@@ -1,8 +1,14 @@
-//! The UDP server: answers every datagram with `<name>`.
+//! The UDP server: answers every datagram with `<name>`, from the address it was sent to.
+//!
+//! Bound to the wildcard address, a plain `send_to` would answer from the host's own address;
+//! a real server behind a direct-routing director receives datagrams for the VIP and must answer
+//! from the VIP, or the client drops the reply. Like DNS servers, it reads each datagram's
+//! destination (IP_PKTINFO) and sends the answer from it.
 
 use std::{
-    io::ErrorKind,
+    io::{IoSlice, IoSliceMut},
     net::{SocketAddr, UdpSocket},
+    os::fd::AsRawFd,
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -11,6 +17,10 @@ use std::{
 };
 
 use anyhow::{Context, Result};
+use nix::sys::socket::{
+    ControlMessage, ControlMessageOwned, MsgFlags, SockaddrIn, recvmsg, sendmsg, setsockopt,
+    sockopt::Ipv4PacketInfo,
+};
 
 use super::TICK;
 use crate::{Netns, bind::retry_in_use};
@@ -37,6 +47,7 @@ impl UdpServer {
             .with_context(|| format!("cannot bind UDP {addr} in {}", ns.name()))?;
         // The timeout lets the thread see the stop flag.
         socket.set_read_timeout(Some(TICK))?;
+        setsockopt(&socket, Ipv4PacketInfo, &true).context("cannot set IP_PKTINFO")?;
         let local_addr = socket.local_addr()?;
         let shared = Arc::new(Shared {
             name: name.to_owned(),
@@ -84,20 +95,57 @@ impl Drop for UdpServer {
 
 fn answer_loop(socket: &UdpSocket, shared: &Shared) {
     let mut buf = vec![0u8; 65536];
+    let mut cmsg = nix::cmsg_space!(libc::in_pktinfo);
     while !shared.stop.load(Ordering::Relaxed) {
-        let peer = match socket.recv_from(&mut buf) {
-            Ok((_, peer)) => peer,
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
-            // An ICMP error from an earlier reply's destination shows up here; it ends nothing.
-            Err(e) if e.kind() == ErrorKind::ConnectionRefused => continue,
-            Err(e) => {
-                eprintln!("rvs-testbed: UDP server {}: {e}", shared.name);
-                break;
+        let (peer, local) = {
+            let mut iov = [IoSliceMut::new(&mut buf)];
+            match recvmsg::<SockaddrIn>(
+                socket.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsg),
+                MsgFlags::empty(),
+            ) {
+                Ok(msg) => {
+                    let local = msg.cmsgs().ok().and_then(|mut c| {
+                        c.find_map(|m| match m {
+                            ControlMessageOwned::Ipv4PacketInfo(info) => Some(info),
+                            _ => None,
+                        })
+                    });
+                    match msg.address {
+                        Some(peer) => (peer, local),
+                        None => continue,
+                    }
+                }
+                Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => continue,
+                // An ICMP error from an earlier reply's destination shows up here; it ends nothing.
+                Err(nix::errno::Errno::ECONNREFUSED) => continue,
+                Err(e) => {
+                    eprintln!("rvs-testbed: UDP server {}: {e}", shared.name);
+                    break;
+                }
             }
         };
         // Counted before the answer leaves, so a client holding its answer sees it counted.
         shared.datagrams.fetch_add(1, Ordering::Relaxed);
-        if let Err(e) = socket.send_to(shared.name.as_bytes(), peer) {
+        let iov = [IoSlice::new(shared.name.as_bytes())];
+        let reply_from = local.map(|mut info| {
+            // Answer from the address the datagram was sent to, whatever interface it came in on.
+            info.ipi_spec_dst = info.ipi_addr;
+            info.ipi_ifindex = 0;
+            info
+        });
+        let cmsgs: Vec<ControlMessage> = reply_from
+            .iter()
+            .map(ControlMessage::Ipv4PacketInfo)
+            .collect();
+        if let Err(e) = sendmsg(
+            socket.as_raw_fd(),
+            &iov,
+            &cmsgs,
+            MsgFlags::empty(),
+            Some(&peer),
+        ) {
             eprintln!(
                 "rvs-testbed: UDP server {}: reply to {peer}: {e}",
                 shared.name

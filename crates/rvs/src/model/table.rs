@@ -283,6 +283,15 @@ impl Model {
     }
 }
 
+/// A refusal for what this rvs does not do yet. ENOSYS is not in ipvsadm's message table, so
+/// rvsadm prints this sentence rather than a kernel message that would mislead.
+fn not_yet(what: impl std::fmt::Display) -> ModelError {
+    ModelError::new(
+        libc::ENOSYS,
+        format!("rvs: {what} not available in this version yet"),
+    )
+}
+
 fn allocate(used: &mut BTreeSet<u32>, max: u32) -> Option<u32> {
     let id = (0..max).find(|i| !used.contains(i))?;
     used.insert(id);
@@ -326,16 +335,10 @@ fn validate_service(id: &ServiceId, config: &ServiceConfig) -> Result<(), ModelE
         }
     }
     if config.persistent() || config.one_packet() {
-        return Err(ModelError::new(
-            libc::EOPNOTSUPP,
-            "persistence and one-packet scheduling are not available in this rvs yet",
-        ));
+        return Err(not_yet("persistence and one-packet scheduling"));
     }
     if let ServiceId::Fwmark { .. } = id {
-        return Err(ModelError::new(
-            libc::EOPNOTSUPP,
-            "fwmark services are not available in this rvs yet",
-        ));
+        return Err(not_yet("fwmark services"));
     }
     Ok(())
 }
@@ -363,19 +366,13 @@ fn validate_dest(svc: &Service, addr: &DestAddr, config: &DestConfig) -> Result<
         ));
     }
     if config.fwd != FwdMethod::Route {
-        return Err(ModelError::new(
-            libc::EOPNOTSUPP,
-            format!(
-                "forwarding method {} is not available in this rvs yet (use -g)",
-                config.fwd.name()
-            ),
-        ));
+        return Err(not_yet(format!(
+            "forwarding method {} (use -g)",
+            config.fwd.name()
+        )));
     }
-    if addr.addr.is_ipv6() {
-        return Err(ModelError::new(
-            libc::EOPNOTSUPP,
-            "IPv6 is not available in this rvs yet",
-        ));
+    if addr.addr.is_ipv6() || svc.id.is_ipv6() {
+        return Err(not_yet("IPv6"));
     }
     Ok(())
 }

@@ -1,0 +1,224 @@
+//! A lab for end-to-end tests: a direct-routing cluster in namespaces with rvsd attached to the
+//! director, and rvsadm pointed at it. Everything it makes is removed when it is dropped, also
+//! when the test panics.
+
+#![allow(dead_code)]
+
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    path::{Path, PathBuf},
+    process::{Command, Output},
+    sync::atomic::{AtomicU32, Ordering},
+    time::Duration,
+};
+
+use rvs_testbed::{DrCluster, NsProcess, TcpServer, UdpServer, poll_until};
+
+pub const RVSD: &str = env!("CARGO_BIN_EXE_rvsd");
+pub const RVSADM: &str = env!("CARGO_BIN_EXE_rvsadm");
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// Fields drop in order: rvsd first (so it detaches cleanly), then the servers, then the
+/// namespaces.
+pub struct Lab {
+    pub rvsd: Option<NsProcess>,
+    pub tcp: Vec<TcpServer>,
+    pub udp: Vec<UdpServer>,
+    pub cluster: DrCluster,
+    pub dir: PathBuf,
+    pub pin_dir: PathBuf,
+}
+
+impl Lab {
+    /// A cluster of `real_servers` real servers with TCP servers on `port` and rvsd running.
+    pub fn new(real_servers: usize, port: u16) -> Lab {
+        let cluster = DrCluster::builder()
+            .real_servers(real_servers)
+            .build()
+            .expect("building the cluster");
+        let tcp = cluster.serve_tcp(port).expect("starting TCP servers");
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let tag = format!("{}-{n}", std::process::id());
+        let dir = std::env::temp_dir().join(format!("rvs-test-{tag}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pin_dir = PathBuf::from(format!("/sys/fs/bpf/rvs-test-{tag}"));
+        let mut lab = Lab {
+            rvsd: None,
+            tcp,
+            udp: Vec::new(),
+            cluster,
+            dir,
+            pin_dir,
+        };
+        lab.start_rvsd();
+        lab
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("rvsd.sock")
+    }
+
+    pub fn vip(&self) -> IpAddr {
+        IpAddr::V4(self.cluster.vip())
+    }
+
+    /// `VIP:port` as rvsadm takes it.
+    pub fn vip_port(&self, port: u16) -> String {
+        format!("{}:{port}", self.cluster.vip())
+    }
+
+    pub fn rs_ip(&self, i: usize) -> Ipv4Addr {
+        self.cluster.real_servers()[i].ip()
+    }
+
+    pub fn start_rvsd(&mut self) {
+        assert!(self.rvsd.is_none(), "rvsd is already running");
+        let mut cmd = Command::new(RVSD);
+        cmd.args(["--interface", "eth0", "--conn-table-size", "65536"])
+            .arg("--socket")
+            .arg(self.socket())
+            .arg("--pin-dir")
+            .arg(&self.pin_dir)
+            .arg("--state-file")
+            .arg(self.dir.join("state.json"))
+            .env("RVS_LOG", "info");
+        let log = self
+            .dir
+            .join(format!("rvsd-{}.log", NEXT.fetch_add(1, Ordering::Relaxed)));
+        let mut p = self
+            .cluster
+            .director()
+            .spawn(&mut cmd, &log)
+            .expect("starting rvsd");
+        p.wait_for_log("serving rvsadm", Duration::from_secs(20))
+            .expect("rvsd did not come up");
+        self.rvsd = Some(p);
+    }
+
+    /// Stops rvsd with SIGTERM and waits for it to exit cleanly.
+    pub fn stop_rvsd(&mut self) {
+        let p = self.rvsd.take().expect("rvsd is not running");
+        let status = p.stop(Duration::from_secs(10)).expect("stopping rvsd");
+        assert!(status.success(), "rvsd exited with {status}");
+    }
+
+    pub fn rvsd_log(&self) -> String {
+        self.rvsd
+            .as_ref()
+            .and_then(|p| p.log().ok())
+            .unwrap_or_default()
+    }
+
+    /// Runs rvsadm with `args` against this lab's rvsd.
+    pub fn rvsadm(&self, args: &[&str]) -> Output {
+        self.rvsadm_with_stdin(args, "")
+    }
+
+    pub fn rvsadm_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        use std::io::Write;
+        let mut child = Command::new(RVSADM)
+            .args(args)
+            .env("RVS_SOCKET", self.socket())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("starting rvsadm");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().expect("running rvsadm")
+    }
+
+    /// Runs rvsadm, asserts it succeeded, returns its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.rvsadm(args);
+        assert!(
+            out.status.success(),
+            "rvsadm {args:?} failed ({}): {}\nrvsd log:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            self.rvsd_log()
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// The name of the real server that answers a new TCP connection to the VIP.
+    pub fn ask(&self, port: u16) -> String {
+        self.cluster
+            .client()
+            .tcp_request(self.vip(), port)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "request to the VIP failed: {e:#}\nrvsd log:\n{}",
+                    self.rvsd_log()
+                )
+            })
+    }
+
+    /// Waits until `f` holds (bounded).
+    pub fn eventually(&self, what: &str, mut f: impl FnMut() -> bool) {
+        poll_until(Duration::from_secs(10), what, || Ok(f().then_some(()))).unwrap();
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if let Some(p) = self.rvsd.take() {
+            let _ = p.stop(Duration::from_secs(5));
+        }
+        let _ = Command::new(RVSD)
+            .arg("--cleanup")
+            .arg("--pin-dir")
+            .arg(&self.pin_dir)
+            .arg("--state-file")
+            .arg(self.dir.join("state.json"))
+            .arg("--socket")
+            .arg(self.socket())
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A real-server line of `rvsadm -L -n`: (address, forward, weight, active, inactive).
+pub fn dest_rows(listing: &str) -> Vec<(String, String, i64, u64, u64)> {
+    listing
+        .lines()
+        .filter(|l| l.starts_with("  -> ") && !l.contains("RemoteAddress"))
+        .map(|l| {
+            let f: Vec<&str> = l[5..].split_whitespace().collect();
+            (
+                f[0].to_owned(),
+                f[1].to_owned(),
+                f[2].parse().unwrap(),
+                f[3].parse().unwrap(),
+                f[4].parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Counts how often each name occurs.
+pub fn tally(names: &[String]) -> std::collections::BTreeMap<String, usize> {
+    let mut m = std::collections::BTreeMap::new();
+    for n in names {
+        *m.entry(n.clone()).or_default() += 1;
+    }
+    m
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn exists(p: &Path) -> bool {
+    p.exists()
+}

@@ -1,0 +1,370 @@
+//! Direct routing end to end, over real packets in namespaces: a client talks to the VIP, the
+//! director's XDP program picks a real server and re-addresses the frame, the real server answers
+//! the client itself.
+
+mod common;
+
+use std::net::IpAddr;
+
+use common::{Lab, dest_rows, stderr, tally};
+use rvs::{
+    model::DestAddr,
+    sched::reference::{KernelRr, KernelWrr, RefDest},
+};
+
+const PORT: u16 = 80;
+
+fn ref_dest(lab: &Lab, i: usize, weight: i32) -> RefDest {
+    RefDest {
+        addr: DestAddr {
+            addr: IpAddr::V4(lab.rs_ip(i)),
+            port: PORT,
+        },
+        weight,
+    }
+}
+
+fn name_of(lab: &Lab, addr: &DestAddr) -> String {
+    let i = (0..lab.cluster.real_servers().len())
+        .find(|&i| IpAddr::V4(lab.rs_ip(i)) == addr.addr)
+        .unwrap();
+    lab.cluster.real_servers()[i].name().to_owned()
+}
+
+/// Adds real servers 0..n in order with the given weights (the kernel's list is then n-1..0).
+fn add_servers(lab: &Lab, vip: &str, weights: &[i32]) {
+    for (i, w) in weights.iter().enumerate() {
+        lab.ok(&[
+            "-a",
+            "-t",
+            vip,
+            "-r",
+            &format!("{}:{PORT}", lab.rs_ip(i)),
+            "-g",
+            "-w",
+            &w.to_string(),
+        ]);
+    }
+}
+
+#[test]
+fn wrr_3_2_1_gives_30_20_10_in_the_kernels_order() {
+    let lab = Lab::new(3, PORT);
+    let vip = lab.vip_port(PORT);
+    lab.ok(&["-A", "-t", &vip, "-s", "wrr"]);
+    add_servers(&lab, &vip, &[3, 2, 1]);
+
+    let picks: Vec<String> = (0..60).map(|_| lab.ask(PORT)).collect();
+    let counts = tally(&picks);
+    assert_eq!(counts["rs0"], 30, "{counts:?}");
+    assert_eq!(counts["rs1"], 20, "{counts:?}");
+    assert_eq!(counts["rs2"], 10, "{counts:?}");
+
+    // The exact sequence is the kernel's: replay the same adds through the literal ip_vs_wrr.c.
+    let mut list = Vec::new();
+    let mut k = KernelWrr::init(&list);
+    for (i, w) in [3, 2, 1].iter().enumerate() {
+        list.insert(0, ref_dest(&lab, i, *w));
+        k.dest_changed(&list);
+    }
+    let expected: Vec<String> = (0..60)
+        .map(|_| name_of(&lab, &k.schedule(&list).unwrap()))
+        .collect();
+    assert_eq!(picks, expected);
+
+    // Every answer came from the real server itself: the director forwarded only the client's
+    // packets, and the real servers saw the client's own address.
+    let stats = lab.ok(&["-L", "-n", "--stats", "--exact"]);
+    let svc_line = stats.lines().find(|l| l.starts_with("TCP")).unwrap();
+    let cols: Vec<&str> = svc_line.split_whitespace().collect();
+    assert_eq!(cols[2], "60", "60 connections scheduled: {stats}");
+    assert!(
+        cols[3].parse::<u64>().unwrap() >= 60 * 3,
+        "client packets counted: {stats}"
+    );
+    assert_eq!(cols[4], "0", "no outgoing packets in DR: {stats}");
+    assert_eq!(cols[6], "0", "no outgoing bytes in DR: {stats}");
+    for server in &lab.tcp {
+        assert!(server.connections() > 0);
+    }
+}
+
+#[test]
+fn rr_cycles_in_ipvsadm_list_order() {
+    let lab = Lab::new(3, PORT);
+    let vip = lab.vip_port(PORT);
+    lab.ok(&["-A", "-t", &vip, "-s", "rr"]);
+    add_servers(&lab, &vip, &[1, 1, 1]);
+    let picks: Vec<String> = (0..9).map(|_| lab.ask(PORT)).collect();
+    // ipvsadm adds at the list head: the cycle is the reverse of the order of adding.
+    let cycle = ["rs2", "rs1", "rs0"];
+    let expected: Vec<String> = cycle
+        .iter()
+        .cycle()
+        .take(9)
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(picks, expected);
+
+    // Deleting the server the cursor stands on moves the cursor back, as ip_vs_rr_del_dest does.
+    let mut list: Vec<RefDest> = (0..3).rev().map(|i| ref_dest(&lab, i, 1)).collect();
+    let mut k = KernelRr::default();
+    for _ in 0..9 {
+        k.schedule(&list);
+    }
+    let gone = list.remove(2);
+    k.del_dest(&gone.addr, 2, &list);
+    lab.ok(&["-d", "-t", &vip, "-r", &format!("{}:{PORT}", lab.rs_ip(0))]);
+    let picks: Vec<String> = (0..4).map(|_| lab.ask(PORT)).collect();
+    let expected: Vec<String> = (0..4)
+        .map(|_| name_of(&lab, &k.schedule(&list).unwrap()))
+        .collect();
+    assert_eq!(picks, expected);
+}
+
+#[test]
+fn an_open_connection_keeps_its_server_while_the_table_changes() {
+    let lab = Lab::new(4, PORT);
+    let vip = lab.vip_port(PORT);
+    lab.ok(&["-A", "-t", &vip, "-s", "wrr"]);
+    add_servers(&lab, &vip, &[1, 1, 1]);
+    let mut conn = lab.cluster.client().open_tcp(lab.vip(), PORT).unwrap();
+    let first = conn.ask("first").unwrap();
+    for (i, w) in [5, 0, 2].iter().enumerate() {
+        lab.ok(&[
+            "-e",
+            "-t",
+            &vip,
+            "-r",
+            &format!("{}:{PORT}", lab.rs_ip(i)),
+            "-w",
+            &w.to_string(),
+        ]);
+    }
+    lab.ok(&[
+        "-a",
+        "-t",
+        &vip,
+        "-r",
+        &format!("{}:{PORT}", lab.rs_ip(3)),
+        "-w",
+        "9",
+    ]);
+    for i in 0..5 {
+        // New connections meanwhile follow the new weights...
+        let _ = lab.ask(PORT);
+        // ...and the open one stays where it was.
+        assert_eq!(conn.ask(&format!("again {i}")).unwrap(), first);
+    }
+}
+
+#[test]
+fn udp_datagrams_are_balanced_per_flow() {
+    let mut lab = Lab::new(3, PORT);
+    lab.udp = lab.cluster.serve_udp(53).unwrap();
+    let vip = lab.vip_port(53);
+    lab.ok(&["-A", "-u", &vip, "-s", "rr"]);
+    for i in 0..3 {
+        lab.ok(&["-a", "-u", &vip, "-r", &format!("{}:53", lab.rs_ip(i))]);
+    }
+    let client = lab.cluster.client();
+    let mut firsts = Vec::new();
+    for flow in 0..30u16 {
+        let port = 20000 + flow;
+        let first = client.udp_request(lab.vip(), 53, b"q", port).unwrap();
+        for _ in 0..3 {
+            assert_eq!(
+                client.udp_request(lab.vip(), 53, b"q", port).unwrap(),
+                first,
+                "flow {port} moved"
+            );
+        }
+        firsts.push(first);
+    }
+    let counts = tally(&firsts);
+    assert_eq!(
+        counts.values().copied().collect::<Vec<_>>(),
+        vec![10, 10, 10],
+        "{counts:?}"
+    );
+    let listing = lab.ok(&["-L", "-n"]);
+    assert!(listing.contains("UDP  198.18.0.100:53 rr"), "{listing}");
+    // UDP connections are never active: all 30 flows are InActConn.
+    let inactive: u64 = dest_rows(&listing).iter().map(|r| r.4).sum();
+    assert_eq!(inactive, 30, "{listing}");
+}
+
+#[test]
+fn weight_zero_takes_no_new_flows_but_keeps_open_ones() {
+    let lab = Lab::new(3, PORT);
+    let vip = lab.vip_port(PORT);
+    lab.ok(&["-A", "-t", &vip, "-s", "wrr"]);
+    add_servers(&lab, &vip, &[1, 1, 1]);
+    let mut conn = lab.cluster.client().open_tcp(lab.vip(), PORT).unwrap();
+    let held = conn.ask("hold").unwrap();
+    let idx: usize = held.trim_start_matches("rs").parse().unwrap();
+    let target = format!("{}:{PORT}", lab.rs_ip(idx));
+    lab.ok(&["-e", "-t", &vip, "-r", &target, "-w", "0"]);
+
+    let picks: Vec<String> = (0..20).map(|_| lab.ask(PORT)).collect();
+    assert!(
+        !picks.contains(&held),
+        "a quiescent server got a new flow: {picks:?}"
+    );
+    assert_eq!(conn.ask("still there").unwrap(), held);
+
+    let listing = lab.ok(&["-L", "-n"]);
+    let row = dest_rows(&listing)
+        .into_iter()
+        .find(|r| r.0 == target)
+        .unwrap();
+    assert_eq!(row.2, 0, "weight shown as 0: {listing}");
+    assert_eq!(row.3, 1, "the open connection is active: {listing}");
+}
+
+#[test]
+fn restarting_rvsd_keeps_an_open_connection() {
+    let mut lab = Lab::new(2, PORT);
+    let vip = lab.vip_port(PORT);
+    lab.ok(&["-A", "-t", &vip, "-s", "rr"]);
+    add_servers(&lab, &vip, &[1, 1]);
+    let mut conn = lab.cluster.client().open_tcp(lab.vip(), PORT).unwrap();
+    let held = conn.ask("before").unwrap();
+    let before = lab.ok(&["-L", "-n"]);
+
+    lab.stop_rvsd();
+    // Stopped, it detached the program from the director's interface...
+    let link = lab
+        .cluster
+        .director()
+        .netns()
+        .ip(&["link", "show", "eth0"])
+        .unwrap();
+    assert!(
+        !link.contains("prog/xdp"),
+        "the director program is still attached: {link}"
+    );
+    lab.start_rvsd();
+
+    // ...and the restarted one found the pinned connection table and the saved services.
+    assert_eq!(conn.ask("after").unwrap(), held);
+    assert_eq!(lab.ok(&["-L", "-n"]), before);
+    let log = lab.rvsd_log();
+    assert!(log.contains("connections carried over"), "{log}");
+    // New connections are still balanced over both.
+    let picks: Vec<String> = (0..4).map(|_| lab.ask(PORT)).collect();
+    assert_eq!(tally(&picks).len(), 2, "{picks:?}");
+}
+
+#[test]
+fn save_clear_restore_gives_the_same_listing() {
+    let lab = Lab::new(3, PORT);
+    let vip = lab.vip_port(PORT);
+    lab.ok(&["-A", "-t", &vip, "-s", "wrr"]);
+    add_servers(&lab, &vip, &[3, 2, 1]);
+    let udp = lab.vip_port(53);
+    lab.ok(&["-A", "-u", &udp, "-s", "rr"]);
+    lab.ok(&[
+        "-a",
+        "-u",
+        &udp,
+        "-r",
+        &format!("{}:53", lab.rs_ip(1)),
+        "-w",
+        "4",
+    ]);
+    lab.ok(&[
+        "-a",
+        "-u",
+        &udp,
+        "-r",
+        &format!("{}:53", lab.rs_ip(2)),
+        "-w",
+        "0",
+    ]);
+
+    let listing = lab.ok(&["-L", "-n"]);
+    let saved = lab.ok(&["-S", "-n"]);
+    lab.ok(&["-C"]);
+    let empty = lab.ok(&["-L", "-n"]);
+    assert_eq!(
+        empty.lines().count(),
+        3,
+        "only banner and headers after -C: {empty}"
+    );
+    let out = lab.rvsadm_with_stdin(&["-R"], &saved);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(lab.ok(&["-L", "-n"]), listing);
+    assert_eq!(lab.ok(&["-S", "-n"]), saved);
+    // And the restored table forwards.
+    let picks: Vec<String> = (0..6).map(|_| lab.ask(PORT)).collect();
+    assert_eq!(tally(&picks).values().sum::<usize>(), 6);
+}
+
+#[test]
+fn bad_commands_say_what_ipvsadm_says_and_change_nothing() {
+    let lab = Lab::new(1, PORT);
+    let vip = lab.vip_port(PORT);
+    lab.ok(&["-A", "-t", &vip, "-s", "rr"]);
+    lab.ok(&["-a", "-t", &vip, "-r", &format!("{}:{PORT}", lab.rs_ip(0))]);
+    let before = lab.ok(&["-S", "-n"]);
+    let cases: &[(&[&str], &str, i32)] = &[
+        (
+            &["-A", "-t", &vip, "-s", "rr"],
+            "Service already exists\n",
+            255,
+        ),
+        (
+            &["-a", "-t", "198.18.0.100:81", "-r", "198.18.0.11:81"],
+            "Service not defined\n",
+            255,
+        ),
+        (
+            &["-a", "-t", &vip, "-r", "198.18.0.11:80"],
+            "Destination already exists\n",
+            255,
+        ),
+        (
+            &["-d", "-t", &vip, "-r", "198.18.0.99:80"],
+            "No such destination\n",
+            255,
+        ),
+        (&["-D", "-t", "198.18.0.100:81"], "No such service\n", 255),
+        (
+            &["-A", "-t", "198.18.0.100:82", "-s", "nosuch"],
+            "Scheduler or persistence engine not found\n",
+            255,
+        ),
+        (
+            &["-a", "-t", &vip, "-r", "198.18.0.12:80", "-w", "70000"],
+            "illegal weight specified\n",
+            2,
+        ),
+        (
+            &["-A", "-t", "198.18.0.100"],
+            "Zero port specified for non-persistent service\n",
+            2,
+        ),
+        (
+            &["-L", "-s", "rr"],
+            "Illegal 'scheduler' option with the 'list' command\n",
+            2,
+        ),
+        (
+            &["-a", "-t", &vip],
+            "You need to supply the 'real-server' option for the 'add-server' command\n",
+            2,
+        ),
+    ];
+    for (args, message, code) in cases {
+        let out = lab.rvsadm(args);
+        assert_eq!(stderr(&out), *message, "rvsadm {args:?}");
+        assert_eq!(out.status.code(), Some(*code), "rvsadm {args:?}");
+        assert_eq!(
+            lab.ok(&["-S", "-n"]),
+            before,
+            "rvsadm {args:?} changed the table"
+        );
+    }
+    assert_eq!(lab.ask(PORT), "rs0");
+}
