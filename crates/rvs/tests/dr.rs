@@ -368,3 +368,75 @@ fn bad_commands_say_what_ipvsadm_says_and_change_nothing() {
     }
     assert_eq!(lab.ask(PORT), "rs0");
 }
+
+#[test]
+fn rates_come_from_the_two_second_estimator_and_zero_resets_counters() {
+    let lab = Lab::new(2, PORT);
+    let vip = lab.vip_port(PORT);
+    lab.ok(&["-A", "-t", &vip, "-s", "rr"]);
+    add_servers(&lab, &vip, &[1, 1]);
+    // Connections spread over a little more than two estimator ticks.
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_millis(4500) {
+        lab.ask(PORT);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let rate = lab.ok(&["-L", "-n", "--rate"]);
+    let svc: Vec<&str> = rate
+        .lines()
+        .find(|l| l.starts_with("TCP"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let cps: u64 = svc[2].parse().unwrap();
+    assert!(cps > 0, "the estimator saw connections: {rate}");
+    assert_eq!(svc[4], "0", "no outgoing packets in DR: {rate}");
+
+    lab.ok(&["-Z", "-t", &vip]);
+    let stats = lab.ok(&["-L", "-n", "--stats"]);
+    for line in stats.lines().skip(3) {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        // Service rows are "TCP addr n n n n n", real-server rows "-> addr n n n n n".
+        assert!(cols[2..].iter().all(|n| *n == "0"), "zeroed: {stats}");
+    }
+}
+
+#[test]
+fn traffic_that_is_not_for_a_service_reaches_the_director_untouched() {
+    let lab = Lab::new(1, PORT);
+    let vip = lab.vip_port(PORT);
+    lab.ok(&["-A", "-t", &vip, "-s", "rr"]);
+    add_servers(&lab, &vip, &[1]);
+    // Another port of the VIP is not a service: the director's own stack answers (a reset).
+    let err = lab.cluster.client().tcp_request(lab.vip(), 81).unwrap_err();
+    let refused = err
+        .chain()
+        .filter_map(|e| e.downcast_ref::<std::io::Error>())
+        .any(|e| e.kind() == std::io::ErrorKind::ConnectionRefused);
+    assert!(refused, "expected the director's kernel to refuse: {err:#}");
+    // And the director still talks for itself.
+    let ping = lab
+        .cluster
+        .client()
+        .netns()
+        .exec(&["ping", "-c", "1", "-W", "2", "198.18.0.2"]);
+    assert!(ping.is_ok(), "{ping:?}");
+    assert_eq!(lab.ask(PORT), "rs0");
+    // The data plane forwarded exactly the packets the service counted, and passed the rest.
+    let counters = lab.ok(&["--dataplane"]);
+    let forwarded: u64 = counters
+        .lines()
+        .find_map(|l| l.strip_prefix("forwarded "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let stats = lab.ok(&["-L", "-n", "--stats", "--exact"]);
+    let svc: Vec<&str> = stats
+        .lines()
+        .find(|l| l.starts_with("TCP"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(forwarded.to_string(), svc[3], "{counters}\n{stats}");
+    assert!(forwarded >= 3, "{counters}");
+}
