@@ -14,8 +14,15 @@ pub struct ConnKey {
     pub vport: u16,
     pub proto: u8,
     pub af: u8,
-    pub _pad0: [u8; 2],
+    /// `KIND_CONN` or `KIND_TEMPLATE`: templates share the table but never a key with a flow.
+    pub kind: u8,
+    pub _pad0: u8,
 }
+
+/// A connection (a flow).
+pub const KIND_CONN: u8 = 0;
+/// A persistence template: (client network, VIP, vport or 0) -> real server.
+pub const KIND_TEMPLATE: u8 = 1;
 
 /// Conn flags, numbered as IPVS's where they exist there.
 pub mod conn_flags {
@@ -23,6 +30,11 @@ pub mod conn_flags {
     pub const INACTIVE: u16 = 0x0100;
     /// Replies do not pass the director (DR, TUN): the INPUT-ONLY state table applies.
     pub const NOOUTPUT: u16 = 0x0080;
+    /// A persistence template.
+    pub const TEMPLATE: u16 = 0x1000;
+    /// Created under a persistence template (the kernel's `cp->control`): such a flow is never
+    /// "reused" by a new SYN, since its template would choose the same server anyway.
+    pub const CONTROLLED: u16 = 0x8000;
 }
 
 /// Value of the connection table.

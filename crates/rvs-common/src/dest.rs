@@ -41,15 +41,35 @@ pub struct DestEntry {
     pub weight: i32,
     pub af: u8,
     pub _pad0: [u8; 3],
+    /// Upper connection threshold (`-x`), 0 for none.
+    pub u_threshold: u32,
+    /// Lower connection threshold (`-y`), 0 for none.
+    pub l_threshold: u32,
 }
 
-/// Connection counters of one dest, shown as ActiveConn / InActConn. Changed with atomic adds by
-/// the data plane (on creation and state changes) and by the control plane (on expiry).
+/// Connection counters of one dest (ActiveConn, InActConn, PersistConn) and its OVERLOAD state.
+/// The map is memory-mapped by the control plane, so both sides change the counters with real
+/// atomic adds: the data plane when it creates connections and moves them between states, the
+/// control plane when it expires them.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DestConns {
     pub active: u64,
     pub inactive: u64,
+    /// Persistence templates pointing at this dest.
+    pub persist: u64,
+    /// Non-zero while the dest is over its upper threshold (IPVS IP_VS_DEST_F_OVERLOAD): set by
+    /// the data plane when a connection is bound, cleared by the control plane by the kernel's
+    /// rule when connections end.
+    pub overloaded: u64,
+}
+
+impl DestConns {
+    /// ip_vs_dest_conn_overhead: active connections weigh 256 times an inactive one.
+    #[inline(always)]
+    pub fn overhead(&self) -> u32 {
+        ((self.active as u32) << 8).wrapping_add(self.inactive as u32)
+    }
 }
 
 user_pod!(DestEntry, DestConns);

@@ -8,7 +8,9 @@
 pub mod conn;
 pub mod csum;
 pub mod dest;
+pub mod hash;
 pub mod maps;
+pub mod programs;
 pub mod service;
 pub mod stats;
 pub mod tcp_state;

@@ -1,37 +1,126 @@
 //! Names and default sizes of the maps of the director program. The control plane pins them under
 //! its pin directory by these names, so a restarted rvsd finds the same connections and counters.
 
+use crate::user_pod;
+
 /// Services: `ServiceKey` -> `ServiceEntry` (hash).
 pub const SERVICES: &str = "RVS_SERVICES";
 /// Real servers: dest id -> `DestEntry` (array).
 pub const DESTS: &str = "RVS_DESTS";
-/// Active/inactive connection counters per dest id, as the data plane counts them: created and
-/// moved between active and inactive (array, updated atomically; only the data plane writes it).
+/// Connection counters and OVERLOAD per dest id (array, memory-mapped by the control plane so
+/// both sides use atomic adds on the same counters).
 pub const DEST_CONNS: &str = "RVS_DEST_CONNS";
-/// Connections the control plane expired per dest id, by the state they were in (only the control
-/// plane writes it). A dest's live count is DEST_CONNS minus DEST_EXPIRED: two writers never share
-/// a counter, so neither needs the other's atomicity.
-pub const DEST_EXPIRED: &str = "RVS_DEST_EXPIRED";
 /// Scheduler slot tables: `SlotKey` -> dest id (hash, allocated on use).
 pub const SCHED_SLOTS: &str = "RVS_SCHED_SLOTS";
 /// Scheduler position per service id: one u64 counter advanced atomically per new flow (array).
 pub const SCHED_COUNTERS: &str = "RVS_SCHED_COUNTERS";
-/// Connection table: `ConnKey` -> `Conn` (LRU hash; size set by rvsd).
+/// Real-server lists of all services, each a range `[list_off, list_off + list_len)` (array).
+pub const SCHED_LIST: &str = "RVS_SCHED_LIST";
+/// Established and UDP connections: `ConnKey` -> `Conn` (LRU hash; size set by rvsd).
 pub const CONNS: &str = "RVS_CONNS";
+/// Embryonic TCP connections (SYN seen, not yet ESTABLISHED), apart from the established ones so
+/// that a SYN flood churns only this table (LRU hash; a quarter of the connection table).
+pub const CONNS_NEW: &str = "RVS_CONNS_NEW";
 /// Per-CPU traffic counters per service id.
 pub const SVC_STATS: &str = "RVS_SVC_STATS";
 /// Per-CPU traffic counters per dest id.
 pub const DEST_STATS: &str = "RVS_DEST_STATS";
 /// Per-CPU data-plane event counters (drops, passes), indexed by `stats::Counter`.
 pub const COUNTERS: &str = "RVS_COUNTERS";
+/// Global settings (array of one `Config`).
+pub const CONFIG: &str = "RVS_CONFIG";
+/// Per-CPU new-flow admission bucket (array of one `AdmitBucket`).
+pub const ADMIT: &str = "RVS_ADMIT";
+
+/// lblc's cache: (service, destination address) -> server (LRU hash).
+pub const LBLC: &str = "RVS_LBLC";
+/// lblcr's cache: (service, destination address) -> set of servers (LRU hash).
+pub const LBLCR: &str = "RVS_LBLCR";
+/// Capacity of each locality cache (all services together).
+pub const LBLC_CACHE_SIZE: u32 = 1 << 16;
+/// Most servers an lblcr set holds (the kernel's sets are unbounded; rvs keeps the most recent).
+pub const LBLCR_SET_MAX: usize = 8;
 
 /// Capacity of the service map and of the per-service arrays.
 pub const MAX_SERVICES: u32 = 4096;
 /// Capacity of the dest arrays (live real servers plus deleted ones still referenced by flows).
 pub const MAX_DESTS: u32 = 16384;
+/// Capacity of the real-server list array: every service's list twice over (old and new).
+pub const SCHED_LIST_SIZE: u32 = 2 * MAX_DESTS;
+/// Longest list a scanning scheduler walks.
+pub const MAX_LIST_LEN: u32 = MAX_DESTS;
 /// Capacity of the slot map (entries exist only where used: BPF_F_NO_PREALLOC).
 pub const MAX_SCHED_SLOTS: u32 = 1 << 22;
 /// Default connection table size; `rvsd --conn-table-size` changes it.
 pub const DEFAULT_CONN_TABLE_SIZE: u32 = 1 << 20;
 /// BPF_F_NO_PREALLOC, for maps whose entries are allocated when inserted.
 pub const BPF_F_NO_PREALLOC: u32 = 1;
+/// BPF_F_MMAPABLE, for arrays the control plane maps into its memory.
+pub const BPF_F_MMAPABLE: u32 = 0x400;
+
+/// The embryonic table's size for a connection table of `conns` entries.
+pub fn conns_new_size(conns: u32) -> u32 {
+    (conns / 4).max(1024)
+}
+
+/// Global settings of the data plane.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    /// `config_flags::*`.
+    pub flags: u32,
+    /// New flows admitted per second per CPU; 0 admits all.
+    pub new_flow_rate: u32,
+    /// lblcr drops the most loaded server of a set unchanged this long (lblcr_expiration), ns.
+    pub lblcr_expiration_ns: u64,
+}
+
+/// Key of the lblc and lblcr caches.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct LocalityKey {
+    pub svc_id: u32,
+    /// Destination address, network byte order words.
+    pub addr: [u32; 4],
+}
+
+/// An lblc cache entry.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LblcEntry {
+    pub dest_id: u32,
+    pub _pad0: u32,
+    pub lastuse_ns: u64,
+}
+
+/// An lblcr cache entry: a set of servers, newest first.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LblcrEntry {
+    pub members: [u32; LBLCR_SET_MAX],
+    pub size: u32,
+    pub _pad0: u32,
+    pub lastuse_ns: u64,
+    pub lastmod_ns: u64,
+}
+
+/// Settings in `Config::flags`.
+pub mod config_flags {
+    /// A packet of a flow whose real server was deleted ends the flow (and a SYN is scheduled
+    /// again) instead of being forwarded to the draining server (IPVS expire_nodest_conn=1).
+    pub const EXPIRE_NODEST_CONN: u32 = 1;
+    /// A persistence template whose real server has weight 0 is not honoured (IPVS
+    /// expire_quiescent_template=1); by default it is, as in the kernel.
+    pub const EXPIRE_QUIESCENT_TEMPLATE: u32 = 2;
+}
+
+/// Token bucket for new-flow admission, per CPU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AdmitBucket {
+    /// Tokens left, scaled by 2^16 for sub-token refills.
+    pub tokens: u64,
+    pub last_ns: u64,
+}
+
+user_pod!(Config, AdmitBucket, LocalityKey, LblcEntry, LblcrEntry);

@@ -49,10 +49,14 @@ pub enum Counter {
     DropBadDest = 8,
     /// Redirects to another interface that failed.
     DropRedirect = 9,
+    /// New flows refused by the admission limit (`rvsd --new-flow-rate`).
+    DropAdmission = 10,
+    /// New flows whose scheduling program could not be entered (a bug or a partial load).
+    DropTailCall = 11,
 }
 
 /// Number of `Counter` values (size of the `COUNTERS` array).
-pub const COUNTER_COUNT: u32 = 10;
+pub const COUNTER_COUNT: u32 = 12;
 
 /// Names of the counters, in index order, as `rvsadm --dataplane` prints them.
 pub const COUNTER_NAMES: [&str; COUNTER_COUNT as usize] = [
@@ -66,6 +70,8 @@ pub const COUNTER_NAMES: [&str; COUNTER_COUNT as usize] = [
     "drop_conn_insert",
     "drop_bad_dest",
     "drop_redirect",
+    "drop_admission",
+    "drop_tail_call",
 ];
 
 user_pod!(Stats);

@@ -91,6 +91,13 @@ pub fn next_state(dir: Direction, event: Option<usize>, state: u8) -> u8 {
     }
 }
 
+/// Whether a connection in `state` counts in ActiveConn (the kernel's tcp_state_active_table):
+/// the handshake states and ESTABLISHED; every closing state counts as inactive.
+#[inline(always)]
+pub fn is_active(state: u8) -> bool {
+    matches!(state, ESTABLISHED | SYN_SENT | SYN_RECV | SYNACK)
+}
+
 /// State names as ipvsadm -L -c prints them.
 pub fn name(state: u8) -> &'static str {
     match state {

@@ -12,7 +12,7 @@ use rvs::{
     dataplane::{AttachMode, Dataplane, DirectorMaps, LoadOptions, Neighbours, cleanup_pins},
     model::Model,
 };
-use rvs_common::maps::{DEFAULT_CONN_TABLE_SIZE, MAX_DESTS, MAX_SERVICES};
+use rvs_common::maps::{Config, DEFAULT_CONN_TABLE_SIZE, MAX_DESTS, MAX_SERVICES, config_flags};
 use tokio::{signal::unix::SignalKind, sync::Mutex};
 use tracing::{info, warn};
 
@@ -52,6 +52,25 @@ struct Args {
     /// Remove the pinned maps, the saved model and the socket of a stopped rvsd, then exit.
     #[arg(long)]
     cleanup: bool,
+    /// End a flow at once when its real server is deleted (and schedule a SYN afresh), instead
+    /// of letting it drain; also reschedule a SYN that finds a flow to a weight-0 server
+    /// (IPVS's expire_nodest_conn=1).
+    #[arg(long)]
+    expire_nodest_conn: bool,
+    /// Do not honour persistence templates of weight-0 servers (expire_quiescent_template=1).
+    #[arg(long)]
+    expire_quiescent_template: bool,
+    /// New flows admitted per second per CPU; beyond it new flows are dropped and counted
+    /// (drop_admission), flows already known are untouched. 0 admits all.
+    #[arg(long, default_value_t = 0)]
+    new_flow_rate: u32,
+    /// Seconds an lblc cache entry lives unused (lblc_expiration).
+    #[arg(long, default_value_t = 86400)]
+    lblc_expiration: u64,
+    /// Seconds an lblcr set lives unchanged before it sheds a server, and unused before it goes
+    /// (lblcr_expiration).
+    #[arg(long, default_value_t = 86400)]
+    lblcr_expiration: u64,
 }
 
 fn main() -> std::process::ExitCode {
@@ -132,7 +151,24 @@ async fn run(args: Args) -> Result<()> {
         }
         None => Model::new(MAX_SERVICES, MAX_DESTS),
     };
-    let plane = dataplane_handles(&args)?;
+    let mut plane = dataplane_handles(&args)?;
+    let mut flags = 0;
+    if args.expire_nodest_conn {
+        flags |= config_flags::EXPIRE_NODEST_CONN;
+    }
+    if args.expire_quiescent_template {
+        flags |= config_flags::EXPIRE_QUIESCENT_TEMPLATE;
+    }
+    let config = Config {
+        flags,
+        new_flow_rate: args.new_flow_rate,
+        lblcr_expiration_ns: args.lblcr_expiration.saturating_mul(1_000_000_000),
+    };
+    plane
+        .maps
+        .config
+        .set(0, config, 0)
+        .context("writing the data plane's settings")?;
     let mut director = Director::new(
         model,
         Some(plane),
@@ -148,10 +184,12 @@ async fn run(args: Args) -> Result<()> {
     tasks.spawn(server::serve(listener, director.clone()));
     tasks.spawn(estimator_loop(director.clone()));
     tasks.spawn(next_hop_loop(director.clone()));
-    tasks.spawn(expiry_loop(
+    tasks.spawn(expiry_loop(director.clone(), args.pin_dir.clone()));
+    tasks.spawn(locality_loop(
         director.clone(),
         args.pin_dir.clone(),
-        args.conn_table_size,
+        Duration::from_secs(args.lblc_expiration),
+        Duration::from_secs(args.lblcr_expiration),
     ));
     info!("serving rvsadm on {}", args.socket.display());
 
@@ -169,11 +207,36 @@ async fn run(args: Args) -> Result<()> {
 }
 
 fn dataplane_handles(args: &Args) -> Result<rvs::daemon::Plane> {
-    Ok(rvs::daemon::Plane {
-        maps: DirectorMaps::open(&args.pin_dir)?,
-        neigh: Neighbours::new()?,
-        hops: Default::default(),
-    })
+    Ok(rvs::daemon::Plane::new(
+        DirectorMaps::open(&args.pin_dir)?,
+        Neighbours::new()?,
+    ))
+}
+
+/// Expires the lblc and lblcr caches.
+async fn locality_loop(
+    director: Arc<Mutex<Director>>,
+    pin_dir: PathBuf,
+    lblc: Duration,
+    lblcr: Duration,
+) {
+    let mut maps = match DirectorMaps::open(&pin_dir) {
+        Ok(m) => m,
+        Err(e) => {
+            warn!("locality cache expiry disabled: {e:#}");
+            return;
+        }
+    };
+    let mut tick = tokio::time::interval(rvs::daemon::locality::INTERVAL);
+    loop {
+        tick.tick().await;
+        let (lblc_services, lblcr_services) = director.lock().await.locality_services();
+        let gone = rvs::daemon::locality::sweep(&mut maps.lblc, &lblc_services, lblc)
+            + rvs::daemon::locality::sweep(&mut maps.lblcr, &lblcr_services, lblcr);
+        if gone > 0 {
+            tracing::debug!("expired {gone} locality cache entries");
+        }
+    }
 }
 
 async fn estimator_loop(director: Arc<Mutex<Director>>) {
@@ -193,7 +256,7 @@ async fn next_hop_loop(director: Arc<Mutex<Director>>) {
 }
 
 /// Walks the connection table about once a second (back to back when a walk takes longer).
-async fn expiry_loop(director: Arc<Mutex<Director>>, pin_dir: PathBuf, capacity: u32) {
+async fn expiry_loop(director: Arc<Mutex<Director>>, pin_dir: PathBuf) {
     let maps = match DirectorMaps::open(&pin_dir) {
         Ok(m) => Arc::new(std::sync::Mutex::new(m)),
         Err(e) => {
@@ -204,18 +267,12 @@ async fn expiry_loop(director: Arc<Mutex<Director>>, pin_dir: PathBuf, capacity:
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
-        let (timeouts, flush, trash) = director.lock().await.expiry_inputs();
+        let (inputs, trash) = director.lock().await.expiry_inputs();
         let m = maps.clone();
         let sweep = tokio::task::spawn_blocking(move || {
             let mut m = m.lock().expect("expiry maps");
             let m = &mut *m;
-            expiry::sweep(
-                &mut m.conns,
-                &mut m.dest_expired,
-                capacity,
-                &timeouts,
-                &flush,
-            )
+            expiry::sweep(&mut m.conns_new, &mut m.conns, &m.dest_conns, &inputs)
         })
         .await;
         match sweep {

@@ -11,10 +11,14 @@ use std::{
 use anyhow::Result;
 use tracing::{info, warn};
 
-use super::{estimator::Estimator, expiry::Sweep, state, views};
+use super::{
+    estimator::Estimator,
+    expiry::{self, Sweep},
+    state, views,
+};
 use crate::{
     control::proto::{Info, Request, Response},
-    dataplane::{self, DestPlacement, DirectorMaps, Neighbours, NextHop},
+    dataplane::{self, DestPlacement, DirectorMaps, ListSpace, Neighbours, NextHop, Table},
     model::{Model, ModelError, Service, ServiceId},
     sched,
 };
@@ -35,6 +39,24 @@ pub struct Plane {
     pub neigh: Neighbours,
     /// Resolved next hop of each real-server id (None: not resolved yet).
     pub hops: HashMap<u32, Option<NextHop>>,
+    /// Room in the real-server list array.
+    pub space: ListSpace,
+}
+
+impl Plane {
+    pub fn new(maps: DirectorMaps, neigh: Neighbours) -> Plane {
+        let mut space = ListSpace::new(rvs_common::maps::SCHED_LIST_SIZE);
+        // Lists of services carried over from a previous rvsd keep their ranges.
+        for entry in maps.services.iter().filter_map(|e| e.ok()) {
+            space.reserve(entry.1.list_off, entry.1.list_len);
+        }
+        Plane {
+            maps,
+            neigh,
+            hops: HashMap::new(),
+            space,
+        }
+    }
 }
 
 /// Which estimator: a service (by index) or a real server (by id).
@@ -112,7 +134,12 @@ impl Director {
                 }
                 let plan = sched::installed_plan(svc);
                 let base = plane.maps.sched_counter(svc.index);
-                dataplane::program_service(&mut plane.maps, svc, &plan, base)?;
+                dataplane::program_service(
+                    &mut plane.maps,
+                    &mut plane.space,
+                    svc,
+                    Table::New(&plan, base),
+                )?;
             }
         }
         for t in &self.model.trash {
@@ -294,6 +321,21 @@ impl Director {
                     self.estimators.remove(&EstKey::Service(svc.index));
                 }
                 for d in &svc.dests {
+                    // __ip_vs_update_dest: a new upper threshold of 0, or a higher one, clears
+                    // OVERLOAD (an edit never sets it; the next connection bound does).
+                    let old_upper = self
+                        .model
+                        .service(&svc_id)
+                        .and_then(|s| s.dest(&d.addr))
+                        .map(|o| o.config.u_threshold);
+                    if old_upper
+                        .is_none_or(|u| d.config.u_threshold == 0 || d.config.u_threshold > u)
+                    {
+                        plane
+                            .maps
+                            .dest_conns
+                            .set(d.id, dataplane::Field::Overloaded, 0);
+                    }
                     if before.contains(&d.id) && plane.hops.get(&d.id).copied().flatten().is_some()
                     {
                         // Known real server: refresh its entry (weight may have changed).
@@ -341,12 +383,24 @@ impl Director {
                 if replan == Replan::Yes {
                     let plan = sched::plan(svc);
                     let base = plane.maps.sched_counter(svc.index);
-                    dataplane::program_service(&mut plane.maps, svc, &plan, base)?;
+                    dataplane::program_service(
+                        &mut plane.maps,
+                        &mut plane.space,
+                        svc,
+                        Table::New(&plan, base),
+                    )?;
+                } else {
+                    dataplane::program_service(
+                        &mut plane.maps,
+                        &mut plane.space,
+                        svc,
+                        Table::Keep,
+                    )?;
                 }
             }
             None => {
                 if let Some(old) = self.model.service(&svc_id) {
-                    dataplane::remove_service(&mut plane.maps, old)?;
+                    dataplane::remove_service(&mut plane.maps, &mut plane.space, old)?;
                 }
             }
         }
@@ -452,11 +506,61 @@ impl Director {
         self.estimators.retain(|k, _| seen.contains(k));
     }
 
-    /// What a connection-expiry walk needs: timeouts, ids whose flows are flushed, and the ids in
-    /// the trash when the walk starts.
-    pub fn expiry_inputs(&self) -> (crate::model::Timeouts, BTreeSet<u32>, BTreeSet<u32>) {
+    /// What a connection-expiry walk needs, and the ids in the trash when the walk starts.
+    pub fn expiry_inputs(&self) -> (expiry::Inputs, BTreeSet<u32>) {
         let trash = self.model.trash.iter().map(|t| t.dest.id).collect();
-        (self.model.timeouts, self.model.flushed_dest_ids(), trash)
+        let mut inputs = expiry::Inputs {
+            timeouts: self.model.timeouts,
+            flush: self.model.flushed_dest_ids(),
+            ..Default::default()
+        };
+        for s in &self.model.services {
+            for d in &s.dests {
+                inputs
+                    .thresholds
+                    .insert(d.id, (d.config.u_threshold, d.config.l_threshold));
+            }
+            if s.config.persistent() {
+                let port = s.id.port();
+                inputs.persist.insert(
+                    s.index,
+                    expiry::PersistRule {
+                        timeout_s: s.config.timeout,
+                        netmask4: if s.id.is_ipv6() {
+                            0
+                        } else {
+                            s.config.netmask.to_be()
+                        },
+                        prefix6: if s.id.is_ipv6() {
+                            s.config.netmask.min(128) as u8
+                        } else {
+                            0
+                        },
+                        any_port: port == 0 || port == 21,
+                    },
+                );
+            }
+        }
+        for t in &self.model.trash {
+            inputs.thresholds.insert(
+                t.dest.id,
+                (t.dest.config.u_threshold, t.dest.config.l_threshold),
+            );
+        }
+        (inputs, trash)
+    }
+
+    /// Service indexes using lblc and using lblcr (their caches keep only these).
+    pub fn locality_services(&self) -> (BTreeSet<u32>, BTreeSet<u32>) {
+        let of = |name: &str| {
+            self.model
+                .services
+                .iter()
+                .filter(|s| s.config.scheduler == name)
+                .map(|s| s.index)
+                .collect()
+        };
+        (of("lblc"), of("lblcr"))
     }
 
     /// Frees trashed real servers that no flow referred to during a complete walk.

@@ -1,18 +1,26 @@
-//! Connection expiry: a background walk over the connection table that removes flows idle longer
-//! than their state's timeout (IPVS's per-connection timers, done in bulk), flushes flows of
-//! deleted services, and reports which real-server ids flows still refer to.
+//! Connection expiry: a background walk over the connection tables that removes flows idle longer
+//! than their state's timeout (IPVS's per-connection timers, done in bulk), removes persistence
+//! templates idle past the service's timeout once no live flow of theirs remains, flushes flows of
+//! deleted services, and reports which real-server ids are still in use. The tables are read in
+//! batches; counters are changed through the shared mapping with atomics; OVERLOAD is cleared by
+//! the kernel's rule as connections go.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    collections::{BTreeSet, HashMap as StdHashMap, HashSet},
+    os::fd::AsFd,
+};
 
-use aya::maps::{Array, HashMap, MapData};
+use aya::maps::{HashMap, IterableMap, MapData};
 use rvs_common::{
-    IPPROTO_TCP,
-    conn::{Conn, ConnKey, conn_flags},
-    dest::DestConns,
+    AF_INET6, IPPROTO_TCP,
+    conn::{Conn, ConnKey, KIND_TEMPLATE, conn_flags},
     tcp_state,
 };
 
-use crate::model::Timeouts;
+use crate::{
+    dataplane::{Field, SharedConns, batch},
+    model::Timeouts,
+};
 
 /// Seconds a connection in `state` lives without packets (IPVS defaults, with `--set` values for
 /// ESTABLISHED, FIN_WAIT and UDP).
@@ -37,65 +45,151 @@ pub fn monotonic_ns() -> u64 {
     ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64
 }
 
+/// How a persistent service forms its templates.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PersistRule {
+    pub timeout_s: u32,
+    /// IPv4 mask, network byte order.
+    pub netmask4: u32,
+    pub prefix6: u8,
+    /// One template for every port of the VIP (port-zero and FTP services).
+    pub any_port: bool,
+}
+
+/// What a walk needs from the model.
+#[derive(Clone, Debug, Default)]
+pub struct Inputs {
+    pub timeouts: Timeouts,
+    /// Real-server ids whose service was deleted: their flows are removed at once.
+    pub flush: BTreeSet<u32>,
+    /// (upper, lower) thresholds per real-server id.
+    pub thresholds: StdHashMap<u32, (u32, u32)>,
+    /// Template rules per service index.
+    pub persist: StdHashMap<u32, PersistRule>,
+}
+
 /// What one walk found and did.
 #[derive(Debug, Default)]
 pub struct Sweep {
     pub walked: usize,
     pub expired: usize,
     pub flushed: usize,
-    /// The walk saw the whole table (it stops early if the table churns too much to finish).
+    /// Every table was read to its end.
     pub complete: bool,
-    /// Real-server ids that live connections refer to.
+    /// Real-server ids that live connections and templates refer to.
     pub referenced: BTreeSet<u32>,
 }
 
-/// Walks the table once. `flush` holds real-server ids whose service is gone: their flows are
-/// removed at once. Expired flows are subtracted from the real servers' counts via `expired`.
+/// The template key the data plane uses for a connection of a persistent service.
+pub fn template_key(key: &ConnKey, rule: &PersistRule) -> ConnKey {
+    let mut caddr = key.caddr;
+    if key.af == AF_INET6 {
+        let prefix = rule.prefix6.min(128) as u32;
+        for (i, w) in caddr.iter_mut().enumerate() {
+            let bits = prefix.saturating_sub(i as u32 * 32).min(32);
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
+            *w &= mask.to_be();
+        }
+    } else {
+        caddr[0] &= rule.netmask4;
+    }
+    ConnKey {
+        caddr,
+        vaddr: key.vaddr,
+        cport: 0,
+        vport: if rule.any_port { 0 } else { key.vport },
+        proto: key.proto,
+        af: key.af,
+        kind: KIND_TEMPLATE,
+        _pad0: 0,
+    }
+}
+
+type Table = HashMap<MapData, ConnKey, Conn>;
+
+/// Walks both tables once: the embryonic one first, so a flow promoted during the walk is met in
+/// the main one afterwards.
 pub fn sweep(
-    conns: &mut HashMap<MapData, ConnKey, Conn>,
-    expired: &mut Array<MapData, DestConns>,
-    capacity: u32,
-    timeouts: &Timeouts,
-    flush: &BTreeSet<u32>,
+    conns_new: &mut Table,
+    conns: &mut Table,
+    counters: &SharedConns,
+    inputs: &Inputs,
 ) -> Sweep {
     let now = monotonic_ns();
-    let mut out = Sweep::default();
-    let mut doomed = Vec::new();
-    // A walk restarts from the head when the key it stands on is deleted under it (LRU eviction),
-    // so bound it: twice the capacity is far more than one pass.
-    let limit = 2 * capacity as usize;
-    let mut complete = true;
-    for (n, item) in conns.iter().enumerate() {
-        if n >= limit {
-            complete = false;
-            break;
-        }
-        let Ok((key, conn)) = item else { continue };
-        out.walked += 1;
-        let idle = now.saturating_sub(conn.last_seen_ns);
-        let ttl = timeout_secs(key.proto, conn.state, timeouts) * 1_000_000_000;
-        if flush.contains(&conn.dest_id) || idle > ttl {
-            doomed.push(key);
-        } else {
+    let mut out = Sweep {
+        complete: true,
+        ..Sweep::default()
+    };
+    let mut live_templates: HashSet<ConnKey> = HashSet::new();
+    let mut templates: Vec<(bool, ConnKey, Conn)> = Vec::new();
+    let mut doomed: Vec<(bool, ConnKey)> = Vec::new();
+    for (is_new, table) in [(true, &*conns_new), (false, &*conns)] {
+        let walk = batch::for_each::<ConnKey, Conn>(table.map().fd().as_fd(), 4096, |key, conn| {
+            out.walked += 1;
+            if key.kind == KIND_TEMPLATE {
+                templates.push((is_new, *key, *conn));
+                return;
+            }
+            let idle = now.saturating_sub(conn.last_seen_ns);
+            let ttl = timeout_secs(key.proto, conn.state, &inputs.timeouts) * 1_000_000_000;
+            if inputs.flush.contains(&conn.dest_id) || idle > ttl {
+                doomed.push((is_new, *key));
+                return;
+            }
             out.referenced.insert(conn.dest_id);
+            if conn.flags & conn_flags::CONTROLLED != 0
+                && let Some(rule) = inputs.persist.get(&conn.svc_id)
+            {
+                live_templates.insert(template_key(key, rule));
+            }
+        });
+        if let Err(e) = walk {
+            tracing::warn!("reading the connection table: {e}");
+            out.complete = false;
         }
     }
-    out.complete = complete;
+    for (is_new, key, t) in templates {
+        let idle = now.saturating_sub(t.last_seen_ns);
+        let ttl = inputs
+            .persist
+            .get(&t.svc_id)
+            .map_or(0, |r| r.timeout_s as u64)
+            * 1_000_000_000;
+        let flushing = inputs.flush.contains(&t.dest_id);
+        if flushing || (idle > ttl && !live_templates.contains(&key)) {
+            doomed.push((is_new, key));
+        } else {
+            out.referenced.insert(t.dest_id);
+        }
+    }
 
-    let mut gone: BTreeMap<u32, DestConns> = BTreeMap::new();
-    for key in doomed {
+    for (is_new, key) in doomed {
+        let table = if is_new { &mut *conns_new } else { &mut *conns };
         // Look again just before deleting: a packet may have refreshed the flow meanwhile.
-        let Ok(conn) = conns.get(&key, 0) else {
+        let Ok(conn) = table.get(&key, 0) else {
             continue;
         };
-        let idle = monotonic_ns().saturating_sub(conn.last_seen_ns);
-        let ttl = timeout_secs(key.proto, conn.state, timeouts) * 1_000_000_000;
-        let flushing = flush.contains(&conn.dest_id);
-        if !flushing && idle <= ttl {
-            out.referenced.insert(conn.dest_id);
-            continue;
+        let flushing = inputs.flush.contains(&conn.dest_id);
+        if !flushing {
+            let idle = monotonic_ns().saturating_sub(conn.last_seen_ns);
+            let ttl = if key.kind == KIND_TEMPLATE {
+                inputs
+                    .persist
+                    .get(&conn.svc_id)
+                    .map_or(0, |r| r.timeout_s as u64)
+            } else {
+                timeout_secs(key.proto, conn.state, &inputs.timeouts)
+            } * 1_000_000_000;
+            if idle <= ttl {
+                out.referenced.insert(conn.dest_id);
+                continue;
+            }
         }
-        if conns.remove(&key).is_err() {
+        if table.remove(&key).is_err() {
             continue;
         }
         if flushing {
@@ -103,20 +197,42 @@ pub fn sweep(
         } else {
             out.expired += 1;
         }
-        let g = gone.entry(conn.dest_id).or_default();
-        if conn.flags & conn_flags::INACTIVE != 0 {
-            g.inactive += 1;
-        } else {
-            g.active += 1;
-        }
-    }
-    for (id, g) in gone {
-        let mut e = expired.get(&id, 0).unwrap_or_default();
-        e.active = e.active.wrapping_add(g.active);
-        e.inactive = e.inactive.wrapping_add(g.inactive);
-        let _ = expired.set(id, e, 0);
+        unbind(
+            counters,
+            &conn,
+            inputs.thresholds.get(&conn.dest_id).copied(),
+        );
     }
     out
+}
+
+/// ip_vs_unbind_dest: takes the connection off its server's counter and clears OVERLOAD when the
+/// total falls below the lower threshold, or (without one) below 3/4 of the upper one.
+fn unbind(counters: &SharedConns, conn: &Conn, thresholds: Option<(u32, u32)>) {
+    let id = conn.dest_id;
+    if conn.flags & conn_flags::TEMPLATE != 0 {
+        counters.add(id, Field::Persist, u64::MAX);
+        return;
+    }
+    let field = if conn.flags & conn_flags::INACTIVE != 0 {
+        Field::Inactive
+    } else {
+        Field::Active
+    };
+    counters.add(id, field, u64::MAX);
+    let c = counters.get(id);
+    let total = c.active.wrapping_add(c.inactive) as i64;
+    let (upper, lower) = thresholds.unwrap_or((0, 0));
+    let clear = if lower != 0 {
+        total < lower as i64
+    } else if upper != 0 {
+        total * 4 < upper as i64 * 3
+    } else {
+        true
+    };
+    if clear && c.overloaded != 0 {
+        counters.set(id, Field::Overloaded, 0);
+    }
 }
 
 #[cfg(test)]
@@ -139,5 +255,39 @@ mod tests {
         assert_eq!(timeout_secs(IPPROTO_TCP, tcp_state::ESTABLISHED, &set), 30);
         assert_eq!(timeout_secs(IPPROTO_TCP, tcp_state::FIN_WAIT, &set), 5);
         assert_eq!(timeout_secs(17, 0, &set), 7);
+    }
+
+    #[test]
+    fn template_keys_mask_the_client_and_drop_its_port() {
+        let key = ConnKey {
+            caddr: [u32::from_ne_bytes([198, 18, 7, 9]), 0, 0, 0],
+            vaddr: [u32::from_ne_bytes([198, 18, 0, 100]), 0, 0, 0],
+            cport: 40000u16.to_be(),
+            vport: 80u16.to_be(),
+            proto: IPPROTO_TCP,
+            af: 2,
+            kind: 0,
+            _pad0: 0,
+        };
+        let rule = PersistRule {
+            timeout_s: 60,
+            netmask4: 0xffff_ff00u32.to_be(),
+            prefix6: 0,
+            any_port: false,
+        };
+        let t = template_key(&key, &rule);
+        assert_eq!(t.caddr[0].to_ne_bytes(), [198, 18, 7, 0]);
+        assert_eq!(
+            (t.cport, t.vport, t.kind),
+            (0, 80u16.to_be(), KIND_TEMPLATE)
+        );
+        let any = template_key(
+            &key,
+            &PersistRule {
+                any_port: true,
+                ..rule
+            },
+        );
+        assert_eq!(any.vport, 0);
     }
 }

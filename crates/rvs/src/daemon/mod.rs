@@ -5,6 +5,7 @@
 mod director;
 pub mod estimator;
 pub mod expiry;
+pub mod locality;
 pub mod state;
 mod views;
 

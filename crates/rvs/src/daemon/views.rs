@@ -1,8 +1,12 @@
 //! Answers to listing requests: services with counters, rates and connection counts; the
 //! connection table; the data plane's event counters.
 
+use std::os::fd::AsFd;
+
+use aya::maps::IterableMap;
 use rvs_common::{
     IPPROTO_TCP,
+    conn::{Conn, ConnKey, KIND_TEMPLATE},
     stats::{COUNTER_NAMES, Stats},
     tcp_state,
 };
@@ -13,7 +17,7 @@ use super::{
 };
 use crate::{
     control::proto::{ConnView, DestView, RateView, Response, ServiceView, StatsView},
-    dataplane::ip_from_words,
+    dataplane::{batch, ip_from_words},
     model::{Dest, Protocol, ServiceId},
 };
 
@@ -70,19 +74,19 @@ pub fn services(dir: &Director, only: Option<ServiceId>) -> Response {
 }
 
 fn dest_view(dir: &Director, d: &Dest, rate: RateView) -> DestView {
-    let (active, inactive, stats) = match &dir.plane {
+    let (active, inactive, persist, stats) = match &dir.plane {
         Some(p) => {
-            let (a, i) = p.maps.dest_conn_counts(d.id);
-            (a, i, stats_view(p.maps.dest_stats(d.id)))
+            let (a, i, t) = p.maps.dest_conn_counts(d.id);
+            (a, i, t, stats_view(p.maps.dest_stats(d.id)))
         }
-        None => (0, 0, StatsView::default()),
+        None => (0, 0, 0, StatsView::default()),
     };
     DestView {
         dest: d.addr,
         config: d.config.clone(),
         active_conns: active,
         inactive_conns: inactive,
-        persist_conns: 0,
+        persist_conns: persist,
         stats,
         rate,
     }
@@ -102,32 +106,52 @@ pub fn conns(dir: &Director) -> Response {
             .find(|d| d.id == id)
             .map(|d| d.addr)
     };
+    let persist_timeout = |index: u32| {
+        dir.model
+            .services
+            .iter()
+            .find(|s| s.index == index)
+            .map_or(0, |s| s.config.timeout as u64)
+    };
     let mut conns = Vec::new();
-    for item in plane.maps.conns.iter() {
-        let Ok((key, conn)) = item else { continue };
-        let Some(dest) = dest_of(conn.dest_id) else {
-            continue;
-        };
-        let ipv6 = key.af == rvs_common::AF_INET6;
-        let ttl = timeout_secs(key.proto, conn.state, &dir.model.timeouts);
-        let idle = now.saturating_sub(conn.last_seen_ns) / 1_000_000_000;
-        let protocol = Protocol::from_number(key.proto);
-        conns.push(ConnView {
-            protocol,
-            client: ip_from_words(&key.caddr, ipv6),
-            client_port: u16::from_be(key.cport),
-            virtual_addr: ip_from_words(&key.vaddr, ipv6),
-            virtual_port: u16::from_be(key.vport),
-            dest: dest.addr,
-            dest_port: dest.port,
-            state: if key.proto == IPPROTO_TCP {
-                tcp_state::name(conn.state).to_owned()
+    for table in [&plane.maps.conns_new, &plane.maps.conns] {
+        let _ = batch::for_each::<ConnKey, Conn>(table.map().fd().as_fd(), 4096, |key, conn| {
+            let Some(dest) = dest_of(conn.dest_id) else {
+                return;
+            };
+            let ipv6 = key.af == rvs_common::AF_INET6;
+            let template = key.kind == KIND_TEMPLATE;
+            let ttl = if template {
+                persist_timeout(conn.svc_id)
             } else {
-                "UDP".to_owned()
-            },
-            expires: ttl.saturating_sub(idle),
-            pe_name: None,
-            pe_data: None,
+                timeout_secs(key.proto, conn.state, &dir.model.timeouts)
+            };
+            let idle = now.saturating_sub(conn.last_seen_ns) / 1_000_000_000;
+            let state = if template {
+                "NONE"
+            } else if key.proto == IPPROTO_TCP {
+                tcp_state::name(conn.state)
+            } else {
+                "UDP"
+            };
+            conns.push(ConnView {
+                protocol: Protocol::from_number(key.proto),
+                client: ip_from_words(&key.caddr, ipv6),
+                client_port: u16::from_be(key.cport),
+                virtual_addr: ip_from_words(&key.vaddr, ipv6),
+                virtual_port: u16::from_be(key.vport),
+                dest: dest.addr,
+                // A template of a port-zero service has no port of its own.
+                dest_port: if template && key.vport == 0 {
+                    0
+                } else {
+                    dest.port
+                },
+                state: state.to_owned(),
+                expires: ttl.saturating_sub(idle),
+                pe_name: None,
+                pe_data: None,
+            });
         });
     }
     Response::Conns { conns }

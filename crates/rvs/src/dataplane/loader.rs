@@ -10,14 +10,18 @@ use std::{
 use anyhow::{Context, Result, bail};
 use aya::{
     EbpfLoader,
-    maps::{MapInfo, MapType},
+    maps::{MapData, MapInfo, MapType, ProgramArray},
     programs::{Xdp, XdpMode},
 };
 use rvs_common::{
     conn::{Conn, ConnKey},
     dest::{DestConns, DestEntry},
-    maps::{self as names, MAX_DESTS, MAX_SCHED_SLOTS, MAX_SERVICES},
-    service::{SchedCounter, ServiceEntry, ServiceKey, SlotKey},
+    maps::{
+        self as names, AdmitBucket, Config, LBLC_CACHE_SIZE, LblcEntry, LblcrEntry, LocalityKey,
+        MAX_DESTS, MAX_SCHED_SLOTS, MAX_SERVICES, SCHED_LIST_SIZE, conns_new_size,
+    },
+    programs,
+    service::{SchedCounter, SchedDest, ServiceEntry, ServiceKey, SlotKey},
     stats::{COUNTER_COUNT, Stats},
 };
 
@@ -45,6 +49,8 @@ pub struct LoadOptions {
 /// The loaded and attached director. Dropping it detaches the program; the pinned maps stay.
 pub struct Dataplane {
     _ebpf: aya::Ebpf,
+    /// Keeps the scheduling programs installed (the entry program's tail-call targets).
+    _progs: ProgramArray<MapData>,
     /// (name, ifindex) of each interface the program is attached to.
     pub interfaces: Vec<(String, u32)>,
     /// The maps existed already (a restart): connections and counters carried over.
@@ -52,72 +58,92 @@ pub struct Dataplane {
 }
 
 /// What a pinned map must look like for this build: (name, type, key size, value size, entries).
-fn expected_layouts(conn_table_size: u32) -> Vec<(&'static str, MapType, usize, usize, u32)> {
+type Layout = (&'static str, MapType, usize, usize, u32);
+
+fn expected_layouts(conn_table_size: u32) -> Vec<Layout> {
+    use MapType::*;
     vec![
         (
             names::SERVICES,
-            MapType::Hash,
+            Hash,
             size_of::<ServiceKey>(),
             size_of::<ServiceEntry>(),
             MAX_SERVICES,
         ),
-        (
-            names::DESTS,
-            MapType::Array,
-            4,
-            size_of::<DestEntry>(),
-            MAX_DESTS,
-        ),
+        (names::DESTS, Array, 4, size_of::<DestEntry>(), MAX_DESTS),
         (
             names::DEST_CONNS,
-            MapType::Array,
-            4,
-            size_of::<DestConns>(),
-            MAX_DESTS,
-        ),
-        (
-            names::DEST_EXPIRED,
-            MapType::Array,
+            Array,
             4,
             size_of::<DestConns>(),
             MAX_DESTS,
         ),
         (
             names::SCHED_SLOTS,
-            MapType::Hash,
+            Hash,
             size_of::<SlotKey>(),
             4,
             MAX_SCHED_SLOTS,
         ),
         (
             names::SCHED_COUNTERS,
-            MapType::Array,
+            Array,
             4,
             size_of::<SchedCounter>(),
             MAX_SERVICES,
         ),
         (
+            names::SCHED_LIST,
+            Array,
+            4,
+            size_of::<SchedDest>(),
+            SCHED_LIST_SIZE,
+        ),
+        (
             names::CONNS,
-            MapType::LruHash,
+            LruHash,
             size_of::<ConnKey>(),
             size_of::<Conn>(),
             conn_table_size,
         ),
         (
+            names::CONNS_NEW,
+            LruHash,
+            size_of::<ConnKey>(),
+            size_of::<Conn>(),
+            conns_new_size(conn_table_size),
+        ),
+        (
             names::SVC_STATS,
-            MapType::PerCpuArray,
+            PerCpuArray,
             4,
             size_of::<Stats>(),
             MAX_SERVICES,
         ),
         (
             names::DEST_STATS,
-            MapType::PerCpuArray,
+            PerCpuArray,
             4,
             size_of::<Stats>(),
             MAX_DESTS,
         ),
-        (names::COUNTERS, MapType::PerCpuArray, 4, 8, COUNTER_COUNT),
+        (names::COUNTERS, PerCpuArray, 4, 8, COUNTER_COUNT),
+        (
+            names::LBLC,
+            LruHash,
+            size_of::<LocalityKey>(),
+            size_of::<LblcEntry>(),
+            LBLC_CACHE_SIZE,
+        ),
+        (
+            names::LBLCR,
+            LruHash,
+            size_of::<LocalityKey>(),
+            size_of::<LblcrEntry>(),
+            LBLC_CACHE_SIZE,
+        ),
+        (names::CONFIG, Array, 4, size_of::<Config>(), 1),
+        (names::ADMIT, PerCpuArray, 4, size_of::<AdmitBucket>(), 1),
     ]
 }
 
@@ -217,6 +243,7 @@ impl Dataplane {
             .collect();
         let mut loader = EbpfLoader::new();
         loader.map_max_entries(names::CONNS, opts.conn_table_size);
+        loader.map_max_entries(names::CONNS_NEW, conns_new_size(opts.conn_table_size));
         for (name, path) in &pins {
             loader.map_pin_path(name, path.as_path());
         }
@@ -224,8 +251,24 @@ impl Dataplane {
             .load(ebpf::DIRECTOR)
             .context("loading the director program")?;
 
+        // The scheduling programs first, into the program array the entry tail-calls into.
+        let mut progs: ProgramArray<MapData> = bpf
+            .take_map(programs::PROGS)
+            .context("the program array is missing from the object")?
+            .try_into()?;
+        for (slot, name) in programs::SCHEDULERS.iter().enumerate() {
+            let prog: &mut Xdp = bpf
+                .program_mut(name)
+                .with_context(|| format!("{name} missing from the object"))?
+                .try_into()?;
+            prog.load()
+                .with_context(|| format!("the kernel refused the program {name}"))?;
+            progs
+                .set(slot as u32, prog.fd()?, 0)
+                .with_context(|| format!("installing {name}"))?;
+        }
         let prog: &mut Xdp = bpf
-            .program_mut("rvs_director")
+            .program_mut(programs::ENTRY)
             .context("rvs_director missing from the object")?
             .try_into()?;
         prog.load()
@@ -247,6 +290,7 @@ impl Dataplane {
         }
         Ok(Dataplane {
             _ebpf: bpf,
+            _progs: progs,
             interfaces,
             resumed,
         })

@@ -7,33 +7,42 @@ use anyhow::{Context, Result};
 use aya::maps::{Array, HashMap, Map, MapData, PerCpuArray, PerCpuValues};
 use rvs_common::{
     conn::{Conn, ConnKey},
-    dest::{DestConns, DestEntry},
-    maps as names,
-    service::{SchedCounter, ServiceEntry, ServiceKey, SlotKey},
+    dest::DestEntry,
+    maps::{self as names, Config, LblcEntry, LblcrEntry, LocalityKey},
+    service::{SchedCounter, SchedDest, ServiceEntry, ServiceKey, SlotKey},
     stats::Stats,
 };
+
+use super::shared::{SharedConns, live};
 
 pub struct DirectorMaps {
     pub services: HashMap<MapData, ServiceKey, ServiceEntry>,
     pub dests: Array<MapData, DestEntry>,
-    pub dest_conns: Array<MapData, DestConns>,
-    pub dest_expired: Array<MapData, DestConns>,
+    /// Connection counters per dest, shared with the data plane through a memory mapping.
+    pub dest_conns: SharedConns,
     pub slots: HashMap<MapData, SlotKey, u32>,
     pub sched_counters: Array<MapData, SchedCounter>,
+    pub sched_list: Array<MapData, SchedDest>,
     pub conns: HashMap<MapData, ConnKey, Conn>,
+    pub conns_new: HashMap<MapData, ConnKey, Conn>,
     pub svc_stats: PerCpuArray<MapData, Stats>,
     pub dest_stats: PerCpuArray<MapData, Stats>,
     pub counters: PerCpuArray<MapData, u64>,
+    pub config: Array<MapData, Config>,
+    pub lblc: HashMap<MapData, LocalityKey, LblcEntry>,
+    pub lblcr: HashMap<MapData, LocalityKey, LblcrEntry>,
 }
 
 /// One connection table entry.
 pub type ConnEntry = (ConnKey, Conn);
 
-fn open(pin_dir: &Path, name: &str) -> Result<Map> {
+fn open_data(pin_dir: &Path, name: &str) -> Result<MapData> {
     let path = pin_dir.join(name);
-    let data = MapData::from_pin(&path)
-        .with_context(|| format!("opening pinned map {}", path.display()))?;
-    Ok(Map::from_map_data(data)?)
+    MapData::from_pin(&path).with_context(|| format!("opening pinned map {}", path.display()))
+}
+
+fn open(pin_dir: &Path, name: &str) -> Result<Map> {
+    Ok(Map::from_map_data(open_data(pin_dir, name)?)?)
 }
 
 impl DirectorMaps {
@@ -42,14 +51,18 @@ impl DirectorMaps {
         Ok(DirectorMaps {
             services: open(pin_dir, names::SERVICES)?.try_into()?,
             dests: open(pin_dir, names::DESTS)?.try_into()?,
-            dest_conns: open(pin_dir, names::DEST_CONNS)?.try_into()?,
-            dest_expired: open(pin_dir, names::DEST_EXPIRED)?.try_into()?,
+            dest_conns: SharedConns::new(open_data(pin_dir, names::DEST_CONNS)?)?,
             slots: open(pin_dir, names::SCHED_SLOTS)?.try_into()?,
             sched_counters: open(pin_dir, names::SCHED_COUNTERS)?.try_into()?,
+            sched_list: open(pin_dir, names::SCHED_LIST)?.try_into()?,
             conns: open(pin_dir, names::CONNS)?.try_into()?,
+            conns_new: open(pin_dir, names::CONNS_NEW)?.try_into()?,
             svc_stats: open(pin_dir, names::SVC_STATS)?.try_into()?,
             dest_stats: open(pin_dir, names::DEST_STATS)?.try_into()?,
             counters: open(pin_dir, names::COUNTERS)?.try_into()?,
+            config: open(pin_dir, names::CONFIG)?.try_into()?,
+            lblc: open(pin_dir, names::LBLC)?.try_into()?,
+            lblcr: open(pin_dir, names::LBLCR)?.try_into()?,
         })
     }
 
@@ -72,8 +85,7 @@ impl DirectorMaps {
     pub fn zero_dest(&mut self, id: u32) -> Result<()> {
         let zeros = PerCpuValues::try_from(vec![Stats::default(); nr_cpus()?])?;
         self.dest_stats.set(id, zeros, 0)?;
-        self.dest_conns.set(id, DestConns::default(), 0)?;
-        self.dest_expired.set(id, DestConns::default(), 0)?;
+        self.dest_conns.zero(id);
         Ok(())
     }
 
@@ -83,16 +95,10 @@ impl DirectorMaps {
         Ok(())
     }
 
-    /// Active and inactive connections of a real server.
-    pub fn dest_conn_counts(&self, id: u32) -> (u32, u32) {
-        let c = self.dest_conns.get(&id, 0).unwrap_or_default();
-        let e = self.dest_expired.get(&id, 0).unwrap_or_default();
-        // The data plane moves connections between its counters with atomic adds of +1 and -1
-        // (as u64); a reader may catch one half of a move, so clamp at zero.
-        let live = |made: u64, gone: u64| {
-            (made.wrapping_sub(gone) as i64).clamp(0, u32::MAX as i64) as u32
-        };
-        (live(c.active, e.active), live(c.inactive, e.inactive))
+    /// Active, inactive and persistent connections of a real server.
+    pub fn dest_conn_counts(&self, id: u32) -> (u32, u32, u32) {
+        let c = self.dest_conns.get(id);
+        (live(c.active), live(c.inactive), live(c.persist))
     }
 
     /// The scheduler counter of a service: how many new flows it has scheduled in all.

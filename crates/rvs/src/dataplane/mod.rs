@@ -2,15 +2,20 @@
 //! resolution for real servers, and writing the model into the maps.
 
 mod addr;
+pub mod batch;
+mod list_space;
 mod loader;
 mod maps;
 mod neigh;
 mod pass;
 mod program;
+mod shared;
 
 pub use addr::{ip_from_words, ip_words, port_be};
+pub use list_space::ListSpace;
 pub use loader::{AttachMode, Dataplane, LoadOptions, cleanup_pins};
 pub use maps::{ConnEntry, DirectorMaps};
 pub use neigh::{Neighbours, NextHop};
 pub use pass::{PassProgram, attach_pass_program};
-pub use program::{DestPlacement, program_service, remove_service, service_key, write_dest};
+pub use program::{DestPlacement, Table, program_service, remove_service, service_key, write_dest};
+pub use shared::{Field, SharedConns};

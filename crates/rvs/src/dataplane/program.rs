@@ -3,20 +3,21 @@
 //! then the service entry is replaced in one update, then the old slots are deleted, so a packet
 //! never sees half a table.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use rvs_common::{
     AF_INET, AF_INET6,
     dest::{DestEntry, dest_flags},
-    service::{ServiceEntry, ServiceKey, SlotKey},
+    service::{SchedDest, ServiceEntry, ServiceKey, SlotKey, svc_flags},
 };
 
 use super::{
     addr::{ip_words, port_be},
+    list_space::ListSpace,
     maps::DirectorMaps,
     neigh::NextHop,
 };
 use crate::{
-    model::{Dest, Service, ServiceId},
+    model::{Dest, Service, ServiceId, svc_flags as model_flags},
     sched::Plan,
 };
 
@@ -80,60 +81,135 @@ pub fn write_dest(
             AF_INET
         },
         _pad0: [0; 3],
+        u_threshold: dest.config.u_threshold,
+        l_threshold: dest.config.l_threshold,
     };
     maps.dests
         .set(dest.id, entry, 0)
         .with_context(|| format!("writing real server {}", dest.addr))
 }
 
-/// Installs `plan` for `svc`, its counter restarting the plan at `base`.
+/// What happens to a service's scheduler table when its entry is written.
+pub enum Table<'a> {
+    /// Install this plan, its counter restarting it at `base`.
+    New(&'a Plan, u64),
+    /// Keep the installed table and list (a change to the service's settings only).
+    Keep,
+}
+
+/// The data-plane flags of a service.
+fn entry_flags(svc: &Service) -> u8 {
+    let f = svc.config.flags;
+    let mut out = 0;
+    if f & model_flags::PERSISTENT != 0 {
+        out |= svc_flags::PERSISTENT;
+    }
+    if f & model_flags::ONEPACKET != 0 {
+        out |= svc_flags::ONE_PACKET;
+    }
+    for (m, d) in [
+        (model_flags::SCHED1, svc_flags::SCHED1),
+        (model_flags::SCHED2, svc_flags::SCHED2),
+        (model_flags::SCHED3, svc_flags::SCHED3),
+    ] {
+        if f & m != 0 {
+            out |= d;
+        }
+    }
+    if svc.id.port() == 0 {
+        out |= svc_flags::PORT_ZERO;
+    }
+    out
+}
+
+/// Writes a service's entry (and, with `Table::New`, its table and real-server list).
 pub fn program_service(
     maps: &mut DirectorMaps,
+    space: &mut ListSpace,
     svc: &Service,
-    plan: &Plan,
-    base: u64,
+    table: Table<'_>,
 ) -> Result<()> {
     let key = service_key(&svc.id);
     let old = maps.services.get(&key, 0).ok();
-    let gen_ = old.map_or(0, |o| o.table_gen.wrapping_add(1));
-    for (index, dest_id) in plan.slots.iter().enumerate() {
-        let slot = SlotKey {
-            svc_id: svc.index,
-            gen_,
-            index: index as u32,
-        };
-        maps.slots
-            .insert(slot, dest_id, 0)
-            .with_context(|| format!("writing the scheduler table of {}", svc.id))?;
-    }
-    let entry = ServiceEntry {
+    let ipv6 = svc.id.is_ipv6();
+    let mut entry = ServiceEntry {
         id: svc.index,
-        pick: plan.pick as u8,
-        flags: 0,
-        _pad0: 0,
-        table_gen: gen_,
-        table_len: plan.slots.len() as u32,
-        table_start: plan.start,
-        _pad1: 0,
-        counter_base: base,
+        flags: entry_flags(svc),
+        prefix6: if ipv6 {
+            svc.config.netmask.min(128) as u8
+        } else {
+            0
+        },
+        persist_timeout: svc.config.timeout,
+        netmask4: if ipv6 { 0 } else { svc.config.netmask.to_be() },
+        ..ServiceEntry::default()
     };
+    match table {
+        Table::Keep => {
+            let old = old.unwrap_or_default();
+            entry.pick = old.pick;
+            entry.table_gen = old.table_gen;
+            entry.table_len = old.table_len;
+            entry.table_start = old.table_start;
+            entry.list_off = old.list_off;
+            entry.list_len = old.list_len;
+            entry.counter_base = old.counter_base;
+            return maps
+                .services
+                .insert(key, entry, 0)
+                .with_context(|| format!("writing service {}", svc.id));
+        }
+        Table::New(plan, base) => {
+            let gen_ = old.map_or(0, |o| o.table_gen.wrapping_add(1));
+            for (index, dest_id) in plan.slots.iter().enumerate() {
+                let slot = SlotKey {
+                    svc_id: svc.index,
+                    gen_,
+                    index: index as u32,
+                };
+                maps.slots
+                    .insert(slot, dest_id, 0)
+                    .with_context(|| format!("writing the scheduler table of {}", svc.id))?;
+            }
+            let len = svc.dests.len() as u32;
+            let Some(off) = space.alloc(len) else {
+                bail!("no room left for the real-server list of {}", svc.id);
+            };
+            for (i, d) in svc.dests.iter().enumerate() {
+                let item = SchedDest {
+                    dest_id: d.id,
+                    weight: d.config.weight,
+                };
+                maps.sched_list.set(off + i as u32, item, 0)?;
+            }
+            entry.pick = plan.pick as u8;
+            entry.table_gen = gen_;
+            entry.table_len = plan.slots.len() as u32;
+            entry.table_start = plan.start;
+            entry.list_off = off;
+            entry.list_len = len;
+            entry.counter_base = base;
+        }
+    }
     maps.services
         .insert(key, entry, 0)
         .with_context(|| format!("writing service {}", svc.id))?;
     if let Some(old) = old {
         delete_slots(maps, svc.index, old.table_gen, old.table_len);
+        space.retire(old.list_off, old.list_len);
     }
     Ok(())
 }
 
 /// Removes a service's entry and table.
-pub fn remove_service(maps: &mut DirectorMaps, svc: &Service) -> Result<()> {
+pub fn remove_service(maps: &mut DirectorMaps, space: &mut ListSpace, svc: &Service) -> Result<()> {
     let key = service_key(&svc.id);
     if let Ok(old) = maps.services.get(&key, 0) {
         maps.services
             .remove(&key)
             .with_context(|| format!("removing {}", svc.id))?;
         delete_slots(maps, svc.index, old.table_gen, old.table_len);
+        space.retire(old.list_off, old.list_len);
     }
     Ok(())
 }

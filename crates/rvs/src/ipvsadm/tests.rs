@@ -526,10 +526,10 @@ fn kernel_errors_use_ipvsadm_messages() {
     );
     // What this rvs does not do yet is said in rvs's words, not in a misleading kernel message.
     assert_outcome(
-        &h.run(&["-A", "-t", "10.0.0.3:80", "-s", "rr", "-p"]),
+        &h.run(&["-A", "-f", "3", "-s", "rr"]),
         255,
         "",
-        "rvs: persistence and one-packet scheduling not available in this version yet\n",
+        "rvs: fwmark services not available in this version yet\n",
     );
     // Listing one missing service is a listing failure: exit 1.
     assert_outcome(

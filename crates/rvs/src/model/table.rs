@@ -334,9 +334,6 @@ fn validate_service(id: &ServiceId, config: &ServiceConfig) -> Result<(), ModelE
             ));
         }
     }
-    if config.persistent() || config.one_packet() {
-        return Err(not_yet("persistence and one-packet scheduling"));
-    }
     if let ServiceId::Fwmark { .. } = id {
         return Err(not_yet("fwmark services"));
     }

@@ -11,10 +11,27 @@
 //! made since the last install onto that state, the kernel's hooks then run as the model changes,
 //! and [`plan`] lays out the new sequence from the resulting state.
 
+pub mod candidate;
+pub mod dh;
+pub mod fo;
+mod hash32;
+pub mod lblc;
+pub mod lblcr;
+pub mod lc;
+pub mod mh;
+pub mod nq;
+pub mod ovf;
 pub mod reference;
 mod rr;
+pub mod sed;
+pub mod sh;
+pub mod twos;
+#[cfg(test)]
+mod vectors;
+pub mod wlc;
 mod wrr;
 
+pub use hash32::{fold, hash_32};
 use rvs_common::service::PickMethod;
 use serde::{Deserialize, Serialize};
 
@@ -26,7 +43,9 @@ pub const IPVS_SCHEDULERS: &[&str] = &[
 ];
 
 /// Schedulers this rvs's data plane can run.
-pub const IMPLEMENTED: &[&str] = &["rr", "wrr"];
+pub const IMPLEMENTED: &[&str] = &[
+    "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "twos", "mh",
+];
 
 pub fn is_known(name: &str) -> bool {
     IPVS_SCHEDULERS.contains(&name)
@@ -36,13 +55,35 @@ pub fn is_implemented(name: &str) -> bool {
     IMPLEMENTED.contains(&name)
 }
 
+/// The data-plane rule of a scheduler.
+pub fn pick_method(name: &str) -> PickMethod {
+    match name {
+        "rr" | "wrr" => PickMethod::Sequence,
+        "lc" => PickMethod::LeastConn,
+        "wlc" => PickMethod::WeightedLeastConn,
+        "sed" => PickMethod::ShortestExpectedDelay,
+        "nq" => PickMethod::NeverQueue,
+        "fo" => PickMethod::WeightedFailover,
+        "ovf" => PickMethod::WeightedOverflow,
+        "twos" => PickMethod::TwoRandomChoices,
+        "sh" => PickMethod::SourceHash,
+        "dh" => PickMethod::DestinationHash,
+        "mh" => PickMethod::Maglev,
+        "lblc" => PickMethod::Lblc,
+        "lblcr" => PickMethod::Lblcr,
+        _ => PickMethod::None,
+    }
+}
+
 /// The kernel's per-service scheduler state, as of the last plan install.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SchedState {
     Rr(rr::State),
     Wrr(wrr::State),
-    Stateless,
+    /// Schedulers whose choice depends only on the list and the live counters (or a table built
+    /// from the list), not on past picks.
+    Stateless(String),
 }
 
 impl SchedState {
@@ -51,7 +92,7 @@ impl SchedState {
         match scheduler {
             "rr" => SchedState::Rr(rr::State::default()),
             "wrr" => SchedState::Wrr(wrr::State::default()),
-            _ => SchedState::Stateless,
+            other => SchedState::Stateless(other.to_owned()),
         }
     }
 
@@ -63,25 +104,18 @@ impl SchedState {
     }
 }
 
-/// What the data plane follows to pick a real server for a new flow of one service.
+/// What the data plane follows to pick a real server for a new flow of one service (besides the
+/// list of real servers, which every service has).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Plan {
     pub pick: PickMethod,
-    /// Dest ids, one per slot.
+    /// Dest ids, one per slot (rr/wrr sequences, sh/dh/mh tables).
     pub slots: Vec<u32>,
-    /// The slot of the first pick after install.
+    /// The slot of the first pick after install (sequences).
     pub start: u32,
 }
 
 impl Plan {
-    fn none() -> Plan {
-        Plan {
-            pick: PickMethod::None,
-            slots: Vec::new(),
-            start: 0,
-        }
-    }
-
     /// The slot the n-th pick since install takes (n = 0 for the first).
     pub fn slot(&self, n: u64) -> Option<u32> {
         if self.slots.is_empty() {
@@ -101,29 +135,34 @@ pub fn settle(svc: &mut Service, picks: u64) {
     match &mut svc.sched {
         SchedState::Rr(s) => s.settle(&svc.dests, picks),
         SchedState::Wrr(s) => s.settle(&svc.dests, picks),
-        SchedState::Stateless => {}
+        SchedState::Stateless(_) => {}
     }
 }
 
 /// Lays out the plan for the service's current real servers, running the kernel's "destinations
 /// changed" hook on the state first. Call once per change to the service's real servers.
 pub fn plan(svc: &mut Service) -> Plan {
-    match &mut svc.sched {
-        SchedState::Rr(s) => s.plan(&svc.dests),
-        SchedState::Wrr(s) => {
-            s.dests_changed(&svc.dests);
-            s.plan(&svc.dests)
-        }
-        SchedState::Stateless => Plan::none(),
+    if let SchedState::Wrr(s) = &mut svc.sched {
+        s.dests_changed(&svc.dests);
     }
+    installed_plan(svc)
 }
 
-/// The plan currently installed for `svc`, without running any hook (for reading back picks).
+/// The plan for `svc` as its state stands, without running any hook.
 pub fn installed_plan(svc: &Service) -> Plan {
     match &svc.sched {
         SchedState::Rr(s) => s.plan(&svc.dests),
         SchedState::Wrr(s) => s.plan(&svc.dests),
-        SchedState::Stateless => Plan::none(),
+        SchedState::Stateless(name) => match name.as_str() {
+            "sh" => sh::plan(&svc.dests),
+            "dh" => dh::plan(&svc.dests),
+            "mh" => mh::plan(&svc.dests),
+            other => Plan {
+                pick: pick_method(other),
+                slots: Vec::new(),
+                start: 0,
+            },
+        },
     }
 }
 

@@ -1,50 +1,161 @@
-//! The connection table: find the flow's real server, or schedule a new flow and record it;
-//! follow IPVS's TCP state machine and keep ActiveConn / InActConn in step with it.
+//! The connection tables: find the flow's real server, or schedule a new flow and record it;
+//! follow IPVS's TCP state machine and keep the real servers' counters in step with it.
+//!
+//! Two tables: `CONNS` for established TCP flows and UDP flows, `CONNS_NEW` for TCP flows whose
+//! handshake has not completed. A flow moves to `CONNS` when it reaches ESTABLISHED, so a flood of
+//! SYNs from random sources churns only `CONNS_NEW` (an LRU) and established flows stay put.
 
-use aya_ebpf::{bindings::xdp_action, helpers::bpf_ktime_get_ns};
+use aya_ebpf::{bindings::xdp_action, maps::LruHashMap};
 use rvs_common::{
     conn::{Conn, ConnKey, conn_flags},
-    service::ServiceEntry,
+    dest::{DestEntry, dest_flags},
+    maps::config_flags,
+    service::{ServiceEntry, svc_flags},
     stats::Counter,
     tcp_state::{self, Direction},
 };
 
 use crate::{
-    TcpFlags, counters,
-    maps::{CONNS, DEST_CONNS},
-    sched,
+    bind::{self, Slot},
+    counters,
+    maps::{CONNS, CONNS_NEW, config, dest},
+    parse::{Packet, TcpFlags},
+    persist,
+    sched::Flow,
 };
 
 /// BPF_NOEXIST: insert only if the key is absent.
 const BPF_NOEXIST: u64 = 1;
 const EEXIST: i64 = 17;
 
-/// The dest id of the flow `key`, creating the connection for a new flow. `Err` carries the XDP
-/// action for a packet that must not be forwarded.
+/// What the tables say about a packet.
+pub enum Existing {
+    /// A known flow: forward to this dest.
+    Forward(u32),
+    /// Drop or pass the packet with this action.
+    Action(u32),
+    /// No flow (or one that just ended): a new flow.
+    New,
+}
+
+/// What to do with a flow found in a table.
+enum Found {
+    /// Forward to this dest.
+    Forward(u32),
+    /// The flow ended; schedule this packet as a new one.
+    Reschedule,
+    /// Drop the packet.
+    Drop,
+}
+
+/// Looks the packet's flow up in both tables, advancing its state.
 #[inline(always)]
-pub fn lookup_or_schedule(
+pub fn existing(key: &ConnKey, svc: &ServiceEntry, p: &Packet, now: u64) -> Existing {
+    if let Some(c) = CONNS.get_ptr_mut(key) {
+        // SAFETY: a pointer into the map value, valid for this program run.
+        return match found(key, unsafe { &mut *c }, p.tcp, now, &CONNS) {
+            Found::Forward(id) => Existing::Forward(id),
+            Found::Drop => Existing::Action(xdp_action::XDP_DROP),
+            Found::Reschedule => Existing::New,
+        };
+    }
+    if let Some(c) = CONNS_NEW.get_ptr_mut(key) {
+        // SAFETY: as above.
+        let c = unsafe { &mut *c };
+        return match found(key, c, p.tcp, now, &CONNS_NEW) {
+            Found::Forward(id) => {
+                if c.state == tcp_state::ESTABLISHED {
+                    promote(key, c, svc, &p.flow);
+                }
+                Existing::Forward(id)
+            }
+            Found::Drop => Existing::Action(xdp_action::XDP_DROP),
+            Found::Reschedule => Existing::New,
+        };
+    }
+    Existing::New
+}
+
+/// A packet of a flow in a table: refresh it, advance its state, or end it.
+#[inline(always)]
+fn found(
+    key: &ConnKey,
+    c: &mut Conn,
+    tcp: Option<TcpFlags>,
+    now: u64,
+    table: &LruHashMap<ConnKey, Conn>,
+) -> Found {
+    let id = c.dest_id;
+    let Some(d) = dest(id) else {
+        return Found::Forward(id);
+    };
+    let syn = tcp.is_some_and(|f| f.syn);
+    if d.flags & dest_flags::AVAILABLE == 0
+        && config().flags & config_flags::EXPIRE_NODEST_CONN != 0
+    {
+        // expire_nodest_conn: the flow of a deleted server ends now; a SYN starts afresh.
+        end(key, c, &d, table);
+        return if syn { Found::Reschedule } else { Found::Drop };
+    }
+    if syn && reusable(c) {
+        // conn_reuse_mode: a SYN on a closed flow's ports is a new connection.
+        end(key, c, &d, table);
+        return Found::Reschedule;
+    }
+    touch(c, tcp, now);
+    Found::Forward(id)
+}
+
+/// is_new_conn_expected: an uncontrolled TCP flow in TIME_WAIT or CLOSE.
+#[inline(always)]
+fn reusable(c: &Conn) -> bool {
+    c.flags & conn_flags::CONTROLLED == 0
+        && (c.state == tcp_state::TIME_WAIT || c.state == tcp_state::CLOSE)
+}
+
+/// Removes a flow the data plane ends itself, taking it off its server's counters.
+#[inline(always)]
+fn end(key: &ConnKey, c: &Conn, d: &DestEntry, table: &LruHashMap<ConnKey, Conn>) {
+    if table.remove(key).is_ok() {
+        let slot = if c.flags & conn_flags::INACTIVE != 0 {
+            Slot::Inactive
+        } else {
+            Slot::Active
+        };
+        bind::unbind(c.dest_id, d, slot);
+    }
+}
+
+/// Moves a flow that reached ESTABLISHED (and its persistence template) to the main table.
+#[inline(always)]
+fn promote(key: &ConnKey, c: &Conn, svc: &ServiceEntry, flow: &Flow) {
+    if CONNS.insert(key, c, 0).is_ok() {
+        let _ = CONNS_NEW.remove(key);
+    }
+    if c.flags & conn_flags::CONTROLLED != 0 {
+        persist::promote(svc, flow);
+    }
+}
+
+/// Records a new flow to `dest_id` (picked by the scheduling program), binding it to the real
+/// server. Returns the dest id to forward to, or the action for a packet that must not go on.
+#[inline(always)]
+pub fn record(
     key: &ConnKey,
     svc: &ServiceEntry,
     tcp: Option<TcpFlags>,
+    dest_id: u32,
+    now: u64,
 ) -> Result<u32, u32> {
-    // SAFETY: bpf_ktime_get_ns has no preconditions.
-    let now = unsafe { bpf_ktime_get_ns() };
-    if let Some(c) = CONNS.get_ptr_mut(key) {
-        // SAFETY: a pointer into the map value, valid for this program run.
-        unsafe { touch(&mut *c, tcp, now) };
-        return Ok(unsafe { (*c).dest_id });
-    }
-    if let Some(f) = tcp
-        && (!f.syn || f.rst)
-    {
-        // Not the start of a connection we know: leave it to the kernel, as IPVS does.
-        counters::count(Counter::PassNoConn);
-        return Err(xdp_action::XDP_PASS);
-    }
-    let Some(dest_id) = sched::pick(svc) else {
-        counters::count(Counter::DropNoDest);
+    let Some(d) = dest(dest_id) else {
+        counters::count(Counter::DropBadDest);
         return Err(xdp_action::XDP_DROP);
     };
+    counters::account_conn(svc.id, dest_id);
+    if tcp.is_none() && svc.flags & svc_flags::ONE_PACKET != 0 {
+        // One-packet scheduling: each datagram is scheduled on its own, nothing is recorded.
+        return Ok(dest_id);
+    }
     let state = match tcp {
         Some(f) => tcp_state::next_state(
             Direction::InputOnly,
@@ -53,21 +164,32 @@ pub fn lookup_or_schedule(
         ),
         None => tcp_state::UDP,
     };
+    // The kernel binds a new connection as inactive and then applies the first packet's state
+    // change (SYN -> SYN_RECV, an active state); the net effect is counted here in one go.
+    let active = tcp.is_some() && tcp_state::is_active(state);
+    let mut flags = conn_flags::NOOUTPUT;
+    if !active {
+        flags |= conn_flags::INACTIVE;
+    }
+    if svc.flags & svc_flags::PERSISTENT != 0 {
+        flags |= conn_flags::CONTROLLED;
+    }
     let conn = Conn {
         dest_id,
         svc_id: svc.id,
         last_seen_ns: now,
-        // A new connection is inactive until ESTABLISHED; DR replies bypass the director.
-        flags: conn_flags::INACTIVE | conn_flags::NOOUTPUT,
+        flags,
         state,
         _pad0: 0,
         in_pkts: 1,
     };
-    match CONNS.insert(key, &conn, BPF_NOEXIST) {
+    // Handshakes wait in the embryonic table; UDP flows have none.
+    let table = if tcp.is_some() { &CONNS_NEW } else { &CONNS };
+    match table.insert(key, &conn, BPF_NOEXIST) {
         Ok(()) => {}
         Err(e) if e as i64 == -EEXIST => {
             // Another CPU recorded the same flow first: follow its choice.
-            return match CONNS.get_ptr_mut(key) {
+            return match table.get_ptr_mut(key) {
                 // SAFETY: pointer into the map value.
                 Some(c) => Ok(unsafe { (*c).dest_id }),
                 None => {
@@ -81,8 +203,11 @@ pub fn lookup_or_schedule(
             return Err(xdp_action::XDP_DROP);
         }
     }
-    add_conn_count(dest_id, false, 1);
-    counters::account_conn(svc.id, dest_id);
+    bind::bind(
+        dest_id,
+        &d,
+        if active { Slot::Active } else { Slot::Inactive },
+    );
     Ok(dest_id)
 }
 
@@ -102,31 +227,13 @@ fn touch(c: &mut Conn, tcp: Option<TcpFlags>, now: u64) {
         return;
     }
     let inactive = c.flags & conn_flags::INACTIVE != 0;
-    if !inactive && new != tcp_state::ESTABLISHED {
-        add_conn_count(c.dest_id, true, u64::MAX);
-        add_conn_count(c.dest_id, false, 1);
+    let active = tcp_state::is_active(new);
+    if !inactive && !active {
+        bind::shift(c.dest_id, Slot::Active, Slot::Inactive);
         c.flags |= conn_flags::INACTIVE;
-    } else if inactive && new == tcp_state::ESTABLISHED {
-        add_conn_count(c.dest_id, true, 1);
-        add_conn_count(c.dest_id, false, u64::MAX);
+    } else if inactive && active {
+        bind::shift(c.dest_id, Slot::Inactive, Slot::Active);
         c.flags &= !conn_flags::INACTIVE;
     }
     c.state = new;
-}
-
-/// Atomically adds `delta` (u64::MAX to subtract one) to a dest's active or inactive count.
-#[inline(always)]
-fn add_conn_count(dest_id: u32, active: bool, delta: u64) {
-    let Some(p) = DEST_CONNS.get_ptr_mut(dest_id) else {
-        return;
-    };
-    // SAFETY: array values are stable, aligned memory, changed only atomically.
-    unsafe {
-        let field = if active {
-            &raw mut (*p).active
-        } else {
-            &raw mut (*p).inactive
-        };
-        rvs_ebpf::atomic::fetch_add(field, delta);
-    }
 }

@@ -1,140 +1,131 @@
-//! The rvs director: an XDP program that balances connections to virtual services over real
+//! The rvs director: XDP programs that balance connections to virtual services over real
 //! servers, the way IPVS does, before the kernel allocates a socket buffer.
 //!
-//! Per packet: parse Ethernet/IPv4/TCP|UDP -> look up the service by (protocol, VIP, port) ->
-//! look up the flow; a new flow (TCP SYN, any UDP datagram) is scheduled and recorded -> rewrite
-//! and transmit by the flow's forwarding method. Anything that is not for a service passes to the
-//! kernel untouched.
+//! `rvs_director` (the entry, attached to the interfaces): parse Ethernet/IPv4/TCP|UDP -> look up
+//! the service by (protocol, VIP, port) -> look up the flow; a known flow is forwarded at once.
+//! A new flow (TCP SYN, any UDP datagram) is handed, through a per-CPU scratch slot and a tail
+//! call, to the scheduling program of its service's method (`rvs_sched_*`), which picks a real
+//! server (through its persistence template if any), records the flow and forwards it. Anything
+//! that is not for a service passes to the kernel untouched.
 #![no_std]
 #![no_main]
 
+mod admit;
+mod bind;
 mod conn;
 mod counters;
+mod forward;
 mod maps;
+mod parse;
+mod persist;
 mod sched;
-mod xmit;
+mod schedule;
 
-use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
-use network_types::{eth::EthHdr, ip::Ipv4Hdr};
-use rvs_common::{
-    AF_INET, IPPROTO_TCP, IPPROTO_UDP, conn::ConnKey, service::ServiceKey, stats::Counter,
+use aya_ebpf::{
+    bindings::xdp_action, helpers::bpf_ktime_get_ns, macros::xdp, programs::XdpContext,
 };
-use rvs_ebpf::packet::ptr_at;
+use rvs_common::{
+    programs,
+    service::{PickMethod, ServiceKey, svc_flags},
+    stats::Counter,
+};
 
-const ETH_P_IP: u16 = 0x0800;
-/// IPv4 "more fragments" flag and fragment offset mask, in host order of the frags field.
-const IP_MF_OFFSET: u16 = 0x3fff;
-const TCP_HDR_LEN: usize = 20;
-const UDP_HDR_LEN: usize = 8;
+use crate::{conn::Existing, maps::PROGS, schedule::Scratch};
 
 #[xdp]
 pub fn rvs_director(ctx: XdpContext) -> u32 {
-    process(&ctx)
+    entry(&ctx)
 }
 
-/// The parts of a TCP header that drive IPVS's state machine.
-#[derive(Clone, Copy)]
-pub struct TcpFlags {
-    pub syn: bool,
-    pub fin: bool,
-    pub ack: bool,
-    pub rst: bool,
+#[xdp]
+pub fn rvs_sched_sequence(ctx: XdpContext) -> u32 {
+    schedule::run(&ctx, sched::sequence::pick)
+}
+
+#[xdp]
+pub fn rvs_sched_scan(ctx: XdpContext) -> u32 {
+    schedule::run(&ctx, sched::scan::pick)
+}
+
+#[xdp]
+pub fn rvs_sched_twos(ctx: XdpContext) -> u32 {
+    schedule::run(&ctx, sched::twos::pick)
+}
+
+#[xdp]
+pub fn rvs_sched_hash(ctx: XdpContext) -> u32 {
+    schedule::run(&ctx, sched::hash::pick)
+}
+
+#[xdp]
+pub fn rvs_sched_locality(ctx: XdpContext) -> u32 {
+    schedule::run(&ctx, sched::locality::pick)
 }
 
 #[inline(always)]
-fn process(ctx: &XdpContext) -> u32 {
-    let Some(eth) = ptr_at::<EthHdr>(ctx, 0) else {
-        return xdp_action::XDP_PASS;
-    };
-    // SAFETY: ptr_at checked that the header lies inside the frame.
-    if unsafe { (*eth).ether_type } != ETH_P_IP.to_be() {
-        return xdp_action::XDP_PASS;
-    }
-    let Some(ip) = ptr_at::<Ipv4Hdr>(ctx, EthHdr::LEN) else {
-        return xdp_action::XDP_PASS;
-    };
-    // SAFETY: as above, for the fixed 20-byte IPv4 header.
-    let (vihl, proto, frags, saddr, daddr, tot_len) = unsafe {
-        (
-            (*ip).vihl,
-            (*ip).proto,
-            u16::from_be_bytes((*ip).frags),
-            u32::from_ne_bytes((*ip).src_addr),
-            u32::from_ne_bytes((*ip).dst_addr),
-            u16::from_be_bytes((*ip).tot_len),
-        )
-    };
-    if vihl >> 4 != 4 || (proto != IPPROTO_TCP && proto != IPPROTO_UDP) {
-        return xdp_action::XDP_PASS;
-    }
-    let ihl = ((vihl & 0x0f) as usize) * 4;
-    if ihl < Ipv4Hdr::LEN {
-        return xdp_action::XDP_PASS;
-    }
-    let l4 = EthHdr::LEN + ihl;
-    // Both TCP and UDP start with source and destination port.
-    let Some(ports) = ptr_at::<[u16; 2]>(ctx, l4) else {
-        return xdp_action::XDP_PASS;
-    };
-    // SAFETY: checked by ptr_at.
-    let (sport, dport) = unsafe { ((*ports)[0], (*ports)[1]) };
-
-    let svc_key = ServiceKey {
-        addr: [daddr, 0, 0, 0],
-        port: dport,
-        proto,
-        af: AF_INET,
-    };
-    let Some(svc) = maps::service(&svc_key) else {
-        return xdp_action::XDP_PASS;
-    };
-
-    if frags & IP_MF_OFFSET != 0 {
-        // A first fragment to a service; rvs does not reassemble, the kernel may.
-        counters::count(Counter::PassFragment);
-        return xdp_action::XDP_PASS;
-    }
-
-    let tcp = if proto == IPPROTO_TCP {
-        let Some(th) = ptr_at::<[u8; TCP_HDR_LEN]>(ctx, l4) else {
-            counters::count(Counter::DropMalformed);
-            return xdp_action::XDP_DROP;
-        };
-        // SAFETY: checked by ptr_at; byte 13 holds the flags.
-        let f = unsafe { (*th)[13] };
-        Some(TcpFlags {
-            fin: f & 0x01 != 0,
-            syn: f & 0x02 != 0,
-            rst: f & 0x04 != 0,
-            ack: f & 0x10 != 0,
-        })
-    } else {
-        if ptr_at::<[u8; UDP_HDR_LEN]>(ctx, l4).is_none() {
-            counters::count(Counter::DropMalformed);
-            return xdp_action::XDP_DROP;
-        }
-        None
-    };
-
-    let conn_key = ConnKey {
-        caddr: [saddr, 0, 0, 0],
-        vaddr: [daddr, 0, 0, 0],
-        cport: sport,
-        vport: dport,
-        proto,
-        af: AF_INET,
-        _pad0: [0; 2],
-    };
-    let dest_id = match conn::lookup_or_schedule(&conn_key, &svc, tcp) {
-        Ok(id) => id,
+fn entry(ctx: &XdpContext) -> u32 {
+    let p = match parse::parse(ctx) {
+        Ok(p) => p,
         Err(action) => return action,
     };
-    let Some(dest) = maps::dest(dest_id) else {
-        counters::count(Counter::DropBadDest);
-        return xdp_action::XDP_DROP;
+    let mut svc_key = ServiceKey {
+        addr: p.flow.daddr,
+        port: p.flow.dport,
+        proto: p.flow.proto,
+        af: p.flow.af,
     };
-    counters::account_in(svc.id, dest_id, tot_len as u64);
-    xmit::direct_route(ctx, eth, ip, &dest)
+    let svc = match maps::service(&svc_key) {
+        Some(s) => s,
+        None => {
+            // A persistent port-zero service takes every port of its VIP.
+            svc_key.port = 0;
+            match maps::service(&svc_key) {
+                Some(s) if s.flags & svc_flags::PORT_ZERO != 0 => s,
+                _ => return xdp_action::XDP_PASS,
+            }
+        }
+    };
+    let mut p = p;
+    if let Err(action) = parse::check_l4(ctx, &mut p) {
+        return action;
+    }
+    let key = p.conn_key();
+    // SAFETY: bpf_ktime_get_ns has no preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    match conn::existing(&key, &svc, &p, now) {
+        Existing::Forward(dest_id) => forward::to(ctx, svc.id, dest_id, p.l3_len),
+        Existing::Action(action) => action,
+        Existing::New => {
+            if let Some(f) = p.tcp
+                && (!f.syn || f.rst)
+            {
+                // Not the start of a connection we know: leave it to the kernel, as IPVS does.
+                counters::count(Counter::PassNoConn);
+                return xdp_action::XDP_PASS;
+            }
+            if !admit::admit() {
+                counters::count(Counter::DropAdmission);
+                return xdp_action::XDP_DROP;
+            }
+            let Some(slot) = programs::slot_for(PickMethod::from_u8(svc.pick)) else {
+                counters::count(Counter::DropNoDest);
+                return xdp_action::XDP_DROP;
+            };
+            if !schedule::save(Scratch {
+                packet: p,
+                key,
+                svc,
+                now,
+            }) {
+                counters::count(Counter::DropTailCall);
+                return xdp_action::XDP_DROP;
+            }
+            // SAFETY: a tail call does not return when it succeeds.
+            unsafe { PROGS.tail_call(ctx, slot) };
+            counters::count(Counter::DropTailCall);
+            xdp_action::XDP_DROP
+        }
+    }
 }
 
 #[cfg(not(test))]

@@ -3,15 +3,22 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LruHashMap, PerCpuArray},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, ProgramArray},
 };
 use rvs_common::{
     conn::{Conn, ConnKey},
     dest::{DestConns, DestEntry},
-    maps::{BPF_F_NO_PREALLOC, DEFAULT_CONN_TABLE_SIZE, MAX_DESTS, MAX_SCHED_SLOTS, MAX_SERVICES},
-    service::{SchedCounter, ServiceEntry, ServiceKey, SlotKey},
+    maps::{
+        AdmitBucket, BPF_F_MMAPABLE, BPF_F_NO_PREALLOC, Config, DEFAULT_CONN_TABLE_SIZE,
+        LBLC_CACHE_SIZE, LblcEntry, LblcrEntry, LocalityKey, MAX_DESTS, MAX_SCHED_SLOTS,
+        MAX_SERVICES, SCHED_LIST_SIZE,
+    },
+    programs,
+    service::{SchedCounter, SchedDest, ServiceEntry, ServiceKey, SlotKey},
     stats::{COUNTER_COUNT, Stats},
 };
+
+use crate::schedule::Scratch;
 
 #[map(name = "RVS_SERVICES")]
 pub static SERVICES: HashMap<ServiceKey, ServiceEntry> = HashMap::with_max_entries(MAX_SERVICES, 0);
@@ -20,10 +27,7 @@ pub static SERVICES: HashMap<ServiceKey, ServiceEntry> = HashMap::with_max_entri
 pub static DESTS: Array<DestEntry> = Array::with_max_entries(MAX_DESTS, 0);
 
 #[map(name = "RVS_DEST_CONNS")]
-pub static DEST_CONNS: Array<DestConns> = Array::with_max_entries(MAX_DESTS, 0);
-
-#[map(name = "RVS_DEST_EXPIRED")]
-pub static DEST_EXPIRED: Array<DestConns> = Array::with_max_entries(MAX_DESTS, 0);
+pub static DEST_CONNS: Array<DestConns> = Array::with_max_entries(MAX_DESTS, BPF_F_MMAPABLE);
 
 #[map(name = "RVS_SCHED_SLOTS")]
 pub static SCHED_SLOTS: HashMap<SlotKey, u32> =
@@ -32,9 +36,16 @@ pub static SCHED_SLOTS: HashMap<SlotKey, u32> =
 #[map(name = "RVS_SCHED_COUNTERS")]
 pub static SCHED_COUNTERS: Array<SchedCounter> = Array::with_max_entries(MAX_SERVICES, 0);
 
+#[map(name = "RVS_SCHED_LIST")]
+pub static SCHED_LIST: Array<SchedDest> = Array::with_max_entries(SCHED_LIST_SIZE, 0);
+
 #[map(name = "RVS_CONNS")]
 pub static CONNS: LruHashMap<ConnKey, Conn> =
     LruHashMap::with_max_entries(DEFAULT_CONN_TABLE_SIZE, 0);
+
+#[map(name = "RVS_CONNS_NEW")]
+pub static CONNS_NEW: LruHashMap<ConnKey, Conn> =
+    LruHashMap::with_max_entries(DEFAULT_CONN_TABLE_SIZE / 4, 0);
 
 #[map(name = "RVS_SVC_STATS")]
 pub static SVC_STATS: PerCpuArray<Stats> = PerCpuArray::with_max_entries(MAX_SERVICES, 0);
@@ -44,6 +55,26 @@ pub static DEST_STATS: PerCpuArray<Stats> = PerCpuArray::with_max_entries(MAX_DE
 
 #[map(name = "RVS_COUNTERS")]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_COUNT, 0);
+
+#[map(name = "RVS_LBLC")]
+pub static LBLC: LruHashMap<LocalityKey, LblcEntry> =
+    LruHashMap::with_max_entries(LBLC_CACHE_SIZE, 0);
+
+#[map(name = "RVS_LBLCR")]
+pub static LBLCR: LruHashMap<LocalityKey, LblcrEntry> =
+    LruHashMap::with_max_entries(LBLC_CACHE_SIZE, 0);
+
+#[map(name = "RVS_PROGS")]
+pub static PROGS: ProgramArray = ProgramArray::with_max_entries(programs::COUNT, 0);
+
+#[map(name = "RVS_SCRATCH")]
+pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+
+#[map(name = "RVS_CONFIG")]
+pub static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
+
+#[map(name = "RVS_ADMIT")]
+pub static ADMIT: PerCpuArray<AdmitBucket> = PerCpuArray::with_max_entries(1, 0);
 
 /// A copy of the service entry for `key`, if it is a service.
 #[inline(always)]
@@ -56,4 +87,10 @@ pub fn service(key: &ServiceKey) -> Option<ServiceEntry> {
 #[inline(always)]
 pub fn dest(id: u32) -> Option<DestEntry> {
     DESTS.get(id).copied()
+}
+
+/// The global settings.
+#[inline(always)]
+pub fn config() -> Config {
+    CONFIG.get(0).copied().unwrap_or_default()
 }

@@ -1,0 +1,88 @@
+//! Space in the SCHED_LIST array for the services' real-server lists. A changed list is written
+//! to a fresh range and the service entry switched to it in one update; the old range is reused
+//! only after a grace period, so a packet still walking it never reads another service's list.
+
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
+
+/// How long a retired range waits before it is reused.
+const GRACE: Duration = Duration::from_secs(1);
+
+pub struct ListSpace {
+    size: u32,
+    /// Ranges in use: offset -> length.
+    used: BTreeMap<u32, u32>,
+    retired: Vec<(u32, u32, Instant)>,
+}
+
+impl ListSpace {
+    pub fn new(size: u32) -> ListSpace {
+        ListSpace {
+            size,
+            used: BTreeMap::new(),
+            retired: Vec::new(),
+        }
+    }
+
+    /// Marks a range as used (rebuilding the allocation from the maps after a restart).
+    pub fn reserve(&mut self, off: u32, len: u32) {
+        if len > 0 {
+            self.used.insert(off, len);
+        }
+    }
+
+    /// A free range of `len` entries (first fit), or None when the array is full.
+    pub fn alloc(&mut self, len: u32) -> Option<u32> {
+        if len == 0 {
+            return Some(0);
+        }
+        let now = Instant::now();
+        self.retired.retain(|(off, _, at)| {
+            let keep = now.duration_since(*at) < GRACE;
+            if !keep {
+                self.used.remove(off);
+            }
+            keep
+        });
+        let mut next = 0u32;
+        for (&off, &l) in &self.used {
+            if off - next >= len {
+                break;
+            }
+            next = off + l;
+        }
+        if self.size - next.min(self.size) < len {
+            return None;
+        }
+        self.used.insert(next, len);
+        Some(next)
+    }
+
+    /// Returns a range once the grace period has passed.
+    pub fn retire(&mut self, off: u32, len: u32) {
+        if len > 0 && self.used.contains_key(&off) {
+            self.retired.push((off, len, Instant::now()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_fit_and_grace() {
+        let mut s = ListSpace::new(10);
+        assert_eq!(s.alloc(4), Some(0));
+        assert_eq!(s.alloc(4), Some(4));
+        assert_eq!(s.alloc(4), None);
+        s.retire(0, 4);
+        // Still in its grace period.
+        assert_eq!(s.alloc(2), Some(8));
+        assert_eq!(s.alloc(0), Some(0));
+        s.retired[0].2 -= GRACE;
+        assert_eq!(s.alloc(3), Some(0));
+    }
+}
