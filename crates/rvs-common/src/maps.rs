@@ -16,10 +16,10 @@ pub const SCHED_SLOTS: &str = "RVS_SCHED_SLOTS";
 pub const SCHED_COUNTERS: &str = "RVS_SCHED_COUNTERS";
 /// Real-server lists of all services, each a range `[list_off, list_off + list_len)` (array).
 pub const SCHED_LIST: &str = "RVS_SCHED_LIST";
-/// Established and UDP connections: `ConnKey` -> `Conn` (LRU hash; size set by rvsd).
+/// Established and UDP connections: `ConnKey` -> `Conn` (hash; size set by rvsd).
 pub const CONNS: &str = "RVS_CONNS";
 /// Embryonic TCP connections (SYN seen, not yet ESTABLISHED), apart from the established ones so
-/// that a SYN flood churns only this table (LRU hash; a quarter of the connection table).
+/// that a SYN flood fills only this table (hash; a quarter of the connection table).
 pub const CONNS_NEW: &str = "RVS_CONNS_NEW";
 /// Per-CPU traffic counters per service id.
 pub const SVC_STATS: &str = "RVS_SVC_STATS";

@@ -41,6 +41,54 @@ pub fn open_tcp(ns: &Netns, ip: IpAddr, port: u16) -> Result<TcpConn> {
     })
 }
 
+/// Like [`open_tcp`], from the source address `from` (an address of `ns`, port 0 for any): lets a
+/// test send flows from many client addresses or chosen ports.
+pub fn open_tcp_from(ns: &Netns, from: SocketAddr, ip: IpAddr, port: u16) -> Result<TcpConn> {
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, SockaddrStorage, bind, connect, setsockopt, socket,
+        sockopt::{ReuseAddr, SendTimeout},
+    };
+    let addr = SocketAddr::new(ip, port);
+    let family = if ip.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    let fd = ns
+        .enter(|| socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None))?
+        .with_context(|| format!("cannot make a socket in {}", ns.name()))?;
+    setsockopt(&fd, ReuseAddr, &true)?;
+    // Bounds the connect as well: Linux applies the send timeout to a blocking connect.
+    setsockopt(
+        &fd,
+        SendTimeout,
+        &nix::sys::time::TimeVal::new(CONNECT_TIMEOUT.as_secs() as i64, 0),
+    )?;
+    retry_in_use(|| {
+        Ok(bind(
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            &SockaddrStorage::from(from),
+        )
+        .map_err(std::io::Error::from))
+    })?
+    .with_context(|| format!("cannot bind {from} in {}", ns.name()))?;
+    connect(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrStorage::from(addr),
+    )
+    .with_context(|| format!("cannot connect from {from} to {addr}"))?;
+    let stream = TcpStream::from(fd);
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    stream.set_nodelay(true)?;
+    let reader = BufReader::new(stream.try_clone()?);
+    Ok(TcpConn {
+        addr,
+        stream,
+        reader,
+    })
+}
+
 /// Sends an HTTP/1.0 `GET /` from `ns` to `ip:port` and returns the body without its last
 /// newline: the name of the server that answered.
 pub fn http_get(ns: &Netns, ip: IpAddr, port: u16) -> Result<String> {

@@ -125,6 +125,29 @@ impl Host {
         )
     }
 
+    /// See [`client::open_tcp_from`].
+    pub fn open_tcp_from(
+        &self,
+        from: SocketAddr,
+        ip: impl Into<IpAddr>,
+        port: u16,
+    ) -> Result<TcpConn> {
+        client::open_tcp_from(&self.netns, from, ip.into(), port)
+    }
+
+    /// Adds an address (with the host's prefix length) to its interface, so it can send from it.
+    pub fn add_address(&self, ip: IpAddr) -> Result<()> {
+        self.netns
+            .ip(&[
+                "addr",
+                "add",
+                &format!("{ip}/{}", self.prefix_len),
+                "dev",
+                IFNAME,
+            ])
+            .map(drop)
+    }
+
     /// See [`client::tcp_request`].
     pub fn tcp_request(&self, ip: impl Into<IpAddr>, port: u16) -> Result<String> {
         client::tcp_request(&self.netns, ip.into(), port)

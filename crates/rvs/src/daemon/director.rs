@@ -70,6 +70,8 @@ pub struct Director {
     pub(super) model: Model,
     pub(super) plane: Option<Plane>,
     pub(super) estimators: HashMap<EstKey, Estimator>,
+    /// Handshakes dropped by expiry because the embryonic table ran nearly full.
+    pub(super) dropped_embryonic: u64,
     opts: DirectorOptions,
 }
 
@@ -87,6 +89,7 @@ impl Director {
             model,
             plane,
             estimators: HashMap::new(),
+            dropped_embryonic: 0,
             opts,
         }
     }
@@ -512,6 +515,7 @@ impl Director {
         let mut inputs = expiry::Inputs {
             timeouts: self.model.timeouts,
             flush: self.model.flushed_dest_ids(),
+            embryonic_capacity: rvs_common::maps::conns_new_size(self.opts.conn_table_size),
             ..Default::default()
         };
         for s in &self.model.services {
@@ -565,6 +569,7 @@ impl Director {
 
     /// Frees trashed real servers that no flow referred to during a complete walk.
     pub fn expiry_done(&mut self, sweep: &Sweep, trash_at_start: &BTreeSet<u32>) {
+        self.dropped_embryonic += sweep.dropped_embryonic as u64;
         if !sweep.complete {
             return;
         }

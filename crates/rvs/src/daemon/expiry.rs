@@ -66,7 +66,14 @@ pub struct Inputs {
     pub thresholds: StdHashMap<u32, (u32, u32)>,
     /// Template rules per service index.
     pub persist: StdHashMap<u32, PersistRule>,
+    /// Capacity of the embryonic table.
+    pub embryonic_capacity: u32,
 }
+
+/// Above this share of the embryonic table, handshakes idle for `EMBRYONIC_GRACE` are dropped
+/// first (IPVS's drop_entry drops SYN_RECV entries under pressure).
+const EMBRYONIC_PRESSURE: (u32, u32) = (3, 4);
+const EMBRYONIC_GRACE_NS: u64 = 1_000_000_000;
 
 /// What one walk found and did.
 #[derive(Debug, Default)]
@@ -74,6 +81,8 @@ pub struct Sweep {
     pub walked: usize,
     pub expired: usize,
     pub flushed: usize,
+    /// Idle handshakes dropped because the embryonic table was nearly full.
+    pub dropped_embryonic: usize,
     /// Every table was read to its end.
     pub complete: bool,
     /// Real-server ids that live connections and templates refer to.
@@ -127,6 +136,8 @@ pub fn sweep(
     let mut live_templates: HashSet<ConnKey> = HashSet::new();
     let mut templates: Vec<(bool, ConnKey, Conn)> = Vec::new();
     let mut doomed: Vec<(bool, ConnKey)> = Vec::new();
+    let mut embryonic = 0u32;
+    let mut idle_handshakes: Vec<ConnKey> = Vec::new();
     for (is_new, table) in [(true, &*conns_new), (false, &*conns)] {
         let walk = batch::for_each::<ConnKey, Conn>(table.map().fd().as_fd(), 4096, |key, conn| {
             out.walked += 1;
@@ -140,6 +151,12 @@ pub fn sweep(
                 doomed.push((is_new, *key));
                 return;
             }
+            if is_new {
+                embryonic += 1;
+                if idle > EMBRYONIC_GRACE_NS {
+                    idle_handshakes.push(*key);
+                }
+            }
             out.referenced.insert(conn.dest_id);
             if conn.flags & conn_flags::CONTROLLED != 0
                 && let Some(rule) = inputs.persist.get(&conn.svc_id)
@@ -151,6 +168,11 @@ pub fn sweep(
             tracing::warn!("reading the connection table: {e}");
             out.complete = false;
         }
+    }
+    let (num, den) = EMBRYONIC_PRESSURE;
+    let pressure = embryonic as u64 * den as u64 > inputs.embryonic_capacity as u64 * num as u64;
+    if pressure {
+        doomed.extend(idle_handshakes.into_iter().map(|k| (true, k)));
     }
     for (is_new, key, t) in templates {
         let idle = now.saturating_sub(t.last_seen_ns);
@@ -174,7 +196,12 @@ pub fn sweep(
             continue;
         };
         let flushing = inputs.flush.contains(&conn.dest_id);
-        if !flushing {
+        // Under pressure, an idle handshake goes whatever its timeout.
+        let shed = pressure
+            && is_new
+            && key.kind != KIND_TEMPLATE
+            && monotonic_ns().saturating_sub(conn.last_seen_ns) > EMBRYONIC_GRACE_NS;
+        if !flushing && !shed {
             let idle = monotonic_ns().saturating_sub(conn.last_seen_ns);
             let ttl = if key.kind == KIND_TEMPLATE {
                 inputs
@@ -194,6 +221,8 @@ pub fn sweep(
         }
         if flushing {
             out.flushed += 1;
+        } else if shed {
+            out.dropped_embryonic += 1;
         } else {
             out.expired += 1;
         }

@@ -163,10 +163,11 @@ pub fn counters(dir: &Director) -> Response {
         .as_ref()
         .map(|p| p.maps.event_counters())
         .unwrap_or_default();
-    let counters = COUNTER_NAMES
+    let mut counters: Vec<(String, u64)> = COUNTER_NAMES
         .iter()
         .enumerate()
         .map(|(i, n)| ((*n).to_owned(), values.get(i).copied().unwrap_or(0)))
         .collect();
+    counters.push(("drop_embryonic".to_owned(), dir.dropped_embryonic));
     Response::Counters { counters }
 }

@@ -101,14 +101,14 @@ fn expected_layouts(conn_table_size: u32) -> Vec<Layout> {
         ),
         (
             names::CONNS,
-            LruHash,
+            Hash,
             size_of::<ConnKey>(),
             size_of::<Conn>(),
             conn_table_size,
         ),
         (
             names::CONNS_NEW,
-            LruHash,
+            Hash,
             size_of::<ConnKey>(),
             size_of::<Conn>(),
             conns_new_size(conn_table_size),

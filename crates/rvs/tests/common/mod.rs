@@ -23,6 +23,8 @@ static NEXT: AtomicU32 = AtomicU32::new(0);
 /// namespaces.
 pub struct Lab {
     pub rvsd: Option<NsProcess>,
+    /// Extra rvsd options this lab starts it with.
+    pub rvsd_args: Vec<String>,
     pub tcp: Vec<TcpServer>,
     pub udp: Vec<UdpServer>,
     pub cluster: DrCluster,
@@ -33,8 +35,15 @@ pub struct Lab {
 impl Lab {
     /// A cluster of `real_servers` real servers with TCP servers on `port` and rvsd running.
     pub fn new(real_servers: usize, port: u16) -> Lab {
+        Lab::with(real_servers, port, 24, &[])
+    }
+
+    /// As `new`, on a LAN of prefix `prefix_len` (16 leaves room for many client addresses), with
+    /// extra rvsd options.
+    pub fn with(real_servers: usize, port: u16, prefix_len: u8, rvsd_args: &[&str]) -> Lab {
         let cluster = DrCluster::builder()
             .real_servers(real_servers)
+            .prefix_len(prefix_len)
             .build()
             .expect("building the cluster");
         let tcp = cluster.serve_tcp(port).expect("starting TCP servers");
@@ -45,6 +54,7 @@ impl Lab {
         let pin_dir = PathBuf::from(format!("/sys/fs/bpf/rvs-test-{tag}"));
         let mut lab = Lab {
             rvsd: None,
+            rvsd_args: rvsd_args.iter().map(|a| a.to_string()).collect(),
             tcp,
             udp: Vec::new(),
             cluster,
@@ -75,13 +85,17 @@ impl Lab {
     pub fn start_rvsd(&mut self) {
         assert!(self.rvsd.is_none(), "rvsd is already running");
         let mut cmd = Command::new(RVSD);
-        cmd.args(["--interface", "eth0", "--conn-table-size", "65536"])
-            .arg("--socket")
+        cmd.args(["--interface", "eth0"]);
+        if !self.rvsd_args.iter().any(|a| a == "--conn-table-size") {
+            cmd.args(["--conn-table-size", "65536"]);
+        }
+        cmd.arg("--socket")
             .arg(self.socket())
             .arg("--pin-dir")
             .arg(&self.pin_dir)
             .arg("--state-file")
             .arg(self.dir.join("state.json"))
+            .args(&self.rvsd_args)
             .env("RVS_LOG", "info");
         let log = self
             .dir
@@ -221,4 +235,12 @@ pub fn stderr(o: &Output) -> String {
 
 pub fn exists(p: &Path) -> bool {
     p.exists()
+}
+
+/// The real-server rows of `rvsadm -L -n` as (address, active, inactive), in listing order.
+pub fn counts(listing: &str) -> Vec<(String, u64, u64)> {
+    dest_rows(listing)
+        .into_iter()
+        .map(|r| (r.0, r.3, r.4))
+        .collect()
 }

@@ -3,9 +3,10 @@
 //!
 //! Two tables: `CONNS` for established TCP flows and UDP flows, `CONNS_NEW` for TCP flows whose
 //! handshake has not completed. A flow moves to `CONNS` when it reaches ESTABLISHED, so a flood of
-//! SYNs from random sources churns only `CONNS_NEW` (an LRU) and established flows stay put.
+//! SYNs from random sources fills only `CONNS_NEW` (rvsd drops its idle entries first when it runs
+//! full, as IPVS's drop_entry does) and established flows stay put.
 
-use aya_ebpf::{bindings::xdp_action, maps::LruHashMap};
+use aya_ebpf::{bindings::xdp_action, maps::HashMap};
 use rvs_common::{
     conn::{Conn, ConnKey, conn_flags},
     dest::{DestEntry, dest_flags},
@@ -83,7 +84,7 @@ fn found(
     c: &mut Conn,
     tcp: Option<TcpFlags>,
     now: u64,
-    table: &LruHashMap<ConnKey, Conn>,
+    table: &HashMap<ConnKey, Conn>,
 ) -> Found {
     let id = c.dest_id;
     let Some(d) = dest(id) else {
@@ -115,7 +116,7 @@ fn reusable(c: &Conn) -> bool {
 
 /// Removes a flow the data plane ends itself, taking it off its server's counters.
 #[inline(always)]
-fn end(key: &ConnKey, c: &Conn, d: &DestEntry, table: &LruHashMap<ConnKey, Conn>) {
+fn end(key: &ConnKey, c: &Conn, d: &DestEntry, table: &HashMap<ConnKey, Conn>) {
     if table.remove(key).is_ok() {
         let slot = if c.flags & conn_flags::INACTIVE != 0 {
             Slot::Inactive

@@ -39,13 +39,15 @@ pub static SCHED_COUNTERS: Array<SchedCounter> = Array::with_max_entries(MAX_SER
 #[map(name = "RVS_SCHED_LIST")]
 pub static SCHED_LIST: Array<SchedDest> = Array::with_max_entries(SCHED_LIST_SIZE, 0);
 
+// Plain (not LRU) hash tables: a flow leaves only by expiry or by the data plane's own decision,
+// never by a silent eviction that would break it and leave its server's counters wrong. When a
+// table is full, new flows are refused and counted (drop_conn_insert).
 #[map(name = "RVS_CONNS")]
-pub static CONNS: LruHashMap<ConnKey, Conn> =
-    LruHashMap::with_max_entries(DEFAULT_CONN_TABLE_SIZE, 0);
+pub static CONNS: HashMap<ConnKey, Conn> = HashMap::with_max_entries(DEFAULT_CONN_TABLE_SIZE, 0);
 
 #[map(name = "RVS_CONNS_NEW")]
-pub static CONNS_NEW: LruHashMap<ConnKey, Conn> =
-    LruHashMap::with_max_entries(DEFAULT_CONN_TABLE_SIZE / 4, 0);
+pub static CONNS_NEW: HashMap<ConnKey, Conn> =
+    HashMap::with_max_entries(DEFAULT_CONN_TABLE_SIZE / 4, 0);
 
 #[map(name = "RVS_SVC_STATS")]
 pub static SVC_STATS: PerCpuArray<Stats> = PerCpuArray::with_max_entries(MAX_SERVICES, 0);
