@@ -1,15 +1,13 @@
 //! Choosing a DR cluster's shape and addresses, and checking them before anything is created.
 
-use std::{collections::HashSet, net::Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Result, ensure};
 
-use crate::cluster::{self, DrCluster};
-
-/// The block the testbed takes its addresses from: 198.18.0.0/15, reserved for benchmarking
-/// (RFC 2544), so a test address never means a real host.
-const TEST_NET: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 0);
-const TEST_NET_PREFIX: u8 = 15;
+use crate::{
+    addr::{Subnet, TEST_NET_PREFIX, TEST_NET6, check_unique, nth_after},
+    cluster::{self, DrCluster},
+};
 
 /// The first client's address; further clients get 198.18.0.31, .32...
 pub const DEFAULT_CLIENT_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
@@ -19,6 +17,8 @@ pub const DEFAULT_DIRECTOR_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 pub const DEFAULT_REAL_SERVER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 11);
 /// The virtual service address.
 pub const DEFAULT_VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
+/// The LAN's IPv6 subnet (a /64) when IPv6 is on.
+pub const LAN6: Ipv6Addr = TEST_NET6;
 
 /// Describes a [`DrCluster`]; [`DrClusterBuilder::build`] creates it.
 #[derive(Clone, Debug)]
@@ -30,6 +30,7 @@ pub struct DrClusterBuilder {
     director_ip: Ipv4Addr,
     vip: Ipv4Addr,
     prefix_len: u8,
+    ipv6: bool,
     pass_program: bool,
 }
 
@@ -41,6 +42,7 @@ pub(crate) struct Plan {
     pub real_servers: Vec<Ipv4Addr>,
     pub vip: Ipv4Addr,
     pub prefix_len: u8,
+    pub ipv6: bool,
     pub pass_program: bool,
 }
 
@@ -56,6 +58,7 @@ impl Default for DrClusterBuilder {
             director_ip: DEFAULT_DIRECTOR_IP,
             vip: DEFAULT_VIP,
             prefix_len: 24,
+            ipv6: false,
             pass_program: true,
         }
     }
@@ -106,6 +109,15 @@ impl DrClusterBuilder {
         self
     }
 
+    /// Whether every host also gets an IPv6 address in [`LAN6`] (off by default): the twin of
+    /// its IPv4 address, which reads alike (198.18.0.11 → 2001:db8::11, the VIP 198.18.0.100 →
+    /// 2001:db8::100), so the defaults are client 2001:db8::1, director 2001:db8::2, real
+    /// servers 2001:db8::11...
+    pub fn ipv6(mut self, on: bool) -> Self {
+        self.ipv6 = on;
+        self
+    }
+
     /// Whether to attach the pass-all XDP program to the director's bridge port, which the
     /// director's XDP_TX needs (on by default).
     pub fn pass_program(mut self, on: bool) -> Self {
@@ -137,6 +149,7 @@ impl DrClusterBuilder {
             real_servers,
             vip: self.vip,
             prefix_len: self.prefix_len,
+            ipv6: self.ipv6,
             pass_program: self.pass_program,
         };
         plan.check()?;
@@ -145,6 +158,16 @@ impl DrClusterBuilder {
 }
 
 impl Plan {
+    /// The LAN's subnets.
+    pub fn subnet(&self) -> Subnet {
+        Subnet::of(self.director, self.prefix_len, LAN6)
+    }
+
+    /// The IPv6 twin of `ip` if IPv6 is on.
+    pub fn ip6(&self, ip: Ipv4Addr) -> Option<Ipv6Addr> {
+        self.ipv6.then(|| self.subnet().twin(ip))
+    }
+
     fn check(&self) -> Result<()> {
         ensure!(!self.clients.is_empty(), "a cluster needs a client");
         ensure!(
@@ -152,57 +175,25 @@ impl Plan {
             "prefix length {} is outside {TEST_NET_PREFIX}..=30",
             self.prefix_len
         );
-        let subnet = network(self.director, self.prefix_len);
-        let broadcast = Ipv4Addr::from(u32::from(subnet) | !mask(self.prefix_len));
-        let all = self
-            .clients
-            .iter()
-            .chain(&self.real_servers)
-            .chain([&self.director, &self.vip]);
-        let mut seen = HashSet::new();
-        for &ip in all {
-            ensure!(
-                network(ip, TEST_NET_PREFIX) == TEST_NET,
-                "{ip} is outside {TEST_NET}/{TEST_NET_PREFIX}, the only block the testbed uses"
-            );
-            // Everything on one link, so the client resolves the VIP by ARP like any neighbour.
-            ensure!(
-                network(ip, self.prefix_len) == subnet && ip != subnet && ip != broadcast,
-                "{ip} is not a host of the director's subnet {subnet}/{}",
-                self.prefix_len
-            );
-            if !seen.insert(ip) {
-                bail!("{ip} is given to two hosts");
-            }
+        let all: Vec<Ipv4Addr> = (self.clients.iter().chain(&self.real_servers))
+            .chain([&self.director, &self.vip])
+            .copied()
+            .collect();
+        // Everything on one link, so the client resolves the VIP by ARP like any neighbour.
+        for &ip in &all {
+            self.subnet().check_host(ip)?;
         }
-        Ok(())
+        // Distinct IPv4 hosts of one subnet have distinct twins, so this covers IPv6 too.
+        check_unique(all.into_iter().map(IpAddr::V4))
     }
 }
 
-fn default_client_ip(i: usize) -> Result<Ipv4Addr> {
+pub(crate) fn default_client_ip(i: usize) -> Result<Ipv4Addr> {
     // .1 as the brief promises; the rest above the real servers' default range.
     match i {
         0 => Ok(DEFAULT_CLIENT_IP),
         _ => nth_after(Ipv4Addr::new(198, 18, 0, 30), i),
     }
-}
-
-fn nth_after(first: Ipv4Addr, n: usize) -> Result<Ipv4Addr> {
-    u32::try_from(n)
-        .ok()
-        .and_then(|n| u32::from(first).checked_add(n))
-        .map(Ipv4Addr::from)
-        .with_context(|| format!("no address {n} after {first}"))
-}
-
-fn mask(prefix_len: u8) -> u32 {
-    u32::MAX
-        .checked_shl(32 - u32::from(prefix_len))
-        .unwrap_or(0)
-}
-
-fn network(ip: Ipv4Addr, prefix_len: u8) -> Ipv4Addr {
-    Ipv4Addr::from(u32::from(ip) & mask(prefix_len))
 }
 
 #[cfg(test)]
@@ -221,6 +212,17 @@ mod tests {
         assert_eq!(plan.director, ip(2));
         assert_eq!(plan.real_servers, [ip(11), ip(12), ip(13)]);
         assert_eq!(plan.vip, ip(100));
+        assert_eq!(plan.ip6(plan.vip), None);
+    }
+
+    #[test]
+    fn ipv6_twins_follow_the_documented_plan() {
+        let plan = DrClusterBuilder::default().ipv6(true).plan().unwrap();
+        let ip6 = |ip: Ipv4Addr| plan.ip6(ip).unwrap().to_string();
+        assert_eq!(ip6(plan.clients[0]), "2001:db8::1");
+        assert_eq!(ip6(plan.director), "2001:db8::2");
+        assert_eq!(ip6(plan.real_servers[1]), "2001:db8::12");
+        assert_eq!(ip6(plan.vip), "2001:db8::100");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Client side of the test servers, run from a client's namespace: only the sockets are created
-//! inside it, the rest runs on the calling thread as usual.
+//! inside it, the rest runs on the calling thread as usual. Bulk transfers are checked byte by
+//! byte ([`bulk_download`]) or by the server's hash ([`bulk_upload`]).
 
 use std::{
     io::{BufRead, BufReader, Read, Write},
@@ -10,6 +11,10 @@ use std::{
 use anyhow::{Context, Result, bail, ensure};
 
 use crate::{Netns, bind::retry_in_use};
+
+mod bulk;
+
+pub use bulk::{STALL_TIMEOUT, bulk_download, bulk_upload, time_limit};
 
 /// How long a TCP connect may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -26,9 +31,7 @@ pub fn tcp_request(ns: &Netns, ip: IpAddr, port: u16) -> Result<String> {
 /// repeatedly.
 pub fn open_tcp(ns: &Netns, ip: IpAddr, port: u16) -> Result<TcpConn> {
     let addr = SocketAddr::new(ip, port);
-    let stream = ns
-        .enter(|| TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT))?
-        .with_context(|| format!("cannot connect from {} to {addr}", ns.name()))?;
+    let stream = connect(ns, addr)?;
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
     // Each request is one small write waiting for its answer: Nagle would only delay it.
@@ -39,6 +42,12 @@ pub fn open_tcp(ns: &Netns, ip: IpAddr, port: u16) -> Result<TcpConn> {
         stream,
         reader,
     })
+}
+
+/// A TCP connection from `ns` to `addr`, within [`CONNECT_TIMEOUT`].
+fn connect(ns: &Netns, addr: SocketAddr) -> Result<TcpStream> {
+    ns.enter(|| TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT))?
+        .with_context(|| format!("cannot connect from {} to {addr}", ns.name()))
 }
 
 /// Like [`open_tcp`], from the source address `from` (an address of `ns`, port 0 for any): lets a

@@ -1,25 +1,26 @@
 //! The LVS direct-routing topology: clients, a director and real servers, each in its own
 //! namespace, on one LAN made of a bridge in a namespace of its own.
 //!
-//! The director owns the VIP on its `eth0` and so answers ARP for it; the real servers hold the
-//! VIP on `lo` without announcing it, and answer clients directly.
+//! The director owns the VIP (and VIP6) on its `eth0` and so answers ARP (and Neighbour
+//! Discovery) for it; the real servers hold it on `lo` without announcing it, and answer clients
+//! directly.
 
-use std::{fmt, net::Ipv4Addr, time::Duration};
+use std::{
+    fmt,
+    net::{Ipv4Addr, Ipv6Addr},
+};
 
-use anyhow::{Context, Result};
-use rvs::dataplane::{PassProgram, attach_pass_program};
+use anyhow::Result;
+use rvs::dataplane::PassProgram;
 
 use crate::{
     DrClusterBuilder, Netns, TcpServer, UdpServer,
     builder::Plan,
-    cmd,
-    host::{BRIDGE, Host, IFNAME},
+    host::{Host, IFNAME},
+    lan,
+    link::{LinkAddrs, add_ip6},
     names,
-    poll::poll_until,
 };
-
-/// How long the LAN may take to pass traffic after its links are up.
-const READY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A built DR topology. Dropping it deletes all its namespaces.
 pub struct DrCluster {
@@ -31,8 +32,8 @@ pub struct DrCluster {
     real_servers: Vec<Host>,
     lan: Netns,
     vip: Ipv4Addr,
+    vip6: Option<Ipv6Addr>,
     prefix_len: u8,
-    director_ifindex: u32,
 }
 
 impl DrCluster {
@@ -64,7 +65,7 @@ impl DrCluster {
 
     /// The index of the director's `eth0` in its namespace, the interface rvsd attaches to.
     pub fn director_ifindex(&self) -> u32 {
-        self.director_ifindex
+        self.director.eth0().ifindex()
     }
 
     /// The real servers, named `rs0`, `rs1`...
@@ -88,6 +89,11 @@ impl DrCluster {
     /// The virtual service address.
     pub fn vip(&self) -> Ipv4Addr {
         self.vip
+    }
+
+    /// The virtual service's IPv6 address, 2001:db8::100 by default, if IPv6 is on.
+    pub fn vip6(&self) -> Option<Ipv6Addr> {
+        self.vip6
     }
 
     /// The LAN's prefix length.
@@ -134,7 +140,7 @@ impl fmt::Debug for DrCluster {
             .field("real_servers", &self.real_servers)
             .field("lan", &self.lan)
             .field("vip", &self.vip)
-            .field("director_ifindex", &self.director_ifindex)
+            .field("vip6", &self.vip6)
             .field("pass_program", &self.pass_program.is_some())
             .finish()
     }
@@ -143,29 +149,38 @@ impl fmt::Debug for DrCluster {
 /// Builds the topology of `plan`. On failure, what was created is dropped, so deleted.
 pub(crate) fn build(plan: Plan) -> Result<DrCluster> {
     let id = names::new_topology_id();
-    let lan = Netns::create(names::netns_name(&id, "lan"))?;
-    lan.ip(&["link", "add", "name", BRIDGE, "type", "bridge"])?;
-    lan.ip(&["link", "set", "dev", BRIDGE, "up"])?;
-    let host = |name: &str, ip| Host::create(&id, &lan, name, ip, plan.prefix_len);
+    let lan = lan::create(&id, "lan")?;
+    let host = |name: &str, ip| {
+        let addrs = LinkAddrs {
+            ip,
+            prefix_len: plan.prefix_len,
+            ip6: plan.ip6(ip),
+        };
+        Host::create(&id, &lan, name, addrs)
+    };
 
     let clients = (plan.clients.iter().enumerate())
         .map(|(i, &ip)| host(&format!("client{i}"), ip))
         .collect::<Result<Vec<_>>>()?;
     let director = host("director", plan.director)?;
-    let vip = format!("{}/32", plan.vip);
-    director.netns().ip(&["addr", "add", &vip, "dev", IFNAME])?;
+    let vip6 = plan.ip6(plan.vip);
+    director
+        .netns()
+        .ip(&["addr", "add", &format!("{}/32", plan.vip), "dev", IFNAME])?;
+    if let Some(vip6) = vip6 {
+        add_ip6(director.netns(), IFNAME, vip6, 128)?;
+    }
     let real_servers = (plan.real_servers.iter().enumerate())
         .map(|(i, &ip)| host(&format!("rs{i}"), ip))
         .collect::<Result<Vec<_>>>()?;
     for rs in &real_servers {
-        hold_vip_silently(rs, &vip)?;
+        hold_vip_silently(rs, plan.vip, vip6)?;
     }
 
     let pass_program = match plan.pass_program {
-        true => Some(attach_pass(&lan, director.bridge_port())?),
+        true => Some(lan::attach_pass(&lan, director.eth0())?),
         false => None,
     };
-    let director_ifindex = director.ifindex()?;
     let cluster = DrCluster {
         pass_program,
         id,
@@ -174,17 +189,20 @@ pub(crate) fn build(plan: Plan) -> Result<DrCluster> {
         real_servers,
         lan,
         vip: plan.vip,
+        vip6,
         prefix_len: plan.prefix_len,
-        director_ifindex,
     };
-    wait_ready(&cluster)?;
+    lan::wait_ready(cluster.hosts().flat_map(Host::links))?;
     Ok(cluster)
 }
 
 /// Puts the VIP on a real server's `lo` so it accepts what the director forwards, without
 /// answering ARP for it (arp_ignore=1: only for addresses of the asking interface) or using it
 /// as an ARP source (arp_announce=2), which would steal the VIP from the director.
-fn hold_vip_silently(rs: &Host, vip: &str) -> Result<()> {
+///
+/// IPv6 needs no setting: Neighbour Discovery answers only for addresses of the interface asked
+/// and takes its source from that interface, so VIP6 on `lo` is never announced on `eth0`.
+fn hold_vip_silently(rs: &Host, vip: Ipv4Addr, vip6: Option<Ipv6Addr>) -> Result<()> {
     let mut settings = Vec::new();
     for dev in ["all", "lo", IFNAME] {
         settings.push(format!("net.ipv4.conf.{dev}.arp_ignore=1"));
@@ -193,43 +211,10 @@ fn hold_vip_silently(rs: &Host, vip: &str) -> Result<()> {
     let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
     // Before the address, so the VIP is never announced.
     rs.netns().sysctl(&settings)?;
-    rs.netns().ip(&["addr", "add", vip, "dev", "lo"])?;
+    rs.netns()
+        .ip(&["addr", "add", &format!("{vip}/32"), "dev", "lo"])?;
+    if let Some(vip6) = vip6 {
+        add_ip6(rs.netns(), "lo", vip6, 128)?;
+    }
     Ok(())
-}
-
-/// Attaches the pass program to the director's bridge port, so that frames the director sends
-/// with XDP_TX are delivered (see TOOLCHAIN.md).
-fn attach_pass(lan: &Netns, port: &str) -> Result<PassProgram> {
-    let ifindex = lan.ifindex(port)?;
-    // The kernel looks the ifindex up in the calling thread's namespace.
-    lan.enter(|| attach_pass_program(ifindex))?
-        .with_context(|| format!("cannot attach the pass program to {port} in {}", lan.name()))
-}
-
-/// Waits until every bridge port forwards and every host's `eth0` is up.
-fn wait_ready(cluster: &DrCluster) -> Result<()> {
-    let mut pending: Vec<&Host> = cluster.hosts().collect();
-    poll_until(READY_TIMEOUT, "the LAN links to come up", || {
-        let forwarding = forwarding_ports(&cluster.lan)?;
-        let mut still = Vec::new();
-        for host in pending.drain(..) {
-            if !(forwarding.iter().any(|p| p == host.bridge_port()) && host.link_ready()?) {
-                still.push(host);
-            }
-        }
-        pending = still;
-        Ok(pending.is_empty().then_some(()))
-    })
-}
-
-/// The bridge ports in the forwarding state.
-fn forwarding_ports(lan: &Netns) -> Result<Vec<String>> {
-    // Lines look like `3: v-rs0@if2: <...> master br0 state forwarding priority 32 cost 2`.
-    let out = cmd::run("bridge", &["-n", lan.name(), "link", "show"])?;
-    Ok(out
-        .lines()
-        .filter(|line| line.contains(" state forwarding "))
-        .filter_map(|line| line.split(": ").nth(1))
-        .map(|name| name.split('@').next().unwrap_or(name).to_owned())
-        .collect())
 }

@@ -1,70 +1,67 @@
-//! One host of a topology: a namespace whose `eth0` is a veth plugged into the LAN bridge.
+//! One host of a topology: a namespace whose `eth0` (and maybe `eth1`) is a veth plugged into a
+//! LAN bridge.
 
 use std::{
-    net::{IpAddr, Ipv4Addr, SocketAddr},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
     path::Path,
     process::Command,
 };
 
 use anyhow::{Context, Result};
 
-use crate::{Mac, Netns, NsProcess, TcpConn, TcpServer, UdpServer, client, names, spawn_in};
+use crate::{
+    Link, Mac, Netns, NsProcess, TcpConn, TcpServer, UdpServer,
+    addr::PREFIX6_LEN,
+    client,
+    link::{LinkAddrs, add_ip6},
+    names, spawn_in,
+};
 
-/// The name of every host's interface to the LAN.
+/// The name of every host's first interface.
 pub const IFNAME: &str = "eth0";
-/// The name of the bridge in the LAN namespace.
-pub const BRIDGE: &str = "br0";
 
-/// A host on the LAN: its namespace, address, and helpers to run clients and servers there.
+/// A host on a LAN: its namespace, links, and helpers to run clients and servers there.
 #[derive(Debug)]
 pub struct Host {
     name: String,
     netns: Netns,
-    ip: Ipv4Addr,
-    prefix_len: u8,
-    mac: Mac,
-    bridge_port: String,
+    /// `eth0` first; never empty.
+    links: Vec<Link>,
 }
 
 impl Host {
-    /// Creates the namespace for `name` in `topology` and plugs it into `lan`'s bridge, with
-    /// `ip/prefix_len` and [`Mac::for_ipv4`] on an `eth0` that is up.
+    /// Creates the namespace for `name` in `topology` and plugs its `eth0` into `lan`'s bridge
+    /// with `addrs`.
     pub(crate) fn create(
         topology: &str,
         lan: &Netns,
         name: &str,
-        ip: Ipv4Addr,
-        prefix_len: u8,
+        addrs: LinkAddrs,
     ) -> Result<Self> {
         let netns = Netns::create(names::netns_name(topology, name))?;
-        let bridge_port = format!("v-{name}");
-        let mac = Mac::for_ipv4(ip);
-        // Both ends are created directly in their namespaces: nothing touches the root one.
-        let veth = format!(
-            "link add name {bridge_port} type veth peer name {IFNAME} netns {}",
-            netns.name()
-        );
-        lan.ip(&words(&veth))
-            .with_context(|| format!("cannot plug {name} into the LAN"))?;
-        lan.ip(&["link", "set", "dev", &bridge_port, "master", BRIDGE, "up"])?;
-        netns.ip(&words(&format!("link set dev {IFNAME} address {mac} up")))?;
-        netns.ip(&["addr", "add", &format!("{ip}/{prefix_len}"), "dev", IFNAME])?;
-        // A veth hands its peer packets whose TCP/UDP checksum is left for "hardware" to fill in
-        // (CHECKSUM_PARTIAL). Native XDP on the director turns them into plain frames and that
-        // note is lost, so the real server would drop them as corrupt. Real hosts send complete
-        // checksums on the wire; make the test hosts do the same.
-        netns
-            .exec(&["ethtool", "-K", IFNAME, "tx", "off"])
-            .with_context(|| format!("cannot turn off checksum offload on {name}"))?;
-        let host = Self {
+        // Duplicate Address Detection would keep addresses "tentative", unusable, for a second.
+        // `default` is what the interfaces created next inherit.
+        netns.sysctl(&[
+            "net.ipv6.conf.all.accept_dad=0",
+            "net.ipv6.conf.default.accept_dad=0",
+            "net.ipv6.conf.lo.accept_dad=0",
+        ])?;
+        let link = Link::plug(&netns, lan, IFNAME, &format!("v-{name}"), addrs)
+            .with_context(|| format!("cannot plug {name} into its LAN"))?;
+        Ok(Self {
             name: name.to_owned(),
             netns,
-            ip,
-            prefix_len,
-            mac,
-            bridge_port,
-        };
-        Ok(host)
+            links: vec![link],
+        })
+    }
+
+    /// Plugs one more interface, `ifname`, into `lan`'s bridge.
+    pub(crate) fn plug(&mut self, lan: &Netns, ifname: &str, addrs: LinkAddrs) -> Result<()> {
+        let port = format!("v-{}-{}", self.name, self.links.len());
+        let link = Link::plug(&self.netns, lan, ifname, &port, addrs)
+            .with_context(|| format!("cannot plug {}'s {ifname} into {}", self.name, lan.name()))?;
+        self.links.push(link);
+        Ok(())
     }
 
     /// Its role in the topology: `client0`, `director`, `rs0`...
@@ -77,52 +74,76 @@ impl Host {
         &self.netns
     }
 
-    /// Its address on the LAN.
-    pub fn ip(&self) -> Ipv4Addr {
-        self.ip
+    /// Its links, `eth0` first.
+    pub fn links(&self) -> &[Link] {
+        &self.links
     }
 
-    /// The prefix length of the LAN.
+    /// The link named `ifname`.
+    pub fn link(&self, ifname: &str) -> Option<&Link> {
+        self.links.iter().find(|l| l.ifname() == ifname)
+    }
+
+    /// Its `eth0`.
+    pub fn eth0(&self) -> &Link {
+        &self.links[0]
+    }
+
+    /// Its IPv4 address on `eth0`.
+    pub fn ip(&self) -> Ipv4Addr {
+        self.eth0().ip()
+    }
+
+    /// Its IPv6 address on `eth0`, if the topology has IPv6.
+    pub fn ip6(&self) -> Option<Ipv6Addr> {
+        self.eth0().ip6()
+    }
+
+    /// The prefix length of `eth0`'s IPv4 subnet.
     pub fn prefix_len(&self) -> u8 {
-        self.prefix_len
+        self.eth0().prefix_len()
     }
 
     /// The MAC of its `eth0`.
     pub fn mac(&self) -> Mac {
-        self.mac
+        self.eth0().mac()
     }
 
-    /// The name of its interface to the LAN, `eth0`.
+    /// The name of its first interface, `eth0`.
     pub fn ifname(&self) -> &'static str {
         IFNAME
     }
 
     /// The index of its `eth0` in its namespace.
     pub fn ifindex(&self) -> Result<u32> {
-        self.netns.ifindex(IFNAME)
+        Ok(self.eth0().ifindex())
     }
 
     /// The far end of its `eth0`, a port of the bridge in the LAN namespace.
     pub fn bridge_port(&self) -> &str {
-        &self.bridge_port
+        self.eth0().bridge_port()
     }
 
-    /// Starts the test TCP server on every address, port `port`, answering with this host's name.
+    /// Sets the MTU of both ends of its `eth0`; see [`Link::set_mtu`].
+    pub fn set_mtu(&self, mtu: u32) -> Result<()> {
+        self.eth0().set_mtu(mtu)
+    }
+
+    /// The MTU of its `eth0`.
+    pub fn mtu(&self) -> Result<u32> {
+        self.eth0().mtu()
+    }
+
+    /// Starts the test TCP server on every address of both families, port `port`, answering
+    /// with this host's name; it also serves bulk transfers ([`client::bulk_download`]).
     pub fn serve_tcp(&self, port: u16) -> Result<TcpServer> {
-        TcpServer::start(
-            &self.netns,
-            &self.name,
-            (Ipv4Addr::UNSPECIFIED, port).into(),
-        )
+        TcpServer::start(&self.netns, &self.name, any(port))
     }
 
-    /// Starts the test UDP server on every address, port `port`, answering with this host's name.
+    /// Starts the test UDP server on every address of both families, port `port`, answering
+    /// with this host's name.
     pub fn serve_udp(&self, port: u16) -> Result<UdpServer> {
-        UdpServer::start(
-            &self.netns,
-            &self.name,
-            (Ipv4Addr::UNSPECIFIED, port).into(),
-        )
+        UdpServer::start(&self.netns, &self.name, any(port))
     }
 
     /// See [`client::open_tcp_from`].
@@ -135,17 +156,18 @@ impl Host {
         client::open_tcp_from(&self.netns, from, ip.into(), port)
     }
 
-    /// Adds an address (with the host's prefix length) to its interface, so it can send from it.
+    /// Adds an address to its `eth0`, so it can send from it: IPv4 with `eth0`'s prefix length,
+    /// IPv6 in a /64.
     pub fn add_address(&self, ip: IpAddr) -> Result<()> {
-        self.netns
-            .ip(&[
-                "addr",
-                "add",
-                &format!("{ip}/{}", self.prefix_len),
-                "dev",
-                IFNAME,
-            ])
-            .map(drop)
+        match ip {
+            IpAddr::V4(ip) => {
+                let addr = format!("{ip}/{}", self.prefix_len());
+                self.netns
+                    .ip(&["addr", "add", &addr, "dev", IFNAME])
+                    .map(drop)
+            }
+            IpAddr::V6(ip) => add_ip6(&self.netns, IFNAME, ip, PREFIX6_LEN),
+        }
     }
 
     /// See [`client::tcp_request`].
@@ -174,25 +196,41 @@ impl Host {
         client::udp_request(&self.netns, ip.into(), port, payload, from_port)
     }
 
+    /// See [`client::bulk_download`].
+    pub fn bulk_download(&self, ip: impl Into<IpAddr>, port: u16, len: u64) -> Result<String> {
+        client::bulk_download(&self.netns, ip.into(), port, len)
+    }
+
+    /// See [`client::bulk_upload`].
+    pub fn bulk_upload(&self, ip: impl Into<IpAddr>, port: u16, len: u64) -> Result<String> {
+        client::bulk_upload(&self.netns, ip.into(), port, len)
+    }
+
     /// Starts a long-running program here; see [`spawn_in`].
     pub fn spawn(&self, cmd: &mut Command, log: impl AsRef<Path>) -> Result<NsProcess> {
         spawn_in(&self.netns, cmd, log)
     }
 
-    /// The address of `port` on this host.
-    pub fn socket_addr(&self, port: u16) -> SocketAddr {
-        (self.ip, port).into()
+    /// Runs a command here to completion (to prepare the host, e.g. with `rvs-rs`) and returns
+    /// its stdout; see [`Netns::run`]. Unlike [`Host::exec`], it sees the machine's
+    /// /sys/fs/bpf.
+    pub fn run(&self, cmd: &mut Command) -> Result<String> {
+        self.netns.run(cmd, crate::netns::RUN_TIMEOUT)
     }
 
-    /// Whether its `eth0` is up and passing traffic (the kernel activates the queueing
-    /// discipline shortly after the carrier comes up; frames sent before are dropped).
-    pub(crate) fn link_ready(&self) -> Result<bool> {
-        let out = self.netns.ip(&["-o", "link", "show", "dev", IFNAME])?;
-        Ok(out.contains(" state UP "))
+    /// Runs a short command here through `ip netns exec`; see [`Netns::exec`].
+    pub fn exec(&self, argv: &[&str]) -> Result<String> {
+        self.netns.exec(argv)
+    }
+
+    /// The IPv4 address of `port` on this host.
+    pub fn socket_addr(&self, port: u16) -> SocketAddr {
+        (self.ip(), port).into()
     }
 }
 
-/// An `ip` command line as arguments (none of ours contains a space).
-fn words(line: &str) -> Vec<&str> {
-    line.split_whitespace().collect()
+/// Every address of both families: `[::]` takes IPv4 too (as `::ffff:a.b.c.d`), since the
+/// servers turn IPV6_V6ONLY off.
+fn any(port: u16) -> SocketAddr {
+    (Ipv6Addr::UNSPECIFIED, port).into()
 }

@@ -2,27 +2,37 @@
 //! benchmarks.
 //!
 //! Everything lives in namespaces this crate creates (named `rvs-<pid>-<n>-<role>`) and deletes
-//! on drop; the root namespace is never changed. Addresses come from 198.18.0.0/15.
+//! on drop; the root namespace is never changed. Addresses come from 198.18.0.0/15 and
+//! 2001:db8::/32.
 //!
 //! - [`Netns`]: one namespace: run commands in it, switch a thread into it, spawn into it.
 //! - [`DrCluster`]: clients, a director and real servers on a bridged LAN, set up for LVS direct
-//!   routing.
-//! - [`TcpServer`], [`UdpServer`]: in-process servers answering with their host's name.
-//! - [`client`]: requests to those servers from a client namespace.
+//!   routing, optionally with IPv6.
+//! - [`NatCluster`]: clients and real servers on two subnets (two LANs, or one), the director
+//!   routing between them, set up for LVS NAT.
+//! - [`Host`], [`Link`]: one machine of a topology and its interfaces (addresses, MTU).
+//! - [`TcpServer`], [`UdpServer`]: in-process servers answering with their host's name, on
+//!   both address families; the TCP one also serves [`bulk`] transfers.
+//! - [`client`]: requests to those servers from a client namespace, and checked bulk transfers.
 //! - [`spawn_in`]: a long-running program (rvsd) in a namespace, with a log file.
 //! - [`cleanup_stale`]: removes what dead processes left behind.
 //!
 //! Everything needs root.
 
+mod addr;
 mod bind;
 mod builder;
+pub mod bulk;
 mod cleanup;
 pub mod client;
 mod cluster;
 mod cmd;
 mod host;
+mod lan;
+mod link;
 mod mac;
 mod names;
+mod nat;
 mod netns;
 mod poll;
 mod process;
@@ -30,14 +40,18 @@ mod servers;
 
 pub use builder::{
     DEFAULT_CLIENT_IP, DEFAULT_DIRECTOR_IP, DEFAULT_REAL_SERVER_IP, DEFAULT_VIP, DrClusterBuilder,
+    LAN6,
 };
 pub use cleanup::cleanup_stale;
 pub use client::TcpConn;
 pub use cluster::DrCluster;
-pub use host::{BRIDGE, Host, IFNAME};
+pub use host::{Host, IFNAME};
+pub use lan::BRIDGE;
+pub use link::Link;
 pub use mac::Mac;
 pub use names::PREFIX;
-pub use netns::Netns;
+pub use nat::{BACK_IFNAME, BACK6, NatCluster, NatClusterBuilder};
+pub use netns::{Netns, RUN_TIMEOUT};
 pub use poll::poll_until;
 pub use process::{NsProcess, spawn_in};
 pub use servers::{TcpServer, UdpServer};

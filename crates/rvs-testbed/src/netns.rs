@@ -1,14 +1,15 @@
 //! A named network namespace (`/run/netns/NAME`) owned by this process and deleted on drop.
 
 use std::{
-    fs::{self, File},
-    os::unix::fs::MetadataExt,
+    fs::{self, File, OpenOptions},
+    io::{Read, Seek},
+    os::unix::fs::{MetadataExt, OpenOptionsExt},
     path::{Path, PathBuf},
-    process::{Child, Command},
+    process::{Child, Command, Stdio},
     time::Duration,
 };
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use nix::{
     sched::{CloneFlags, setns},
     sys::signal::{Signal, kill},
@@ -20,6 +21,8 @@ use crate::{cmd, names, poll::poll_until};
 const NETNS_DIR: &str = "/run/netns";
 /// How long deleting a namespace waits for the processes in it to die.
 const KILL_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a command given to `Host::run` may take.
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A network namespace created by this library. Dropping it kills every process inside and
 /// deletes it.
@@ -114,6 +117,44 @@ impl Netns {
         let program = cmd.get_program().to_string_lossy().into_owned();
         self.enter(|| cmd.spawn())?
             .with_context(|| format!("cannot start {program} in namespace {}", self.name))
+    }
+
+    /// Runs `cmd` inside to completion, like [`Netns::spawn`] (so it sees the machine's
+    /// /sys/fs/bpf), and returns its stdout. Fails with its stderr if it exits unsuccessfully,
+    /// and kills it if it runs longer than `timeout`.
+    pub fn run(&self, cmd: &mut Command, timeout: Duration) -> Result<String> {
+        let line = format!("{cmd:?}");
+        // Files rather than pipes: a daemon it leaves behind may hold them open forever.
+        let (mut out, mut err) = (unnamed_file()?, unnamed_file()?);
+        cmd.stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(err.try_clone()?);
+        let mut child = self.spawn(cmd)?;
+        let waited = poll_until(timeout, &format!("{line} to finish"), || {
+            Ok(child.try_wait()?)
+        });
+        let status = match waited {
+            Ok(status) => status,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e.context(format!("in namespace {}", self.name)));
+            }
+        };
+        let read = |file: &mut File| -> Result<String> {
+            let mut text = String::new();
+            file.rewind()?;
+            file.read_to_string(&mut text)?;
+            Ok(text)
+        };
+        if !status.success() {
+            bail!(
+                "{line} failed ({status}) in namespace {}: {}",
+                self.name,
+                read(&mut err)?.trim()
+            );
+        }
+        read(&mut out).with_context(|| format!("cannot read the output of {line}"))
     }
 
     /// The interface index of `ifname` inside this namespace.
@@ -211,6 +252,17 @@ fn pids_in(name: &str) -> Result<Vec<i32>> {
         }
     }
     Ok(pids)
+}
+
+/// A file without a name, gone once closed, to collect a command's output.
+fn unnamed_file() -> Result<File> {
+    let dir = std::env::temp_dir();
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_TMPFILE)
+        .open(&dir)
+        .with_context(|| format!("cannot create a file in {}", dir.display()))
 }
 
 /// The names of the namespaces in /run/netns.

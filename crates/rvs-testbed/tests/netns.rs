@@ -63,6 +63,48 @@ fn spawn_changes_only_the_network_namespace() {
 }
 
 #[test]
+fn run_prepares_a_namespace_and_reports_failures() {
+    let ns = Netns::new("run").unwrap();
+    // Like `rvs-rs up`: sysctls of this namespace, addresses, and the machine's bpffs.
+    let script = "echo 1 > /proc/sys/net/ipv4/conf/lo/arp_ignore && \
+        ip addr add 198.18.0.100/32 dev lo && stat -f -c %T /sys/fs/bpf";
+    let out = ns
+        .run(
+            Command::new("sh").args(["-c", script]),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+    assert_eq!(out.trim(), "bpf_fs");
+    let lo = ns.ip(&["-o", "addr", "show", "dev", "lo"]).unwrap();
+    assert!(lo.contains("198.18.0.100/32"), "{lo}");
+    let arp_ignore = ns
+        .exec(&["sysctl", "-n", "net.ipv4.conf.lo.arp_ignore"])
+        .unwrap();
+    assert_eq!(arp_ignore.trim(), "1");
+
+    let failing = ["-c", "echo no such VIP >&2; exit 2"];
+    let err = ns
+        .run(Command::new("sh").args(failing), Duration::from_secs(5))
+        .unwrap_err();
+    let err = format!("{err:#}");
+    assert!(
+        err.contains("no such VIP") && err.contains("exit status: 2"),
+        "{err}"
+    );
+
+    let start = std::time::Instant::now();
+    let err = ns
+        .run(Command::new("sleep").arg("30"), Duration::from_millis(200))
+        .unwrap_err();
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "killed at the deadline"
+    );
+    assert!(format!("{err:#}").contains("timed out"), "{err:#}");
+    assert!(ns.pids().unwrap().is_empty(), "nothing left running");
+}
+
+#[test]
 fn drop_kills_processes_and_deletes_the_namespace() {
     let ns = Netns::new("drop").unwrap();
     let path = ns.path();

@@ -20,6 +20,11 @@ impl<R: Read> LineReader<R> {
         }
     }
 
+    /// The connection after the lines read so far, buffered bytes first.
+    pub fn rest(&mut self) -> &mut BufReader<R> {
+        &mut self.inner
+    }
+
     /// The next line without its `\n` or `\r\n`; `None` at end of stream or once `stop` is set.
     pub fn next_line(&mut self, stop: &AtomicBool) -> io::Result<Option<String>> {
         let mut buf = Vec::new();

@@ -4,7 +4,9 @@
 //! Every blocking call in them wakes up at least every [`TICK`] to look at the stop flag, so
 //! dropping a server's handle ends its threads promptly.
 
+mod bulk;
 mod lines;
+mod socket;
 mod tcp;
 mod udp;
 

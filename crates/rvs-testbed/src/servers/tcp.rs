@@ -1,5 +1,6 @@
 //! The TCP server: answers every line with `<name> <line>` on a connection kept open until the
-//! client closes it, or an HTTP `GET` with a minimal HTTP/1.0 response whose body is `<name>`.
+//! client closes it, an HTTP `GET` with a minimal HTTP/1.0 response whose body is `<name>`, or
+//! a bulk request (`SEND`/`RECV`, see [`crate::bulk`]) with a bulk transfer.
 
 use std::{
     io::{self, ErrorKind, Write},
@@ -14,9 +15,10 @@ use std::{
 };
 
 use anyhow::{Context, Result};
+use nix::sys::socket::{Backlog, SockType, listen};
 
-use super::{TICK, lines::LineReader};
-use crate::{Netns, bind::retry_in_use};
+use super::{TICK, bulk, lines::LineReader, socket};
+use crate::{Netns, bulk::Request};
 
 /// How long a reply may wait for a client that does not read.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -38,10 +40,12 @@ struct Shared {
 }
 
 impl TcpServer {
-    /// Listens on `addr` inside `ns` and answers as `name`.
+    /// Listens on `addr` inside `ns` and answers as `name`. On `[::]` it takes IPv4 too.
     pub fn start(ns: &Netns, name: &str, addr: SocketAddr) -> Result<Self> {
-        let listener = retry_in_use(|| ns.enter(|| TcpListener::bind(addr)))?
+        let fd = socket::bound(ns, addr, SockType::Stream)?;
+        listen(&fd, Backlog::MAXCONN)
             .with_context(|| format!("cannot listen on TCP {addr} in {}", ns.name()))?;
+        let listener = TcpListener::from(fd);
         // Nonblocking, so that accept cannot hang when a connection vanishes after poll saw it.
         listener.set_nonblocking(true)?;
         let local_addr = listener.local_addr()?;
@@ -80,7 +84,7 @@ impl TcpServer {
         self.shared.connections.load(Ordering::Relaxed)
     }
 
-    /// How many lines and HTTP requests it has answered. Counted before the answer leaves, so a
+    /// How many lines, HTTP requests and bulk requests it has answered. Counted before the answer leaves, so a
     /// client holding its answer sees it counted.
     pub fn requests(&self) -> u64 {
         self.shared.requests.load(Ordering::Relaxed)
@@ -144,6 +148,16 @@ fn serve(stream: TcpStream, shared: &Shared) -> io::Result<()> {
     let Some(mut line) = lines.next_line(&shared.stop)? else {
         return Ok(());
     };
+    if let Some(request) = Request::parse(&line) {
+        shared.requests.fetch_add(1, Ordering::Relaxed);
+        return bulk::serve(
+            request,
+            &shared.name,
+            lines.rest(),
+            &mut writer,
+            &shared.stop,
+        );
+    }
     if line.starts_with("GET ") {
         // The request ends with an empty line; its headers do not matter.
         loop {

@@ -3,7 +3,8 @@
 //! Bound to the wildcard address, a plain `send_to` would answer from the host's own address;
 //! a real server behind a direct-routing director receives datagrams for the VIP and must answer
 //! from the VIP, or the client drops the reply. Like DNS servers, it reads each datagram's
-//! destination (IP_PKTINFO) and sends the answer from it.
+//! destination (IP_PKTINFO, or IPV6_PKTINFO on an IPv6 socket, which reports IPv4 destinations
+//! as `::ffff:a.b.c.d` too) and sends the answer from it.
 
 use std::{
     io::{IoSlice, IoSliceMut},
@@ -18,12 +19,13 @@ use std::{
 
 use anyhow::{Context, Result};
 use nix::sys::socket::{
-    ControlMessage, ControlMessageOwned, MsgFlags, SockaddrIn, recvmsg, sendmsg, setsockopt,
-    sockopt::Ipv4PacketInfo,
+    ControlMessage, ControlMessageOwned, MsgFlags, SockType, SockaddrStorage, recvmsg, sendmsg,
+    setsockopt,
+    sockopt::{Ipv4PacketInfo, Ipv6RecvPacketInfo},
 };
 
-use super::TICK;
-use crate::{Netns, bind::retry_in_use};
+use super::{TICK, socket};
+use crate::Netns;
 
 /// A running UDP server; dropping it stops it.
 #[derive(Debug)]
@@ -41,13 +43,18 @@ struct Shared {
 }
 
 impl UdpServer {
-    /// Binds `addr` inside `ns` and answers as `name`.
+    /// Binds `addr` inside `ns` and answers as `name`. On `[::]` it takes IPv4 too.
     pub fn start(ns: &Netns, name: &str, addr: SocketAddr) -> Result<Self> {
-        let socket = retry_in_use(|| ns.enter(|| UdpSocket::bind(addr)))?
-            .with_context(|| format!("cannot bind UDP {addr} in {}", ns.name()))?;
+        let socket = UdpSocket::from(socket::bound(ns, addr, SockType::Datagram)?);
         // The timeout lets the thread see the stop flag.
         socket.set_read_timeout(Some(TICK))?;
-        setsockopt(&socket, Ipv4PacketInfo, &true).context("cannot set IP_PKTINFO")?;
+        match addr {
+            SocketAddr::V4(_) => {
+                setsockopt(&socket, Ipv4PacketInfo, &true).context("cannot set IP_PKTINFO")?
+            }
+            SocketAddr::V6(_) => setsockopt(&socket, Ipv6RecvPacketInfo, &true)
+                .context("cannot set IPV6_RECVPKTINFO")?,
+        }
         let local_addr = socket.local_addr()?;
         let shared = Arc::new(Shared {
             name: name.to_owned(),
@@ -93,25 +100,51 @@ impl Drop for UdpServer {
     }
 }
 
+/// The destination of a datagram, where its answer comes from.
+enum Destination {
+    V4(libc::in_pktinfo),
+    V6(libc::in6_pktinfo),
+}
+
+impl Destination {
+    fn of(message: ControlMessageOwned) -> Option<Self> {
+        match message {
+            ControlMessageOwned::Ipv4PacketInfo(info) => Some(Self::V4(info)),
+            ControlMessageOwned::Ipv6PacketInfo(info) => Some(Self::V6(info)),
+            _ => None,
+        }
+    }
+
+    /// Sends from the address the datagram was sent to, whatever interface it came in on.
+    fn reply_from(&mut self) -> ControlMessage<'_> {
+        match self {
+            Self::V4(info) => {
+                info.ipi_spec_dst = info.ipi_addr;
+                info.ipi_ifindex = 0;
+                ControlMessage::Ipv4PacketInfo(info)
+            }
+            Self::V6(info) => {
+                info.ipi6_ifindex = 0;
+                ControlMessage::Ipv6PacketInfo(info)
+            }
+        }
+    }
+}
+
 fn answer_loop(socket: &UdpSocket, shared: &Shared) {
     let mut buf = vec![0u8; 65536];
-    let mut cmsg = nix::cmsg_space!(libc::in_pktinfo);
+    let mut cmsg = nix::cmsg_space!(libc::in_pktinfo, libc::in6_pktinfo);
     while !shared.stop.load(Ordering::Relaxed) {
-        let (peer, local) = {
+        let (peer, mut local) = {
             let mut iov = [IoSliceMut::new(&mut buf)];
-            match recvmsg::<SockaddrIn>(
+            match recvmsg::<SockaddrStorage>(
                 socket.as_raw_fd(),
                 &mut iov,
                 Some(&mut cmsg),
                 MsgFlags::empty(),
             ) {
                 Ok(msg) => {
-                    let local = msg.cmsgs().ok().and_then(|mut c| {
-                        c.find_map(|m| match m {
-                            ControlMessageOwned::Ipv4PacketInfo(info) => Some(info),
-                            _ => None,
-                        })
-                    });
+                    let local = (msg.cmsgs().ok()).and_then(|mut c| c.find_map(Destination::of));
                     match msg.address {
                         Some(peer) => (peer, local),
                         None => continue,
@@ -129,16 +162,7 @@ fn answer_loop(socket: &UdpSocket, shared: &Shared) {
         // Counted before the answer leaves, so a client holding its answer sees it counted.
         shared.datagrams.fetch_add(1, Ordering::Relaxed);
         let iov = [IoSlice::new(shared.name.as_bytes())];
-        let reply_from = local.map(|mut info| {
-            // Answer from the address the datagram was sent to, whatever interface it came in on.
-            info.ipi_spec_dst = info.ipi_addr;
-            info.ipi_ifindex = 0;
-            info
-        });
-        let cmsgs: Vec<ControlMessage> = reply_from
-            .iter()
-            .map(ControlMessage::Ipv4PacketInfo)
-            .collect();
+        let cmsgs: Vec<ControlMessage> = local.iter_mut().map(Destination::reply_from).collect();
         if let Err(e) = sendmsg(
             socket.as_raw_fd(),
             &iov,
