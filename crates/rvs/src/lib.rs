@@ -10,11 +10,13 @@
 //! - [`control`]: the request/response protocol between rvsadm and rvsd over a Unix socket.
 //! - [`ipvsadm`]: ipvsadm's command line, messages and output formats.
 
+pub mod check;
 pub mod control;
 pub mod daemon;
 pub mod dataplane;
 pub mod ebpf;
 pub mod ipvsadm;
+pub mod keepalived;
 pub mod model;
 pub mod sched;
 

@@ -1,0 +1,353 @@
+//! The typed configuration: what keepalived.conf says, with keepalived's defaults filled in where
+//! they do not depend on another level. Settings that inherit (virtual server → real server →
+//! checker) stay `Option` here and are resolved by [`super::desired_services`].
+
+use std::{net::IpAddr, time::Duration};
+
+use super::{
+    diag::{Diagnostic, Pos},
+    value::Netmask,
+};
+use crate::{
+    check::CheckKind,
+    model::{Protocol, Timeouts, TunCsum, TunType},
+};
+
+/// keepalived's defaults.
+pub mod defaults {
+    use std::time::Duration;
+
+    pub const DELAY_LOOP: Duration = Duration::from_secs(60);
+    pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+    pub const SCHEDULER: &str = "wlc";
+    /// `persistence_timeout` without a value.
+    pub const PERSISTENCE_TIMEOUT: u32 = 360;
+    pub const QUORUM: u32 = 1;
+    pub const WEIGHT: i32 = 1;
+    pub const SMTP_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const SMTP_PORT: u16 = 25;
+    pub const UDP_MAX_REPLY_LENGTH: usize = 255;
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct KeepalivedConfig {
+    pub global: GlobalDefs,
+    pub virtual_servers: Vec<VirtualServer>,
+    pub groups: Vec<VirtualServerGroup>,
+    /// Parsed and kept; VRRP does not run yet.
+    pub vrrp_instances: Vec<VrrpInstance>,
+    pub vrrp_sync_groups: Vec<VrrpSyncGroup>,
+    pub vrrp_scripts: Vec<VrrpScript>,
+    /// Unknown keywords, skipped blocks, inactive parts: for rvsd to log.
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl KeepalivedConfig {
+    pub fn group(&self, name: &str) -> Option<&VirtualServerGroup> {
+        self.groups.iter().find(|g| g.name == name)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct GlobalDefs {
+    /// Names this director in mail subjects (keepalived's default: the host name).
+    pub router_id: Option<String>,
+    pub notification_email: Vec<String>,
+    /// Default `keepalived@<host name>`.
+    pub notification_email_from: Option<String>,
+    pub smtp_server: Option<SmtpServer>,
+    /// HELO name of notification mail (default: the host name).
+    pub smtp_helo_name: Option<String>,
+    pub smtp_connect_timeout: Duration,
+    /// Global defaults of the per-server `smtp_alert`.
+    pub smtp_alert: Option<bool>,
+    pub smtp_alert_checker: Option<bool>,
+    pub lvs_timeouts: LvsTimeouts,
+    /// Parsed; connection sync is a later issue.
+    pub lvs_sync_daemon: Option<LvsSyncDaemon>,
+    pub lvs_flush: bool,
+}
+
+impl Default for GlobalDefs {
+    fn default() -> Self {
+        GlobalDefs {
+            router_id: None,
+            notification_email: Vec::new(),
+            notification_email_from: None,
+            smtp_server: None,
+            smtp_helo_name: None,
+            smtp_connect_timeout: defaults::SMTP_CONNECT_TIMEOUT,
+            smtp_alert: None,
+            smtp_alert_checker: None,
+            lvs_timeouts: LvsTimeouts::default(),
+            lvs_sync_daemon: None,
+            lvs_flush: false,
+        }
+    }
+}
+
+impl GlobalDefs {
+    /// Whether state changes can be mailed: recipients and a server are configured.
+    pub fn mail_configured(&self) -> bool {
+        !self.notification_email.is_empty() && self.smtp_server.is_some()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SmtpServer {
+    /// An IP address or a host name.
+    pub host: String,
+    pub port: u16,
+}
+
+/// `lvs_timeouts`: values not given leave the running ones unchanged.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LvsTimeouts {
+    pub tcp: Option<u32>,
+    pub tcp_fin: Option<u32>,
+    pub udp: Option<u32>,
+}
+
+impl LvsTimeouts {
+    pub fn is_set(&self) -> bool {
+        self.tcp.is_some() || self.tcp_fin.is_some() || self.udp.is_some()
+    }
+
+    /// The timeouts to set, given the running ones.
+    pub fn apply(&self, current: Timeouts) -> Timeouts {
+        Timeouts {
+            tcp: self.tcp.unwrap_or(current.tcp),
+            tcp_fin: self.tcp_fin.unwrap_or(current.tcp_fin),
+            udp: self.udp.unwrap_or(current.udp),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LvsSyncDaemon {
+    pub interface: String,
+    pub instance: Option<String>,
+    pub sync_id: Option<u8>,
+    pub maxlen: Option<u16>,
+    pub port: Option<u16>,
+    pub ttl: Option<u8>,
+    pub group: Option<IpAddr>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VirtualServerGroup {
+    pub pos: Pos,
+    pub name: String,
+    pub entries: Vec<GroupEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GroupEntry {
+    /// An address, or an inclusive range of them (`10.0.0.1-10`, `10.0.0.0/29`).
+    Addresses {
+        first: IpAddr,
+        last: IpAddr,
+        port: Option<u16>,
+    },
+    Fwmark {
+        mark: u32,
+        /// `inet6` (true) or `inet` (false) when given.
+        ipv6: Option<bool>,
+    },
+}
+
+/// What a `virtual_server` line names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VsAddr {
+    Inet { addr: IpAddr, port: Option<u16> },
+    Fwmark { mark: u32 },
+    Group { name: String },
+}
+
+/// Forwarding method as `lb_kind`/`lvs_method` write it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LvsMethod {
+    Nat,
+    Dr,
+    Tun {
+        tun_type: TunType,
+        port: u16,
+        csum: TunCsum,
+    },
+}
+
+/// Settings a virtual server or real server gives its checkers as defaults.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CheckerDefaults {
+    pub delay_loop: Option<Duration>,
+    pub connect_timeout: Option<Duration>,
+    pub retry: Option<u32>,
+    pub delay_before_retry: Option<Duration>,
+    pub warmup: Option<Duration>,
+    pub alpha: Option<bool>,
+}
+
+impl CheckerDefaults {
+    /// `self` where set, `parent` otherwise.
+    pub fn or(self, parent: CheckerDefaults) -> CheckerDefaults {
+        CheckerDefaults {
+            delay_loop: self.delay_loop.or(parent.delay_loop),
+            connect_timeout: self.connect_timeout.or(parent.connect_timeout),
+            retry: self.retry.or(parent.retry),
+            delay_before_retry: self.delay_before_retry.or(parent.delay_before_retry),
+            warmup: self.warmup.or(parent.warmup),
+            alpha: self.alpha.or(parent.alpha),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct VirtualServer {
+    pub pos: Pos,
+    pub addr: VsAddr,
+    /// `lb_algo`/`lvs_sched`, default wlc.
+    pub scheduler: String,
+    /// svc_flags SCHED1..3 from flag-N, sh-/mh-port, sh-/mh-fallback.
+    pub sched_flags: u32,
+    /// `ops`.
+    pub one_packet: bool,
+    /// `lb_kind`/`lvs_method`, default NAT.
+    pub method: LvsMethod,
+    pub persistence_timeout: Option<u32>,
+    pub persistence_granularity: Option<Netmask>,
+    pub persistence_engine: Option<String>,
+    /// `protocol`, default TCP.
+    pub protocol: Protocol,
+    /// `ip_family inet6` (true) or `inet` (false).
+    pub ip_family: Option<bool>,
+    pub ha_suspend: bool,
+    pub virtualhost: Option<String>,
+    pub omega: bool,
+    pub quorum: u32,
+    pub hysteresis: u32,
+    pub quorum_up: Option<String>,
+    pub quorum_down: Option<String>,
+    pub sorry_server: Option<SorryServerConf>,
+    pub inhibit_on_failure: bool,
+    pub smtp_alert: Option<bool>,
+    /// delay_loop, connect_timeout, retry, ..., alpha as defaults for the checkers.
+    pub checker_defaults: CheckerDefaults,
+    pub real_servers: Vec<RealServer>,
+}
+
+impl VirtualServer {
+    pub fn new(pos: Pos, addr: VsAddr) -> VirtualServer {
+        VirtualServer {
+            pos,
+            addr,
+            scheduler: defaults::SCHEDULER.to_owned(),
+            sched_flags: 0,
+            one_packet: false,
+            method: LvsMethod::Nat,
+            persistence_timeout: None,
+            persistence_granularity: None,
+            persistence_engine: None,
+            protocol: Protocol::Tcp,
+            ip_family: None,
+            ha_suspend: false,
+            virtualhost: None,
+            omega: false,
+            quorum: defaults::QUORUM,
+            hysteresis: 0,
+            quorum_up: None,
+            quorum_down: None,
+            sorry_server: None,
+            inhibit_on_failure: false,
+            smtp_alert: None,
+            checker_defaults: CheckerDefaults::default(),
+            real_servers: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SorryServerConf {
+    pub addr: IpAddr,
+    pub port: Option<u16>,
+    /// `sorry_server_lvs_method`, default the virtual server's.
+    pub method: Option<LvsMethod>,
+    /// `sorry_server_inhibit`.
+    pub inhibit: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RealServer {
+    pub pos: Pos,
+    pub addr: IpAddr,
+    /// Default: the virtual server's port.
+    pub port: Option<u16>,
+    pub weight: i32,
+    /// Default: the virtual server's method.
+    pub method: Option<LvsMethod>,
+    pub uthreshold: u32,
+    pub lthreshold: u32,
+    /// Default: the virtual server's.
+    pub inhibit_on_failure: Option<bool>,
+    pub notify_up: Option<String>,
+    pub notify_down: Option<String>,
+    pub virtualhost: Option<String>,
+    pub smtp_alert: Option<bool>,
+    pub checker_defaults: CheckerDefaults,
+    pub checkers: Vec<Checker>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Checker {
+    pub pos: Pos,
+    /// The check itself; its virtualhost and misc timeout are resolved later.
+    pub kind: CheckKind,
+    pub connect_ip: Option<IpAddr>,
+    pub connect_port: Option<u16>,
+    pub bindto: Option<IpAddr>,
+    pub bind_port: Option<u16>,
+    pub defaults: CheckerDefaults,
+}
+
+/// A `vrrp_instance` (inert: VRRP is a later issue).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VrrpInstance {
+    pub pos: Option<Pos>,
+    pub name: String,
+    /// `MASTER` or `BACKUP`.
+    pub state: Option<String>,
+    pub interface: Option<String>,
+    pub virtual_router_id: Option<u8>,
+    pub priority: Option<u8>,
+    pub advert_int: Option<Duration>,
+    pub nopreempt: bool,
+    pub auth_type: Option<String>,
+    pub auth_pass: Option<String>,
+    /// Lines of `virtual_ipaddress`, as written (`192.0.2.1/24 dev eth0`).
+    pub virtual_ipaddress: Vec<String>,
+    pub unicast_src_ip: Option<IpAddr>,
+    pub unicast_peer: Vec<IpAddr>,
+    pub track_script: Vec<String>,
+    pub track_interface: Vec<String>,
+    pub notify_master: Option<String>,
+    pub notify_backup: Option<String>,
+    pub notify_fault: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VrrpSyncGroup {
+    pub pos: Option<Pos>,
+    pub name: String,
+    pub group: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VrrpScript {
+    pub pos: Option<Pos>,
+    pub name: String,
+    pub script: Option<String>,
+    pub interval: Option<Duration>,
+    pub timeout: Option<Duration>,
+    pub weight: Option<i32>,
+    pub rise: Option<u32>,
+    pub fall: Option<u32>,
+}

@@ -1,0 +1,636 @@
+//! The corpus under crates/rvs/tests/keepalived: every `ok/*.conf` loads with exactly the
+//! warnings its `! expect-warning:` lines name; every `bad/*.conf` fails with the message of its
+//! `! expect:` line (or loads with the warnings it expects). Then what the files mean.
+
+use std::{
+    fs,
+    net::{IpAddr, SocketAddr},
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use super::*;
+use crate::{
+    check::{CheckKind, DnsType, HttpProtocol},
+    model::{DestAddr, FwdMethod, Protocol, ServiceId, TunCsum, TunType, svc_flags},
+};
+
+fn corpus() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/keepalived")
+}
+
+/// A message with the corpus directory taken out of its paths.
+fn rel(s: &str) -> String {
+    s.replace(&format!("{}/", corpus().display()), "")
+}
+
+fn files(dir: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(corpus().join(dir))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "conf"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn expected(path: &Path, prefix: &str) -> Vec<String> {
+    fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix(prefix))
+        .map(|l| l.trim().to_owned())
+        .collect()
+}
+
+fn warnings(cfg: &KeepalivedConfig) -> Vec<String> {
+    cfg.warnings.iter().map(|w| rel(&w.to_string())).collect()
+}
+
+fn load_ok(name: &str) -> KeepalivedConfig {
+    load(&corpus().join(name)).unwrap_or_else(|e| panic!("{}", rel(&e.to_string())))
+}
+
+#[test]
+fn ok_corpus_loads_with_expected_warnings() {
+    let all = files("ok");
+    assert!(all.len() >= 10, "corpus missing: {all:?}");
+    for path in all {
+        let cfg =
+            load(&path).unwrap_or_else(|e| panic!("{}: {}", path.display(), rel(&e.to_string())));
+        assert_eq!(
+            warnings(&cfg),
+            expected(&path, "! expect-warning:"),
+            "{}",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn bad_corpus_reports_the_right_place() {
+    let all = files("bad");
+    assert!(all.len() >= 25, "corpus missing: {all:?}");
+    for path in all {
+        let errors = expected(&path, "! expect:");
+        let warns = expected(&path, "! expect-warning:");
+        assert!(
+            errors.len() + warns.len() > 0,
+            "{} says nothing it expects",
+            path.display()
+        );
+        match (load(&path), errors.first()) {
+            (Err(e), Some(want)) => assert_eq!(&rel(&e.to_string()), want, "{}", path.display()),
+            (Ok(cfg), None) => assert_eq!(warnings(&cfg), warns, "{}", path.display()),
+            (Ok(_), Some(want)) => panic!("{} loaded; expected {want}", path.display()),
+            (Err(e), None) => panic!("{}: {}", path.display(), rel(&e.to_string())),
+        }
+    }
+}
+
+fn inet(proto: Protocol, addr: &str, port: u16) -> ServiceId {
+    ServiceId::Inet {
+        proto,
+        addr: addr.parse().unwrap(),
+        port,
+    }
+}
+
+fn dest(addr: &str, port: u16) -> DestAddr {
+    DestAddr {
+        addr: addr.parse().unwrap(),
+        port,
+    }
+}
+
+fn sock(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+#[test]
+fn seed_document_gives_its_ipvsadm_table() {
+    let cfg = load_ok("ok/seed_001.conf");
+    let g = &cfg.global;
+    assert_eq!(g.router_id.as_deref(), Some("LVS_DEVEL"));
+    assert_eq!(g.notification_email, ["cnseek@gmail.com"]);
+    assert_eq!(
+        g.notification_email_from.as_deref(),
+        Some("sns-lvs@gmail.com")
+    );
+    assert_eq!(
+        g.smtp_server,
+        Some(SmtpServer {
+            host: "127.0.0.1".into(),
+            port: 25
+        })
+    );
+    assert_eq!(
+        g.smtp_connect_timeout,
+        Duration::from_secs(30),
+        "commented out: the default"
+    );
+    let vi = &cfg.vrrp_instances[0];
+    assert_eq!(
+        (vi.name.as_str(), vi.state.as_deref(), vi.virtual_router_id),
+        ("VI_1", Some("MASTER"), Some(51))
+    );
+    assert_eq!(vi.virtual_ipaddress, ["61.164.122.8"]);
+    assert_eq!(vi.auth_pass.as_deref(), Some("1111"));
+
+    // The seed's `ipvsadm -ln`: TCP 61.164.122.8:80 wrr persistent 60, two Route servers of weight 3.
+    let s = desired_services(&cfg);
+    assert_eq!(s.len(), 1);
+    let svc = &s[0];
+    assert_eq!(svc.service, inet(Protocol::Tcp, "61.164.122.8", 80));
+    assert_eq!(svc.config.scheduler, "wrr");
+    assert_eq!(svc.config.flags, svc_flags::PERSISTENT);
+    assert_eq!(svc.config.timeout, 60);
+    assert_eq!(svc.config.netmask, 0xffff_ffff);
+    assert_eq!(svc.name, "[61.164.122.8]:tcp:80");
+    assert_eq!(
+        (svc.quorum, svc.hysteresis, svc.sorry_server.is_none()),
+        (1, 0, true)
+    );
+    assert!(
+        !svc.smtp_alert,
+        "quorum mail is off unless smtp_alert says so"
+    );
+    let addrs: Vec<_> = svc.dests.iter().map(|d| d.addr).collect();
+    assert_eq!(addrs, [dest("61.164.122.9", 80), dest("61.164.122.10", 80)]);
+    for d in &svc.dests {
+        assert_eq!((d.config.fwd, d.config.weight), (FwdMethod::Route, 3));
+        assert!(
+            d.smtp_alert,
+            "real server mail is on when mail is configured"
+        );
+        assert!(!d.inhibit_on_failure);
+        let c = &d.checkers[0];
+        assert_eq!(c.kind, CheckKind::Tcp);
+        assert_eq!(c.target, SocketAddr::new(d.addr.addr, 80));
+        assert_eq!(c.connect_timeout, Duration::from_secs(10));
+        assert_eq!(c.retry, 3, "nb_get_retry");
+        assert_eq!(c.delay_before_retry, Duration::from_secs(3));
+        assert_eq!(
+            c.delay_loop,
+            Duration::from_secs(6),
+            "inherited from the virtual server"
+        );
+        assert_eq!(
+            c.warmup,
+            Duration::from_secs(6),
+            "warmup defaults to delay_loop"
+        );
+        assert!(!c.alpha);
+    }
+}
+
+#[test]
+fn includes_expand_in_glob_order_relative_to_each_file() {
+    let cfg = load_ok("ok/include_glob.conf");
+    assert_eq!(cfg.global.router_id.as_deref(), Some("DIRECTOR_A"));
+    assert_eq!(
+        cfg.global.smtp_server,
+        Some(SmtpServer {
+            host: "192.0.2.25".into(),
+            port: 2525
+        })
+    );
+    let s = desired_services(&cfg);
+    let ids: Vec<_> = s.iter().map(|s| s.service).collect();
+    assert_eq!(
+        ids,
+        [
+            inet(Protocol::Tcp, "192.0.2.10", 80),
+            inet(Protocol::Udp, "192.0.2.10", 53)
+        ]
+    );
+    let web = &s[0];
+    assert_eq!(
+        web.dests
+            .iter()
+            .map(|d| (d.addr, d.config.weight))
+            .collect::<Vec<_>>(),
+        [(dest("10.1.0.11", 80), 2), (dest("10.1.0.12", 80), 1)]
+    );
+    assert_eq!(
+        web.dests[1].checkers[0].connect_timeout,
+        Duration::from_secs(2)
+    );
+    assert_eq!(web.dests[0].checkers[0].delay_loop, Duration::from_secs(10));
+    let dns = &s[1].dests[0].checkers[0];
+    assert_eq!(
+        (dns.retry, dns.delay_before_retry),
+        (3, Duration::from_secs(60)),
+        "DNS_CHECK defaults"
+    );
+    assert_eq!(
+        dns.kind,
+        CheckKind::Dns(crate::check::DnsCheck {
+            qtype: DnsType::A,
+            name: "example.org".into()
+        })
+    );
+    // Positions name the included files.
+    assert!(
+        cfg.virtual_servers[1]
+            .pos
+            .file
+            .ends_with("ok/include/vs-20-dns.part")
+    );
+    assert_eq!(cfg.virtual_servers[0].real_servers[1].pos.line, 1);
+}
+
+#[test]
+fn group_expands_ranges_and_fwmarks_with_shared_checkers() {
+    let cfg = load_ok("ok/group_ranges.conf");
+    let s = desired_services(&cfg);
+    let ids: Vec<_> = s.iter().map(|s| s.service).collect();
+    let tcp = |a: &str, p| inet(Protocol::Tcp, a, p);
+    assert_eq!(
+        ids,
+        [
+            tcp("192.0.2.1", 80),
+            tcp("192.0.2.10", 80),
+            tcp("192.0.2.11", 80),
+            tcp("192.0.2.12", 80),
+            tcp("192.0.2.254", 8080),
+            tcp("192.0.2.255", 8080),
+            tcp("192.0.3.0", 8080),
+            tcp("192.0.3.1", 8080),
+            tcp("198.51.100.8", 443),
+            tcp("198.51.100.9", 443),
+            tcp("198.51.100.10", 443),
+            tcp("198.51.100.11", 443),
+            ServiceId::Fwmark {
+                mark: 7,
+                ipv6: false
+            },
+            ServiceId::Fwmark {
+                mark: 8,
+                ipv6: false
+            },
+        ]
+    );
+    for svc in &s {
+        assert_eq!(svc.virtual_server, 0);
+        assert_eq!(svc.config.timeout, 360, "bare persistence_timeout");
+        // The real server has no port: it takes each service's.
+        assert_eq!(svc.dests[0].addr.port, svc.service.port());
+        assert_eq!(svc.dests[0].checkers[0].target, sock("10.2.0.1:80"));
+    }
+}
+
+#[test]
+fn fwmark_and_tunnels() {
+    let cfg = load_ok("ok/fwmark_tun.conf");
+    let s = desired_services(&cfg);
+    assert_eq!(
+        s[0].service,
+        ServiceId::Fwmark {
+            mark: 5,
+            ipv6: false
+        }
+    );
+    assert_eq!(s[0].config.scheduler, "mh");
+    assert_eq!(
+        s[0].config.flags,
+        svc_flags::PERSISTENT | svc_flags::SCHED1 | svc_flags::SCHED2
+    );
+    assert_eq!(
+        (s[0].config.timeout, s[0].config.netmask),
+        (600, 0xffff_ff00)
+    );
+    let d = &s[0].dests;
+    assert_eq!(d[0].addr, dest("10.3.0.1", 0));
+    let tun = |d: &DesiredDest| {
+        (
+            d.config.fwd,
+            d.config.tun_type,
+            d.config.tun_port,
+            d.config.tun_csum,
+        )
+    };
+    assert_eq!(
+        tun(&d[0]),
+        (FwdMethod::Tunnel, TunType::Gue, 6080, TunCsum::Csum)
+    );
+    assert_eq!(d[0].config.weight, 5);
+    assert_eq!(
+        tun(&d[1]),
+        (FwdMethod::Tunnel, TunType::Gre, 0, TunCsum::Csum)
+    );
+    assert_eq!(
+        tun(&d[2]),
+        (FwdMethod::Tunnel, TunType::Ipip, 0, TunCsum::NoCsum)
+    );
+    assert_eq!(
+        s[1].service,
+        ServiceId::Fwmark {
+            mark: 6,
+            ipv6: true
+        }
+    );
+    assert_eq!(s[1].config.flags, svc_flags::PERSISTENT | svc_flags::SCHED2);
+    assert_eq!(s[1].config.netmask, 64);
+    assert_eq!(s[1].dests[0].checkers[0].kind, CheckKind::Ping);
+    assert_eq!(s[1].dests[0].checkers[0].target, sock("[2001:db8::10]:0"));
+}
+
+#[test]
+fn sorry_server_quorum_and_notifiers() {
+    let cfg = load_ok("ok/sorry_quorum.conf");
+    let s = &desired_services(&cfg)[0];
+    assert_eq!((s.quorum, s.hysteresis, s.omega), (4, 1, true));
+    assert_eq!(
+        s.quorum_up.as_deref(),
+        Some("/usr/local/bin/vs-notify.sh UP 'web pool'")
+    );
+    let sorry = s.sorry_server.as_ref().unwrap();
+    assert_eq!(sorry.addr, dest("10.4.0.250", 8443));
+    assert_eq!(
+        (sorry.config.fwd, sorry.config.weight, sorry.inhibit),
+        (FwdMethod::Route, 1, true)
+    );
+    let (a, b) = (&s.dests[0], &s.dests[1]);
+    assert_eq!(
+        (a.config.fwd, a.config.u_threshold, a.config.l_threshold),
+        (FwdMethod::Masq, 1000, 800)
+    );
+    assert!(a.inhibit_on_failure && !b.inhibit_on_failure);
+    assert_eq!(
+        a.notify_up.as_deref(),
+        Some("/usr/local/bin/rs-notify.sh up 10.4.0.1")
+    );
+    assert_eq!(a.notify_down.as_deref(), Some("/usr/local/bin/rs-down.sh"));
+    assert!(!a.smtp_alert, "no mail configured");
+    assert!(
+        a.checkers[0].alpha && !a.initially_up(),
+        "alpha from the virtual server"
+    );
+    assert_eq!((a.checkers[0].retry, b.checkers[0].retry), (2, 1));
+    assert_eq!(b.checkers[0].delay_loop, Duration::from_secs(3));
+}
+
+#[test]
+fn http_and_ssl_checkers() {
+    let cfg = load_ok("ok/http_ssl.conf");
+    let s = desired_services(&cfg);
+    let c = &s[0].dests[0].checkers[0];
+    let CheckKind::Http(h) = &c.kind else {
+        panic!("{c:?}")
+    };
+    assert!(h.tls.is_none());
+    assert_eq!(
+        h.virtualhost.as_deref(),
+        Some("www.example.org"),
+        "from the virtual server"
+    );
+    assert_eq!(h.urls.len(), 3);
+    assert_eq!(h.urls[0].status, [(200, 200)]);
+    assert_eq!(
+        h.urls[1].digest.as_deref(),
+        Some("9b3a0c85a887a256d6939da88aabd8cd")
+    );
+    assert_eq!(
+        h.urls[1].status,
+        [(200, 299), (301, 301), (302, 302), (400, 404)]
+    );
+    assert!(h.urls[2].status.is_empty() && h.urls[2].accepts(204) && !h.urls[2].accepts(301));
+    assert_eq!(h.urls[2].virtualhost.as_deref(), Some("status.example.org"));
+    assert_eq!(
+        (c.retry, c.delay_before_retry, c.connect_timeout),
+        (2, Duration::from_secs(3), Duration::from_secs(3))
+    );
+    let ssl = &s[1].dests[0].checkers;
+    let CheckKind::Http(h) = &ssl[0].kind else {
+        panic!()
+    };
+    assert_eq!(ssl[0].kind.name(), "SSL_GET");
+    assert_eq!(
+        h.virtualhost.as_deref(),
+        Some("secure.example.org"),
+        "from the real server"
+    );
+    assert!(h.tls.as_ref().unwrap().enable_sni);
+    assert_eq!(h.protocol, HttpProtocol::Http11);
+    let CheckKind::Http(h2) = &ssl[1].kind else {
+        panic!()
+    };
+    assert_eq!(
+        h2.tls.as_ref().unwrap().sni_name.as_deref(),
+        Some("other.example.org")
+    );
+    assert_eq!(ssl[1].target, sock("10.5.0.1:8443"));
+}
+
+#[test]
+fn other_checkers_and_inheritance() {
+    let cfg = load_ok("ok/checkers.conf");
+    let s = desired_services(&cfg);
+    let c = &s[0].dests[0].checkers;
+    // SMTP_CHECK: connect_ip/bindto; connect_timeout from the VS, delay_before_retry from the RS.
+    assert_eq!(
+        c[0].kind,
+        CheckKind::Smtp(crate::check::SmtpCheck {
+            helo_name: "director.example.org".into()
+        })
+    );
+    assert_eq!(c[0].target, sock("10.6.1.1:25"));
+    assert_eq!(c[0].bind, Some(sock("10.6.255.1:2525")));
+    assert_eq!(c[0].connect_timeout, Duration::from_secs(4));
+    assert_eq!(c[0].delay_before_retry, Duration::from_secs(2));
+    assert_eq!(
+        (c[0].delay_loop, c[0].warmup, c[0].retry),
+        (Duration::from_secs(20), Duration::ZERO, 1)
+    );
+    let CheckKind::Misc(m) = &c[1].kind else {
+        panic!()
+    };
+    assert_eq!(m.path, "/usr/local/bin/weight.sh 10.6.0.1");
+    assert_eq!(
+        (m.timeout, m.dynamic, c[1].retry),
+        (Some(Duration::from_secs(5)), true, 0)
+    );
+    assert_eq!(
+        (c[2].kind.clone(), c[2].delay_loop, c[2].retry),
+        (CheckKind::Ping, Duration::from_secs(2), 4)
+    );
+    let c = &s[1].dests[0].checkers;
+    assert_eq!(s[1].service, inet(Protocol::Udp, "192.0.2.40", 53));
+    assert_eq!(
+        c[0].kind,
+        CheckKind::Dns(crate::check::DnsCheck {
+            qtype: DnsType::Soa,
+            name: ".".into()
+        })
+    );
+    let CheckKind::Udp(u) = &c[1].kind else {
+        panic!()
+    };
+    assert_eq!(u.payload.as_deref(), Some(&[0x00, 0x01, 0xab][..]));
+    assert_eq!(
+        u.require_reply.as_deref(),
+        Some(&[(0x00, 0xff), (0x00, 0xf0)][..])
+    );
+    assert_eq!((u.min_reply_length, u.max_reply_length), (2, 512));
+    let CheckKind::Misc(m) = &c[2].kind else {
+        panic!()
+    };
+    assert_eq!(
+        m.timeout,
+        Some(Duration::from_secs(60)),
+        "misc_timeout defaults to delay_loop"
+    );
+}
+
+#[test]
+fn global_defs_in_full() {
+    let cfg = load_ok("ok/global_full.conf");
+    let g = &cfg.global;
+    assert_eq!(
+        g.notification_email,
+        [
+            "ops@example.org",
+            "Night shift <night@example.org>",
+            "noc@example.org"
+        ]
+    );
+    assert_eq!(
+        g.notification_email_from.as_deref(),
+        Some("LVS <lvs@example.org>")
+    );
+    assert_eq!(
+        g.smtp_server,
+        Some(SmtpServer {
+            host: "mail.example.org".into(),
+            port: 587
+        })
+    );
+    assert_eq!(g.smtp_connect_timeout, Duration::from_secs(12));
+    assert_eq!(g.smtp_helo_name.as_deref(), Some("lb-01.example.org"));
+    assert_eq!(
+        g.lvs_timeouts,
+        LvsTimeouts {
+            tcp: Some(7200),
+            tcp_fin: Some(60),
+            udp: Some(120)
+        }
+    );
+    let t = g.lvs_timeouts.apply(crate::model::Timeouts::default());
+    assert_eq!((t.tcp, t.tcp_fin, t.udp), (7200, 60, 120));
+    let d = g.lvs_sync_daemon.as_ref().unwrap();
+    assert_eq!(d.interface, "eth0");
+    assert_eq!(
+        (d.instance.as_deref(), d.sync_id, d.maxlen, d.port, d.ttl),
+        (Some("VI_1"), Some(51), Some(1472), Some(8848), Some(1))
+    );
+    assert_eq!(d.group, Some("224.0.0.81".parse().unwrap()));
+    assert_eq!(router_id(g), "lb-01");
+    let m = mail_settings(g).unwrap();
+    assert_eq!(
+        (m.server.as_str(), m.port, m.from.as_str()),
+        ("mail.example.org", 587, "LVS <lvs@example.org>")
+    );
+    assert_eq!(
+        (m.helo_name.as_str(), m.timeout, m.to.len()),
+        ("lb-01.example.org", Duration::from_secs(12), 3)
+    );
+    let seed = load_ok("ok/seed_001.conf");
+    let m = mail_settings(&seed.global).unwrap();
+    assert_eq!(
+        (m.server.as_str(), m.port, m.timeout),
+        ("127.0.0.1", 25, Duration::from_secs(30))
+    );
+    assert!(mail_settings(&load_ok("ok/vrrp.conf").global).is_none());
+}
+
+#[test]
+fn lexical_shapes() {
+    let cfg = load_ok("ok/lexical.conf");
+    let s = desired_services(&cfg);
+    assert_eq!(s[0].config.scheduler, "lc");
+    assert_eq!(
+        (s[0].config.timeout, s[0].config.netmask),
+        (300, 0xffff_ff00)
+    );
+    let d = &s[0].dests;
+    assert_eq!((d[0].config.weight, d[0].config.fwd), (4, FwdMethod::Route));
+    assert_eq!(
+        d[0].notify_down.as_deref(),
+        Some("/usr/bin/logger -t lvs 'rs 10.7.0.1 down'")
+    );
+    assert_eq!(d[0].checkers[0].connect_timeout, Duration::from_secs(3));
+    assert_eq!(d[1].addr, dest("10.7.0.2", 80), "continued line");
+    assert_eq!(s[1].service, inet(Protocol::Tcp, "2001:db8::50", 443));
+    assert_eq!((s[1].config.timeout, s[1].config.netmask), (360, 64));
+    assert_eq!(
+        s[1].dests[0].addr.addr,
+        "2001:db8::51".parse::<IpAddr>().unwrap()
+    );
+    let crlf = desired_services(&load_ok("ok/crlf.conf"));
+    assert_eq!(
+        crlf[0].dests[0].config.fwd,
+        FwdMethod::Masq,
+        "lb_kind NAT (also the default)"
+    );
+}
+
+#[test]
+fn defaults_without_settings() {
+    let cfg = parse_str(
+        "/nonexistent/k.conf",
+        "virtual_server 192.0.2.1 80 {\n real_server 10.0.0.1 80 {\n  HTTP_GET { url { path / } }\n  TCP_CHECK\n  MISC_CHECK { misc_path /bin/true }\n }\n real_server 10.0.0.2 80\n}\n",
+    )
+    .unwrap();
+    let s = &desired_services(&cfg)[0];
+    assert_eq!(s.config.scheduler, "wlc");
+    assert_eq!(s.config.flags, 0);
+    assert_eq!(s.dests[0].config.fwd, FwdMethod::Masq);
+    let c = &s.dests[0].checkers;
+    assert_eq!(
+        (c[0].retry, c[0].delay_before_retry),
+        (1, Duration::from_secs(3)),
+        "HTTP_GET"
+    );
+    assert_eq!(
+        (c[1].retry, c[1].delay_before_retry),
+        (1, Duration::from_secs(1)),
+        "TCP_CHECK"
+    );
+    assert_eq!(c[2].retry, 0, "MISC_CHECK");
+    for c in c {
+        assert_eq!(
+            (c.delay_loop, c.connect_timeout, c.warmup),
+            (
+                Duration::from_secs(60),
+                Duration::from_secs(5),
+                Duration::from_secs(60)
+            )
+        );
+    }
+    assert!(s.dests[1].checkers.is_empty() && s.dests[1].initially_up());
+    assert_eq!(s.dests[1].config.weight, 1);
+}
+
+#[test]
+fn unknown_keywords_warn_with_file_and_line() {
+    let cfg = parse_str(
+        "k.conf",
+        "virtual_server 192.0.2.1 80 {\n  lb_algo rr\n  bogus_option 3\n  real_server 10.0.0.1 80 {\n    mystery { a b }\n  }\n}\n",
+    )
+    .unwrap();
+    let w: Vec<String> = cfg.warnings.iter().map(|w| w.to_string()).collect();
+    assert_eq!(
+        w,
+        [
+            "k.conf:3: unknown keyword 'bogus_option'",
+            "k.conf:5: unknown keyword 'mystery'"
+        ]
+    );
+}
+
+#[test]
+fn persistence_timeout_zero_is_not_persistent() {
+    let s = desired_services(&load_ok("ok/persistence_zero.conf"));
+    assert_eq!((s[0].config.flags, s[0].config.timeout), (0, 0));
+}

@@ -1,0 +1,549 @@
+//! `virtual_server`, its `real_server`s, `sorry_server`, and `virtual_server_group`.
+
+use std::{collections::HashSet, net::IpAddr};
+
+use super::{
+    checker::{self, Parsed},
+    config::{
+        CheckerDefaults, GroupEntry, KeepalivedConfig, LvsMethod, RealServer, SorryServerConf,
+        VirtualServer, VirtualServerGroup, VsAddr, defaults,
+    },
+    diag::ConfigError,
+    global::{block_name, single},
+    parse::Ctx,
+    tree::{Node, Word},
+    value::{self, Args},
+};
+use crate::model::{Protocol, TunCsum, TunType, svc_flags};
+
+/// The schedulers rvs implements (all of IPVS's).
+const SCHEDULERS: &[&str] = &[
+    "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos",
+];
+
+/// The largest persistence timeout IPVS takes (31 days).
+const MAX_PERSISTENCE: u32 = 31 * 86400;
+
+pub(super) fn parse(ctx: &mut Ctx, node: &Node) -> Result<VirtualServer, ConfigError> {
+    let mut a = Args::new(node);
+    let first = a.required("an address and port, 'fwmark N' or 'group NAME'")?;
+    let addr = match first.text.as_str() {
+        "fwmark" => VsAddr::Fwmark {
+            mark: value::int(a.required("a mark")?, "fwmark", 1u32, u32::MAX)?,
+        },
+        "group" => VsAddr::Group {
+            name: a.required("a group name")?.text.clone(),
+        },
+        _ => VsAddr::Inet {
+            addr: value::ip(first)?,
+            port: a.optional().map(value::port).transpose()?,
+        },
+    };
+    a.finish_header(&mut ctx.warnings);
+    let mut vs = VirtualServer::new(node.key.pos.clone(), addr);
+    for n in ctx.block(node)? {
+        if checker::parse_default(ctx, n, &mut vs.checker_defaults)? {
+            continue;
+        }
+        match n.key.text.as_str() {
+            "lb_algo" | "lvs_sched" => vs.scheduler = scheduler(ctx, n)?,
+            "lb_kind" | "lvs_method" => vs.method = method(ctx, n)?,
+            "flag-1" => vs.sched_flags |= flag(ctx, n, svc_flags::SCHED1)?,
+            "flag-2" => vs.sched_flags |= flag(ctx, n, svc_flags::SCHED2)?,
+            "flag-3" => vs.sched_flags |= flag(ctx, n, svc_flags::SCHED3)?,
+            "sh-fallback" | "mh-fallback" => vs.sched_flags |= flag(ctx, n, svc_flags::SCHED1)?,
+            "sh-port" | "mh-port" => vs.sched_flags |= flag(ctx, n, svc_flags::SCHED2)?,
+            "ops" => vs.one_packet = value::boolean(n, &mut ctx.warnings)?,
+            "persistence_timeout" => {
+                let mut a = Args::new(n);
+                let timeout = match a.optional() {
+                    Some(w) => value::int(w, "persistence_timeout", 0, MAX_PERSISTENCE)?,
+                    None => defaults::PERSISTENCE_TIMEOUT,
+                };
+                // 0 is how some configurations say "not persistent".
+                vs.persistence_timeout = (timeout > 0).then_some(timeout);
+                a.finish(&mut ctx.warnings);
+            }
+            "persistence_granularity" => {
+                let mut a = Args::new(n);
+                vs.persistence_granularity = Some(value::netmask(a.required("a netmask")?)?);
+                a.finish(&mut ctx.warnings);
+            }
+            "persistence_engine" => vs.persistence_engine = Some(single(ctx, n, "an engine name")?),
+            "protocol" => {
+                let mut a = Args::new(n);
+                let w = a.required("TCP, UDP or SCTP")?;
+                vs.protocol = match w.text.to_ascii_uppercase().as_str() {
+                    "TCP" => Protocol::Tcp,
+                    "UDP" => Protocol::Udp,
+                    "SCTP" => Protocol::Sctp,
+                    _ => {
+                        return Err(ConfigError::at(
+                            &w.pos,
+                            format!("unknown protocol '{}' (expected TCP, UDP or SCTP)", w.text),
+                        ));
+                    }
+                };
+                a.finish(&mut ctx.warnings);
+            }
+            "ip_family" => vs.ip_family = Some(family(ctx, n)?),
+            "ha_suspend" => vs.ha_suspend = value::boolean(n, &mut ctx.warnings)?,
+            "virtualhost" => vs.virtualhost = Some(single(ctx, n, "a host name")?),
+            "omega" => vs.omega = value::boolean(n, &mut ctx.warnings)?,
+            "quorum" => vs.quorum = uint(ctx, n, "quorum", 1, u32::MAX)?,
+            "hysteresis" => vs.hysteresis = uint(ctx, n, "hysteresis", 0, u32::MAX)?,
+            "quorum_up" => vs.quorum_up = Some(script(ctx, n)?),
+            "quorum_down" => vs.quorum_down = Some(script(ctx, n)?),
+            "sorry_server" => {
+                let mut a = Args::new(n);
+                let addr = value::ip(a.required("an address")?)?;
+                let port = a.optional().map(value::port).transpose()?;
+                a.finish(&mut ctx.warnings);
+                let old = vs.sorry_server.take();
+                vs.sorry_server = Some(SorryServerConf {
+                    addr,
+                    port,
+                    method: old.as_ref().and_then(|s| s.method),
+                    inhibit: old.is_some_and(|s| s.inhibit),
+                });
+            }
+            "sorry_server_inhibit" => {
+                let on = value::boolean(n, &mut ctx.warnings)?;
+                sorry(&mut vs).inhibit = on;
+            }
+            "sorry_server_lvs_method" => {
+                let m = method(ctx, n)?;
+                sorry(&mut vs).method = Some(m);
+            }
+            "inhibit_on_failure" => vs.inhibit_on_failure = value::boolean(n, &mut ctx.warnings)?,
+            "smtp_alert" => vs.smtp_alert = Some(value::boolean(n, &mut ctx.warnings)?),
+            "real_server" => vs.real_servers.push(real_server(ctx, n)?),
+            "snmp_name" | "nat_mask" | "lvs_flush_on_stop" => ctx.unsupported(n),
+            _ => ctx.unknown(n),
+        }
+    }
+    Ok(vs)
+}
+
+/// The sorry server a `sorry_server_*` keyword refers to: keepalived takes them in any order,
+/// so an option before `sorry_server` is kept for it.
+/// Until `sorry_server` comes, the address is unspecified; [`validate`] refuses it if it stays so.
+fn sorry(vs: &mut VirtualServer) -> &mut SorryServerConf {
+    vs.sorry_server.get_or_insert(SorryServerConf {
+        addr: IpAddr::from([0, 0, 0, 0]),
+        port: None,
+        method: None,
+        inhibit: false,
+    })
+}
+
+fn real_server(ctx: &mut Ctx, node: &Node) -> Result<RealServer, ConfigError> {
+    let mut a = Args::new(node);
+    let addr = value::ip(a.required("an address")?)?;
+    let port = a.optional().map(value::port).transpose()?;
+    a.finish_header(&mut ctx.warnings);
+    let mut rs = RealServer {
+        pos: node.key.pos.clone(),
+        addr,
+        port,
+        weight: defaults::WEIGHT,
+        method: None,
+        uthreshold: 0,
+        lthreshold: 0,
+        inhibit_on_failure: None,
+        notify_up: None,
+        notify_down: None,
+        virtualhost: None,
+        smtp_alert: None,
+        checker_defaults: CheckerDefaults::default(),
+        checkers: Vec::new(),
+    };
+    // A real server without a block has no checker and is always up.
+    let Some(block) = &node.block else {
+        return Ok(rs);
+    };
+    for n in &block.nodes {
+        match checker::parse(ctx, n)? {
+            Parsed::Checker(c) => {
+                rs.checkers.push(*c);
+                continue;
+            }
+            Parsed::Skipped => continue,
+            Parsed::NotAChecker => {}
+        }
+        if checker::parse_default(ctx, n, &mut rs.checker_defaults)? {
+            continue;
+        }
+        match n.key.text.as_str() {
+            "weight" => rs.weight = uint(ctx, n, "weight", 0, 65535)? as i32,
+            "lvs_method" | "lb_kind" => rs.method = Some(method(ctx, n)?),
+            "uthreshold" => rs.uthreshold = uint(ctx, n, "uthreshold", 0, u32::MAX)?,
+            "lthreshold" => rs.lthreshold = uint(ctx, n, "lthreshold", 0, u32::MAX)?,
+            "inhibit_on_failure" => {
+                rs.inhibit_on_failure = Some(value::boolean(n, &mut ctx.warnings)?)
+            }
+            "notify_up" => rs.notify_up = Some(script(ctx, n)?),
+            "notify_down" => rs.notify_down = Some(script(ctx, n)?),
+            "virtualhost" => rs.virtualhost = Some(single(ctx, n, "a host name")?),
+            "smtp_alert" => rs.smtp_alert = Some(value::boolean(n, &mut ctx.warnings)?),
+            "snmp_name" => ctx.unsupported(n),
+            _ => ctx.unknown(n),
+        }
+    }
+    Ok(rs)
+}
+
+/// A scheduler flag keyword (bare, or with a boolean).
+fn flag(ctx: &mut Ctx, n: &Node, bit: u32) -> Result<u32, ConfigError> {
+    Ok(if value::boolean(n, &mut ctx.warnings)? {
+        bit
+    } else {
+        0
+    })
+}
+
+pub(super) fn uint(
+    ctx: &mut Ctx,
+    n: &Node,
+    what: &str,
+    min: u32,
+    max: u32,
+) -> Result<u32, ConfigError> {
+    let mut a = Args::new(n);
+    let v = value::int(a.required("a number")?, what, min, max)?;
+    a.finish(&mut ctx.warnings);
+    Ok(v)
+}
+
+fn scheduler(ctx: &mut Ctx, n: &Node) -> Result<String, ConfigError> {
+    let mut a = Args::new(n);
+    let w = a.required("a scheduler name")?;
+    a.finish(&mut ctx.warnings);
+    if !SCHEDULERS.contains(&w.text.as_str()) {
+        return Err(ConfigError::at(
+            &w.pos,
+            format!(
+                "unknown scheduler '{}' (expected one of {})",
+                w.text,
+                SCHEDULERS.join(", ")
+            ),
+        ));
+    }
+    Ok(w.text.clone())
+}
+
+fn family(ctx: &mut Ctx, n: &Node) -> Result<bool, ConfigError> {
+    let mut a = Args::new(n);
+    let w = a.required("inet or inet6")?;
+    a.finish(&mut ctx.warnings);
+    match w.text.as_str() {
+        "inet" => Ok(false),
+        "inet6" => Ok(true),
+        _ => Err(ConfigError::at(
+            &w.pos,
+            format!("invalid ip_family '{}' (expected inet or inet6)", w.text),
+        )),
+    }
+}
+
+/// A notify or quorum script: the command (quoted when it has arguments), optionally followed
+/// by the user to run it as, which rvs does not do.
+pub(super) fn script(ctx: &mut Ctx, n: &Node) -> Result<String, ConfigError> {
+    let mut a = Args::new(n);
+    let cmd = a.required("a script")?.text.clone();
+    if let Some(user) = a.optional() {
+        ctx.warnings.push(super::diag::Diagnostic::new(
+            &user.pos,
+            format!(
+                "running '{}' as user '{}' is not supported; it runs as rvsd's user",
+                n.key.text, user.text
+            ),
+        ));
+        while a.optional().is_some() {}
+    }
+    Ok(cmd)
+}
+
+/// `NAT | DR | TUN [type ipip | gue port N | gre] [nocsum | csum | remcsum]`.
+pub(super) fn method(ctx: &mut Ctx, n: &Node) -> Result<LvsMethod, ConfigError> {
+    let mut a = Args::new(n);
+    let kind = a.required("NAT, DR or TUN")?;
+    let m = match kind.text.to_ascii_uppercase().as_str() {
+        "NAT" => LvsMethod::Nat,
+        "DR" => LvsMethod::Dr,
+        "TUN" => tunnel(&mut a)?,
+        _ => {
+            return Err(ConfigError::at(
+                &kind.pos,
+                format!(
+                    "unknown {} '{}' (expected NAT, DR or TUN)",
+                    n.key.text, kind.text
+                ),
+            ));
+        }
+    };
+    a.finish(&mut ctx.warnings);
+    Ok(m)
+}
+
+fn tunnel(a: &mut Args<'_>) -> Result<LvsMethod, ConfigError> {
+    let mut tun_type = TunType::Ipip;
+    let mut port = 0;
+    let mut csum = TunCsum::NoCsum;
+    let mut csum_word: Option<&Word> = None;
+    if a.peek().is_some_and(|w| w.text == "type") {
+        a.optional();
+        let t = a.required("a tunnel type after 'type'")?;
+        tun_type = match t.text.as_str() {
+            "ipip" => TunType::Ipip,
+            "gre" => TunType::Gre,
+            "gue" => {
+                let p = a.required("'port N' after 'gue'")?;
+                if p.text != "port" {
+                    return Err(ConfigError::at(
+                        &p.pos,
+                        format!("expected 'port' after 'gue', found '{}'", p.text),
+                    ));
+                }
+                port = value::int(
+                    a.required("a port after 'gue port'")?,
+                    "tunnel port",
+                    1u16,
+                    65535,
+                )?;
+                TunType::Gue
+            }
+            _ => {
+                return Err(ConfigError::at(
+                    &t.pos,
+                    format!(
+                        "unknown tunnel type '{}' (expected ipip, gue or gre)",
+                        t.text
+                    ),
+                ));
+            }
+        };
+    }
+    if let Some(w) = a.peek()
+        && let Some(c) = match w.text.as_str() {
+            "nocsum" => Some(TunCsum::NoCsum),
+            "csum" => Some(TunCsum::Csum),
+            "remcsum" => Some(TunCsum::RemCsum),
+            _ => None,
+        }
+    {
+        a.optional();
+        csum = c;
+        csum_word = Some(w);
+    }
+    if let Some(w) = csum_word {
+        let fits = match tun_type {
+            TunType::Ipip => csum == TunCsum::NoCsum,
+            TunType::Gre => csum != TunCsum::RemCsum,
+            TunType::Gue => true,
+        };
+        if !fits {
+            return Err(ConfigError::at(
+                &w.pos,
+                format!(
+                    "checksum option '{}' does not apply to a {} tunnel",
+                    w.text,
+                    tun_type.name()
+                ),
+            ));
+        }
+    }
+    Ok(LvsMethod::Tun {
+        tun_type,
+        port,
+        csum,
+    })
+}
+
+pub(super) fn parse_group(ctx: &mut Ctx, node: &Node) -> Result<VirtualServerGroup, ConfigError> {
+    let name = block_name(ctx, node)?;
+    let mut g = VirtualServerGroup {
+        pos: node.key.pos.clone(),
+        name,
+        entries: Vec::new(),
+    };
+    for n in ctx.block(node)? {
+        let mut a = Args::new(n);
+        if n.key.text == "fwmark" {
+            let mark = value::int(a.required("a mark")?, "fwmark", 1u32, u32::MAX)?;
+            let ipv6 = match a.optional() {
+                None => None,
+                Some(w) if w.text == "inet" => Some(false),
+                Some(w) if w.text == "inet6" => Some(true),
+                Some(w) => {
+                    return Err(ConfigError::at(
+                        &w.pos,
+                        format!("expected inet or inet6, found '{}'", w.text),
+                    ));
+                }
+            };
+            g.entries.push(GroupEntry::Fwmark { mark, ipv6 });
+        } else {
+            let (first, last) = address_range(&n.key)?;
+            let port = a.optional().map(value::port).transpose()?;
+            g.entries.push(GroupEntry::Addresses { first, last, port });
+        }
+        a.finish(&mut ctx.warnings);
+    }
+    Ok(g)
+}
+
+/// The most addresses one group entry may expand to.
+const MAX_RANGE: u128 = 65536;
+
+/// `A`, `A-B` (B the last part of the address, or a whole address) or `A/len`.
+fn address_range(w: &Word) -> Result<(IpAddr, IpAddr), ConfigError> {
+    let bad = || {
+        ConfigError::at(
+            &w.pos,
+            format!(
+                "invalid address range '{}' (expected IP, IP-LAST, IP-IP or IP/LEN)",
+                w.text
+            ),
+        )
+    };
+    let text = w.text.as_str();
+    let (first, last) = if let Some((addr, len)) = text.split_once('/') {
+        let first: IpAddr = addr.parse().map_err(|_| bad())?;
+        let bits = if first.is_ipv4() { 32 } else { 128 };
+        let len: u32 = len.parse().ok().filter(|l| *l <= bits).ok_or_else(bad)?;
+        let host_bits = bits - len;
+        let v = to_u128(first);
+        let mask = if host_bits == 0 {
+            0
+        } else {
+            (1u128 << host_bits) - 1
+        };
+        (
+            from_u128(v & !mask, first.is_ipv4()),
+            from_u128(v | mask, first.is_ipv4()),
+        )
+    } else if let Some((addr, end)) = text.split_once('-') {
+        let first: IpAddr = addr.parse().map_err(|_| bad())?;
+        let last = if let Ok(full) = end.parse::<IpAddr>() {
+            full
+        } else if first.is_ipv4() {
+            let n: u8 = end.parse().map_err(|_| bad())?;
+            let mut o = match first {
+                IpAddr::V4(a) => a.octets(),
+                IpAddr::V6(_) => return Err(bad()),
+            };
+            o[3] = n;
+            IpAddr::from(o)
+        } else {
+            // IPv6: the last group, in hex.
+            let n = u16::from_str_radix(end, 16).map_err(|_| bad())?;
+            let mut s = match first {
+                IpAddr::V6(a) => a.segments(),
+                IpAddr::V4(_) => return Err(bad()),
+            };
+            s[7] = n;
+            IpAddr::from(s)
+        };
+        (first, last)
+    } else {
+        let a: IpAddr = text.parse().map_err(|_| {
+            ConfigError::at(
+                &w.pos,
+                format!(
+                    "invalid IP address '{}' (expected an IPv4 or IPv6 address)",
+                    w.text
+                ),
+            )
+        })?;
+        (a, a)
+    };
+    if first.is_ipv4() != last.is_ipv4() || to_u128(last) < to_u128(first) {
+        return Err(bad());
+    }
+    if to_u128(last) - to_u128(first) >= MAX_RANGE {
+        return Err(ConfigError::at(
+            &w.pos,
+            format!(
+                "address range '{}' has more than {MAX_RANGE} addresses",
+                w.text
+            ),
+        ));
+    }
+    Ok((first, last))
+}
+
+pub(super) fn to_u128(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    }
+}
+
+pub(super) fn from_u128(v: u128, v4: bool) -> IpAddr {
+    if v4 {
+        IpAddr::from(u32::try_from(v).unwrap_or(u32::MAX).to_be_bytes())
+    } else {
+        IpAddr::from(v.to_be_bytes())
+    }
+}
+
+/// Checks that need the whole file: groups exist, ports are there when needed, nothing is
+/// defined twice.
+pub(super) fn validate(cfg: &KeepalivedConfig) -> Result<(), ConfigError> {
+    let mut group_names = HashSet::new();
+    for g in &cfg.groups {
+        if !group_names.insert(g.name.as_str()) {
+            return Err(ConfigError::at(
+                &g.pos,
+                format!("virtual_server_group '{}' is defined twice", g.name),
+            ));
+        }
+    }
+    for vs in &cfg.virtual_servers {
+        match &vs.addr {
+            VsAddr::Group { name } if cfg.group(name).is_none() => {
+                return Err(ConfigError::at(
+                    &vs.pos,
+                    format!("virtual_server_group '{name}' is not defined"),
+                ));
+            }
+            VsAddr::Inet { port: None, .. } if vs.persistence_timeout.is_none() => {
+                return Err(ConfigError::at(
+                    &vs.pos,
+                    "a virtual server without a port must be persistent (persistence_timeout)",
+                ));
+            }
+            _ => {}
+        }
+        if let Some(s) = &vs.sorry_server
+            && s.addr.is_unspecified()
+        {
+            return Err(ConfigError::at(
+                &vs.pos,
+                "sorry_server options given without a sorry_server",
+            ));
+        }
+        let vs_port = match vs.addr {
+            VsAddr::Inet { port, .. } => port.unwrap_or(0),
+            _ => 0,
+        };
+        let mut seen = HashSet::new();
+        for rs in &vs.real_servers {
+            let port = rs.port.unwrap_or(vs_port);
+            if !seen.insert((rs.addr, port)) {
+                return Err(ConfigError::at(
+                    &rs.pos,
+                    format!(
+                        "real server {} port {port} is listed twice in this virtual server",
+                        rs.addr
+                    ),
+                ));
+            }
+            for c in &rs.checkers {
+                checker::validate(c, port)?;
+            }
+        }
+    }
+    Ok(())
+}
