@@ -14,7 +14,7 @@ use std::{
 use anyhow::{Context, bail};
 
 const PACKAGE: &str = "rvs-ebpf";
-const PROGRAMS: &[&str] = &["rvs-director", "rvs-pass"];
+const PROGRAMS: &[&str] = &["rvs-director", "rvs-pass", "rvs-decap"];
 const TARGET: &str = "bpfel-unknown-none";
 
 fn main() -> anyhow::Result<()> {

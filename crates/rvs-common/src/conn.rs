@@ -23,6 +23,8 @@ pub struct ConnKey {
 pub const KIND_CONN: u8 = 0;
 /// A persistence template: (client network, VIP, vport or 0) -> real server.
 pub const KIND_TEMPLATE: u8 = 1;
+/// A NAT reply's key: (real server, rport) -> (client, cport), in `NAT_REPLIES`.
+pub const KIND_REPLY: u8 = 2;
 
 /// Conn flags, numbered as IPVS's where they exist there.
 pub mod conn_flags {

@@ -25,6 +25,26 @@ pub fn replace32(check: u16, old: u32, new: u32) -> u16 {
     !fold(sum)
 }
 
+/// The checksum after a 128-bit address (four words, in packet byte order) changed.
+#[inline(always)]
+pub fn replace128(check: u16, old: &[u32; 4], new: &[u32; 4]) -> u16 {
+    let mut c = check;
+    for i in 0..4 {
+        c = replace32(c, u32::from_be(old[i]), u32::from_be(new[i]));
+    }
+    c
+}
+
+/// The checksum of an IPv4 header given as ten 16-bit words (checksum field zero).
+#[inline(always)]
+pub fn ipv4_header(words: &[u16; 10]) -> u16 {
+    let mut sum = 0u32;
+    for w in words {
+        sum += *w as u32;
+    }
+    !fold(sum)
+}
+
 /// Plain RFC 1071 checksum of a byte slice (big-endian words), for tests and the control plane.
 pub fn checksum(data: &[u8]) -> u16 {
     let mut sum: u32 = 0;

@@ -45,6 +45,27 @@ pub struct DestEntry {
     pub u_threshold: u32,
     /// Lower connection threshold (`-y`), 0 for none.
     pub l_threshold: u32,
+    /// Tunnel encapsulation (`tun::*`), for the Tunnel method.
+    pub tun_type: u8,
+    /// Tunnel checksum option (`tun::NOCSUM`, `CSUM`, `REMCSUM`).
+    pub tun_csum: u8,
+    /// GUE destination port, network byte order.
+    pub tun_port: u16,
+    /// MTU of the egress link (larger packets get ICMP "too big" / "fragmentation needed").
+    pub mtu: u32,
+    /// Source address for the outer header of tunnelled packets: the director's address on the
+    /// route to the real server (network byte order words; family as `af`).
+    pub src_addr: [u32; 4],
+}
+
+/// Tunnel types and checksum options, numbered as ipvsadm's.
+pub mod tun {
+    pub const IPIP: u8 = 0;
+    pub const GUE: u8 = 1;
+    pub const GRE: u8 = 2;
+    pub const NOCSUM: u8 = 0;
+    pub const CSUM: u8 = 1;
+    pub const REMCSUM: u8 = 2;
 }
 
 /// Connection counters of one dest (ActiveConn, InActConn, PersistConn) and its OVERLOAD state.

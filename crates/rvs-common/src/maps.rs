@@ -21,6 +21,9 @@ pub const CONNS: &str = "RVS_CONNS";
 /// Embryonic TCP connections (SYN seen, not yet ESTABLISHED), apart from the established ones so
 /// that a SYN flood fills only this table (hash; a quarter of the connection table).
 pub const CONNS_NEW: &str = "RVS_CONNS_NEW";
+/// NAT replies: the reply's key (real server address and port as `caddr`/`cport`, the client's as
+/// `vaddr`/`vport`, kind `KIND_REPLY`) -> the flow's `ConnKey` (hash, as large as `CONNS`).
+pub const NAT_REPLIES: &str = "RVS_NAT_REPLIES";
 /// Per-CPU traffic counters per service id.
 pub const SVC_STATS: &str = "RVS_SVC_STATS";
 /// Per-CPU traffic counters per dest id.
@@ -112,6 +115,9 @@ pub mod config_flags {
     /// A persistence template whose real server has weight 0 is not honoured (IPVS
     /// expire_quiescent_template=1); by default it is, as in the kernel.
     pub const EXPIRE_QUIESCENT_TEMPLATE: u32 = 2;
+    /// Some real server is reached by NAT: look replies up (a hash lookup for traffic that is not
+    /// for a service, skipped when no service uses NAT).
+    pub const NAT_ACTIVE: u32 = 4;
 }
 
 /// Token bucket for new-flow admission, per CPU.

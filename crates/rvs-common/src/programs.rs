@@ -15,17 +15,46 @@ pub const SCAN: u32 = 1;
 pub const TWOS: u32 = 2;
 pub const HASH: u32 = 3;
 pub const LOCALITY: u32 = 4;
+/// Recording a scheduled flow (its own program, so that the verifier checks the schedulers'
+/// loops and the connection table's branches apart rather than every path through both).
+pub const RECORD: u32 = 5;
+/// Forwarding by direct routing.
+pub const XMIT_DR: u32 = 6;
+/// Forwarding by NAT (client to real server).
+pub const XMIT_NAT: u32 = 7;
+/// Forwarding by IP tunnelling.
+pub const XMIT_TUN: u32 = 8;
+/// A real server's reply through a NAT director (real server to client).
+pub const NAT_OUT: u32 = 9;
+/// An ICMP error about a tracked flow.
+pub const ICMP: u32 = 10;
 /// Number of slots.
-pub const COUNT: u32 = 5;
+pub const COUNT: u32 = 11;
 
-/// The scheduling programs, by slot.
-pub const SCHEDULERS: [&str; COUNT as usize] = [
+/// Every program of the array, by slot.
+pub const PROGRAMS: [&str; COUNT as usize] = [
     "rvs_sched_sequence",
     "rvs_sched_scan",
     "rvs_sched_twos",
     "rvs_sched_hash",
     "rvs_sched_locality",
+    "rvs_record",
+    "rvs_xmit_dr",
+    "rvs_xmit_nat",
+    "rvs_xmit_tun",
+    "rvs_nat_out",
+    "rvs_icmp",
 ];
+
+/// The slot of the program that forwards by method `fwd` (`dest::fwd::*`).
+#[inline(always)]
+pub fn xmit_slot(fwd: u8) -> u32 {
+    match fwd {
+        crate::dest::fwd::MASQ => XMIT_NAT,
+        crate::dest::fwd::TUNNEL => XMIT_TUN,
+        _ => XMIT_DR,
+    }
+}
 
 /// The slot of the program that schedules for `pick`.
 #[inline(always)]

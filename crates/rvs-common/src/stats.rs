@@ -53,10 +53,18 @@ pub enum Counter {
     DropAdmission = 10,
     /// New flows whose scheduling program could not be entered (a bug or a partial load).
     DropTailCall = 11,
+    /// Packets longer than the egress MTU allows that could not be answered with ICMP.
+    DropTooBig = 12,
+    /// ICMP "fragmentation needed" / "packet too big" sent to clients.
+    IcmpTooBigSent = 13,
+    /// NAT replies passed to the kernel to forward (no neighbour entry for the client's next hop).
+    PassNatReply = 14,
+    /// ICMP errors about tracked flows forwarded to their real server or client.
+    IcmpForwarded = 15,
 }
 
 /// Number of `Counter` values (size of the `COUNTERS` array).
-pub const COUNTER_COUNT: u32 = 12;
+pub const COUNTER_COUNT: u32 = 16;
 
 /// Names of the counters, in index order, as `rvsadm --dataplane` prints them.
 pub const COUNTER_NAMES: [&str; COUNTER_COUNT as usize] = [
@@ -72,6 +80,10 @@ pub const COUNTER_NAMES: [&str; COUNTER_COUNT as usize] = [
     "drop_redirect",
     "drop_admission",
     "drop_tail_call",
+    "drop_too_big",
+    "icmp_too_big_sent",
+    "pass_nat_reply",
+    "icmp_forwarded",
 ];
 
 user_pod!(Stats);

@@ -5,3 +5,6 @@ pub static DIRECTOR: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR")
 
 /// A program that passes every frame (`rvs_pass`); test topologies attach it to veth peers.
 pub static PASS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/rvs-pass"));
+
+/// The real servers' tunnel decapsulation program (`rvs_decap`), attached by `rvs-rs`.
+pub static DECAP: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/rvs-decap"));

@@ -18,6 +18,7 @@ pub mod ebpf;
 pub mod ipvsadm;
 pub mod keepalived;
 pub mod model;
+pub mod realserver;
 pub mod sched;
 
 /// The IPVS version rvs reports (IP_VS_VERSION_CODE 0x010201), as ipvsadm prints it.

@@ -449,3 +449,58 @@ fn traffic_that_is_not_for_a_service_reaches_the_director_untouched() {
         f == i && f >= 3
     });
 }
+
+#[test]
+fn direct_routing_on_both_families_carries_bulk_transfers_intact() {
+    let cluster = rvs_testbed::DrCluster::builder()
+        .real_servers(2)
+        .ipv6(true)
+        .build()
+        .unwrap();
+    let mut lab = common::Lab::on(cluster, PORT, &[]);
+    lab.udp = lab.cluster.serve_udp(53).unwrap();
+    let vip6: IpAddr = lab.cluster.vip6().unwrap().into();
+    for vip in [lab.vip(), vip6] {
+        for flag in ["-t", "-u"] {
+            let port = if flag == "-t" { PORT } else { 53 };
+            let svc = format!("{}:{port}", common::bracket(vip));
+            lab.ok(&["-A", flag, &svc, "-s", "rr"]);
+            for rs in lab.cluster.real_servers() {
+                let ip: IpAddr = if vip.is_ipv6() {
+                    rs.ip6().unwrap().into()
+                } else {
+                    rs.ip().into()
+                };
+                // ipvsadm takes a bare IPv6 address without a port, but not "[addr]".
+                lab.ok(&["-a", flag, &svc, "-r", &ip.to_string(), "-g"]);
+            }
+        }
+        let tcp: Vec<String> = (0..4).map(|_| lab.ask_at(vip, PORT)).collect();
+        assert_eq!(
+            tally(&tcp).values().copied().collect::<Vec<_>>(),
+            [2, 2],
+            "{tcp:?}"
+        );
+        let udp: Vec<String> = (0..4)
+            .map(|i| {
+                lab.cluster
+                    .client()
+                    .udp_request(vip, 53, b"hi", 41000 + i)
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(
+            tally(&udp).values().copied().collect::<Vec<_>>(),
+            [2, 2],
+            "{udp:?}"
+        );
+        let client = lab.cluster.client();
+        client.bulk_download(vip, PORT, common::BULK).unwrap();
+        client.bulk_upload(vip, PORT, common::BULK).unwrap();
+        // Direct routing sees only the client's half of each connection.
+        let stats = lab.ok(&["-L", "-n", "--stats", "--exact"]);
+        let [_, inpkts, outpkts, ..] =
+            common::service_stats(&stats, "TCP", &format!("{}:{PORT}", common::bracket(vip)));
+        assert!(inpkts > 0 && outpkts == 0, "{stats}");
+    }
+}

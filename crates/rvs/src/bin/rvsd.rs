@@ -272,7 +272,13 @@ async fn expiry_loop(director: Arc<Mutex<Director>>, pin_dir: PathBuf) {
         let sweep = tokio::task::spawn_blocking(move || {
             let mut m = m.lock().expect("expiry maps");
             let m = &mut *m;
-            expiry::sweep(&mut m.conns_new, &mut m.conns, &m.dest_conns, &inputs)
+            expiry::sweep(
+                &mut m.conns_new,
+                &mut m.conns,
+                &mut m.nat_replies,
+                &m.dest_conns,
+                &inputs,
+            )
         })
         .await;
         match sweep {

@@ -9,6 +9,7 @@ use std::{
 };
 
 use anyhow::Result;
+use rvs_common::maps::config_flags;
 use tracing::{info, warn};
 
 use super::{
@@ -157,6 +158,10 @@ impl Director {
                 },
             )?;
         }
+        self.sync_config();
+        let Some(plane) = self.plane.as_mut() else {
+            return Ok(());
+        };
         // Services the maps hold but the model does not (a stale state file): remove them.
         let wanted: std::collections::HashSet<_> = services
             .iter()
@@ -431,6 +436,33 @@ impl Director {
         Ok(())
     }
 
+    /// Tells the data plane whether any real server (listed or draining) is reached by NAT, so
+    /// that it looks replies up only when there can be some.
+    fn sync_config(&mut self) {
+        let Some(plane) = self.plane.as_mut() else {
+            return;
+        };
+        let nat = self
+            .model
+            .services
+            .iter()
+            .flat_map(|s| s.dests.iter())
+            .chain(self.model.trash.iter().map(|t| &t.dest))
+            .any(|d| d.config.fwd == crate::model::FwdMethod::Masq);
+        let mut config = plane.maps.config.get(&0, 0).unwrap_or_default();
+        let flags = if nat {
+            config.flags | config_flags::NAT_ACTIVE
+        } else {
+            config.flags & !config_flags::NAT_ACTIVE
+        };
+        if flags != config.flags {
+            config.flags = flags;
+            if let Err(e) = plane.maps.config.set(0, config, 0) {
+                warn!("writing the data plane's settings: {e}");
+            }
+        }
+    }
+
     fn commit(&mut self, next: Model) -> Response {
         if let Some(path) = &self.opts.state_file
             && let Err(e) = state::save(path, &next)
@@ -442,6 +474,7 @@ impl Director {
             };
         }
         self.model = next;
+        self.sync_config();
         Response::Ok
     }
 
@@ -549,6 +582,19 @@ impl Director {
             inputs.thresholds.insert(
                 t.dest.id,
                 (t.dest.config.u_threshold, t.dest.config.l_threshold),
+            );
+        }
+        for d in self
+            .model
+            .services
+            .iter()
+            .flat_map(|s| s.dests.iter())
+            .chain(self.model.trash.iter().map(|t| &t.dest))
+            .filter(|d| d.config.fwd == crate::model::FwdMethod::Masq)
+        {
+            inputs.nat_dests.insert(
+                d.id,
+                (dataplane::ip_words(&d.addr.addr), d.addr.port.to_be()),
             );
         }
         (inputs, trash)

@@ -13,7 +13,7 @@ use std::{
 use aya::maps::{HashMap, IterableMap, MapData};
 use rvs_common::{
     AF_INET6, IPPROTO_TCP,
-    conn::{Conn, ConnKey, KIND_TEMPLATE, conn_flags},
+    conn::{Conn, ConnKey, KIND_REPLY, KIND_TEMPLATE, conn_flags},
     tcp_state,
 };
 
@@ -68,6 +68,9 @@ pub struct Inputs {
     pub persist: StdHashMap<u32, PersistRule>,
     /// Capacity of the embryonic table.
     pub embryonic_capacity: u32,
+    /// Real servers reached by NAT: (address words, port in network order), whose flows have
+    /// reply entries to remove with them.
+    pub nat_dests: StdHashMap<u32, ([u32; 4], u16)>,
 }
 
 /// Above this share of the embryonic table, handshakes idle for `EMBRYONIC_GRACE` are dropped
@@ -125,6 +128,7 @@ type Table = HashMap<MapData, ConnKey, Conn>;
 pub fn sweep(
     conns_new: &mut Table,
     conns: &mut Table,
+    replies: &mut HashMap<MapData, ConnKey, ConnKey>,
     counters: &SharedConns,
     inputs: &Inputs,
 ) -> Sweep {
@@ -218,6 +222,21 @@ pub fn sweep(
         }
         if table.remove(&key).is_err() {
             continue;
+        }
+        if key.kind != KIND_TEMPLATE
+            && let Some((addr, port)) = inputs.nat_dests.get(&conn.dest_id)
+        {
+            let reply = ConnKey {
+                caddr: *addr,
+                vaddr: key.caddr,
+                cport: *port,
+                vport: key.cport,
+                proto: key.proto,
+                af: key.af,
+                kind: KIND_REPLY,
+                _pad0: 0,
+            };
+            let _ = replies.remove(&reply);
         }
         if flushing {
             out.flushed += 1;

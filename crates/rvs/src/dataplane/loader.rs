@@ -114,6 +114,13 @@ fn expected_layouts(conn_table_size: u32) -> Vec<Layout> {
             conns_new_size(conn_table_size),
         ),
         (
+            names::NAT_REPLIES,
+            Hash,
+            size_of::<ConnKey>(),
+            size_of::<ConnKey>(),
+            conn_table_size,
+        ),
+        (
             names::SVC_STATS,
             PerCpuArray,
             4,
@@ -244,6 +251,7 @@ impl Dataplane {
         let mut loader = EbpfLoader::new();
         loader.map_max_entries(names::CONNS, opts.conn_table_size);
         loader.map_max_entries(names::CONNS_NEW, conns_new_size(opts.conn_table_size));
+        loader.map_max_entries(names::NAT_REPLIES, opts.conn_table_size);
         for (name, path) in &pins {
             loader.map_pin_path(name, path.as_path());
         }
@@ -251,12 +259,13 @@ impl Dataplane {
             .load(ebpf::DIRECTOR)
             .context("loading the director program")?;
 
-        // The scheduling programs first, into the program array the entry tail-calls into.
+        // The scheduling and forwarding programs first, into the program array the entry
+        // tail-calls into.
         let mut progs: ProgramArray<MapData> = bpf
             .take_map(programs::PROGS)
             .context("the program array is missing from the object")?
             .try_into()?;
-        for (slot, name) in programs::SCHEDULERS.iter().enumerate() {
+        for (slot, name) in programs::PROGRAMS.iter().enumerate() {
             let prog: &mut Xdp = bpf
                 .program_mut(name)
                 .with_context(|| format!("{name} missing from the object"))?

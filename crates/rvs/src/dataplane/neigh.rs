@@ -23,6 +23,10 @@ pub struct NextHop {
     pub ifindex: u32,
     pub smac: [u8; 6],
     pub dmac: [u8; 6],
+    /// The director's source address on that route (the outer source of tunnelled packets).
+    pub src: Option<IpAddr>,
+    /// The egress link's MTU.
+    pub mtu: u32,
 }
 
 /// An rtnetlink connection in the calling task's network namespace.
@@ -42,8 +46,8 @@ impl Neighbours {
     /// Resolves the next hop towards `dst`, waiting up to `wait` for address resolution.
     /// `Ok(None)` means the route is known but the neighbour did not answer in time.
     pub async fn resolve(&self, dst: IpAddr, wait: Duration) -> Result<Option<NextHop>> {
-        let (ifindex, via) = self.route(dst).await?;
-        let smac = self.link_mac(ifindex).await?;
+        let (ifindex, via, src) = self.route(dst).await?;
+        let (smac, mtu) = self.link(ifindex).await?;
         let deadline = tokio::time::Instant::now() + wait;
         let mut asked = false;
         loop {
@@ -53,6 +57,8 @@ impl Neighbours {
                         ifindex,
                         smac,
                         dmac,
+                        src,
+                        mtu,
                     }));
                 }
                 None if !asked => {
@@ -68,8 +74,9 @@ impl Neighbours {
         }
     }
 
-    /// The output interface and next-hop address of the route to `dst` (`ip route get`).
-    async fn route(&self, dst: IpAddr) -> Result<(u32, IpAddr)> {
+    /// The output interface, next-hop address and preferred source of the route to `dst`
+    /// (`ip route get`).
+    async fn route(&self, dst: IpAddr) -> Result<(u32, IpAddr, Option<IpAddr>)> {
         let mut msg = RouteMessage::default();
         msg.header.address_family = family(&dst);
         msg.header.destination_prefix_length = if dst.is_ipv4() { 32 } else { 128 };
@@ -86,32 +93,41 @@ impl Neighbours {
         }
         let mut oif = None;
         let mut via = dst;
+        let mut src = None;
         for attr in &route.attributes {
             match attr {
                 RouteAttribute::Oif(i) => oif = Some(*i),
                 RouteAttribute::Gateway(RouteAddress::Inet(a)) => via = IpAddr::V4(*a),
                 RouteAttribute::Gateway(RouteAddress::Inet6(a)) => via = IpAddr::V6(*a),
+                RouteAttribute::PrefSource(RouteAddress::Inet(a)) => src = Some(IpAddr::V4(*a)),
+                RouteAttribute::PrefSource(RouteAddress::Inet6(a)) => src = Some(IpAddr::V6(*a)),
                 _ => {}
             }
         }
         let oif = oif.ok_or_else(|| anyhow!("the route to {dst} names no interface"))?;
-        Ok((oif, via))
+        Ok((oif, via, src))
     }
 
-    async fn link_mac(&self, ifindex: u32) -> Result<[u8; 6]> {
+    /// The MAC address and MTU of an interface.
+    async fn link(&self, ifindex: u32) -> Result<([u8; 6], u32)> {
         let mut links = self.handle.link().get().match_index(ifindex).execute();
         let link = links
             .try_next()
             .await?
             .ok_or_else(|| anyhow!("no interface with index {ifindex}"))?;
+        let mut mac = None;
+        let mut mtu = 1500;
         for attr in link.attributes {
-            if let LinkAttribute::Address(a) = attr
-                && a.len() == 6
-            {
-                return Ok(a.try_into().expect("length checked"));
+            match attr {
+                LinkAttribute::Address(a) if a.len() == 6 => {
+                    mac = Some(<[u8; 6]>::try_from(a.as_slice()).expect("length checked"))
+                }
+                LinkAttribute::Mtu(m) => mtu = m,
+                _ => {}
             }
         }
-        bail!("interface {ifindex} has no Ethernet address")
+        let mac = mac.ok_or_else(|| anyhow!("interface {ifindex} has no Ethernet address"))?;
+        Ok((mac, mtu))
     }
 
     /// The MAC of a usable neighbour entry for `addr` on `ifindex`.

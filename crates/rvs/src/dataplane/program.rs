@@ -6,7 +6,7 @@
 use anyhow::{Context, Result, bail};
 use rvs_common::{
     AF_INET, AF_INET6,
-    dest::{DestEntry, dest_flags},
+    dest::{DestEntry, dest_flags, tun},
     service::{SchedDest, ServiceEntry, ServiceKey, SlotKey, svc_flags},
 };
 
@@ -17,7 +17,7 @@ use super::{
     neigh::NextHop,
 };
 use crate::{
-    model::{Dest, Service, ServiceId, svc_flags as model_flags},
+    model::{Dest, Service, ServiceId, TunCsum, TunType, svc_flags as model_flags},
     sched::Plan,
 };
 
@@ -61,6 +61,8 @@ pub fn write_dest(
         ifindex: 0,
         smac: [0; 6],
         dmac: [0; 6],
+        src: None,
+        mtu: 1500,
     });
     if at.next_hop.is_some() {
         flags |= dest_flags::NEIGH_OK;
@@ -83,6 +85,19 @@ pub fn write_dest(
         _pad0: [0; 3],
         u_threshold: dest.config.u_threshold,
         l_threshold: dest.config.l_threshold,
+        tun_type: match dest.config.tun_type {
+            TunType::Ipip => tun::IPIP,
+            TunType::Gue => tun::GUE,
+            TunType::Gre => tun::GRE,
+        },
+        tun_csum: match dest.config.tun_csum {
+            TunCsum::NoCsum => tun::NOCSUM,
+            TunCsum::Csum => tun::CSUM,
+            TunCsum::RemCsum => tun::REMCSUM,
+        },
+        tun_port: port_be(dest.config.tun_port),
+        mtu: hop.mtu,
+        src_addr: hop.src.map(|a| ip_words(&a)).unwrap_or_default(),
     };
     maps.dests
         .set(dest.id, entry, 0)

@@ -362,14 +362,11 @@ fn validate_dest(svc: &Service, addr: &DestAddr, config: &DestConfig) -> Result<
             format!("{} is not unicast", addr.addr),
         ));
     }
-    if config.fwd != FwdMethod::Route {
-        return Err(not_yet(format!(
-            "forwarding method {} (use -g)",
-            config.fwd.name()
-        )));
-    }
-    if addr.addr.is_ipv6() || svc.id.is_ipv6() {
-        return Err(not_yet("IPv6"));
+    match config.fwd {
+        FwdMethod::Route | FwdMethod::Masq => {}
+        FwdMethod::Tunnel if config.tun_type != TunType::Gre => {}
+        FwdMethod::Tunnel => return Err(not_yet("GRE tunnels (use ipip or gue)")),
+        other => return Err(not_yet(format!("forwarding method {}", other.name()))),
     }
     Ok(())
 }

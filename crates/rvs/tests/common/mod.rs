@@ -1,6 +1,6 @@
-//! A lab for end-to-end tests: a direct-routing cluster in namespaces with rvsd attached to the
-//! director, and rvsadm pointed at it. Everything it makes is removed when it is dropped, also
-//! when the test panics.
+//! A lab for end-to-end tests: a cluster in namespaces (direct routing by default, or NAT) with
+//! rvsd attached to the director, and rvsadm pointed at it. Everything it makes is removed when
+//! it is dropped, also when the test panics.
 
 #![allow(dead_code)]
 
@@ -12,27 +12,92 @@ use std::{
     time::Duration,
 };
 
-use rvs_testbed::{DrCluster, NsProcess, TcpServer, UdpServer, poll_until};
+use rvs_testbed::{DrCluster, Host, NatCluster, NsProcess, TcpServer, UdpServer, poll_until};
 
 pub const RVSD: &str = env!("CARGO_BIN_EXE_rvsd");
 pub const RVSADM: &str = env!("CARGO_BIN_EXE_rvsadm");
+pub const RVS_RS: &str = env!("CARGO_BIN_EXE_rvs-rs");
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
+/// What a lab needs of a topology.
+pub trait Topology {
+    fn director(&self) -> &Host;
+    fn client(&self) -> &Host;
+    fn real_servers(&self) -> &[Host];
+    fn vip(&self) -> Ipv4Addr;
+    /// The director's interfaces rvsd attaches to.
+    fn interfaces(&self) -> Vec<String>;
+    fn serve_tcp(&self, port: u16) -> anyhow::Result<Vec<TcpServer>>;
+    fn serve_udp(&self, port: u16) -> anyhow::Result<Vec<UdpServer>>;
+}
+
+impl Topology for DrCluster {
+    fn director(&self) -> &Host {
+        DrCluster::director(self)
+    }
+    fn client(&self) -> &Host {
+        DrCluster::client(self)
+    }
+    fn real_servers(&self) -> &[Host] {
+        DrCluster::real_servers(self)
+    }
+    fn vip(&self) -> Ipv4Addr {
+        DrCluster::vip(self)
+    }
+    fn interfaces(&self) -> Vec<String> {
+        vec!["eth0".into()]
+    }
+    fn serve_tcp(&self, port: u16) -> anyhow::Result<Vec<TcpServer>> {
+        DrCluster::serve_tcp(self, port)
+    }
+    fn serve_udp(&self, port: u16) -> anyhow::Result<Vec<UdpServer>> {
+        DrCluster::serve_udp(self, port)
+    }
+}
+
+impl Topology for NatCluster {
+    fn director(&self) -> &Host {
+        NatCluster::director(self)
+    }
+    fn client(&self) -> &Host {
+        NatCluster::client(self)
+    }
+    fn real_servers(&self) -> &[Host] {
+        NatCluster::real_servers(self)
+    }
+    fn vip(&self) -> Ipv4Addr {
+        NatCluster::vip(self)
+    }
+    fn interfaces(&self) -> Vec<String> {
+        let mut v = vec![self.director_front().ifname().to_owned()];
+        if !self.is_one_armed() {
+            v.push(self.director_back().ifname().to_owned());
+        }
+        v
+    }
+    fn serve_tcp(&self, port: u16) -> anyhow::Result<Vec<TcpServer>> {
+        NatCluster::serve_tcp(self, port)
+    }
+    fn serve_udp(&self, port: u16) -> anyhow::Result<Vec<UdpServer>> {
+        NatCluster::serve_udp(self, port)
+    }
+}
+
 /// Fields drop in order: rvsd first (so it detaches cleanly), then the servers, then the
 /// namespaces.
-pub struct Lab {
+pub struct Lab<T: Topology = DrCluster> {
     pub rvsd: Option<NsProcess>,
     /// Extra rvsd options this lab starts it with.
     pub rvsd_args: Vec<String>,
     pub tcp: Vec<TcpServer>,
     pub udp: Vec<UdpServer>,
-    pub cluster: DrCluster,
+    pub cluster: T,
     pub dir: PathBuf,
     pub pin_dir: PathBuf,
 }
 
-impl Lab {
+impl Lab<DrCluster> {
     /// A cluster of `real_servers` real servers with TCP servers on `port` and rvsd running.
     pub fn new(real_servers: usize, port: u16) -> Lab {
         Lab::with(real_servers, port, 24, &[])
@@ -46,6 +111,13 @@ impl Lab {
             .prefix_len(prefix_len)
             .build()
             .expect("building the cluster");
+        Lab::on(cluster, port, rvsd_args)
+    }
+}
+
+impl<T: Topology> Lab<T> {
+    /// rvsd on the director of `cluster`, TCP servers on `port` on its real servers.
+    pub fn on(cluster: T, port: u16, rvsd_args: &[&str]) -> Lab<T> {
         let tcp = cluster.serve_tcp(port).expect("starting TCP servers");
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let tag = format!("{}-{n}", std::process::id());
@@ -85,7 +157,9 @@ impl Lab {
     pub fn start_rvsd(&mut self) {
         assert!(self.rvsd.is_none(), "rvsd is already running");
         let mut cmd = Command::new(RVSD);
-        cmd.args(["--interface", "eth0"]);
+        for ifname in self.cluster.interfaces() {
+            cmd.args(["--interface", &ifname]);
+        }
         if !self.rvsd_args.iter().any(|a| a == "--conn-table-size") {
             cmd.args(["--conn-table-size", "65536"]);
         }
@@ -163,15 +237,39 @@ impl Lab {
 
     /// The name of the real server that answers a new TCP connection to the VIP.
     pub fn ask(&self, port: u16) -> String {
+        self.ask_at(self.vip(), port)
+    }
+
+    /// The name of the real server that answers a new TCP connection to `vip`.
+    pub fn ask_at(&self, vip: IpAddr, port: u16) -> String {
         self.cluster
             .client()
-            .tcp_request(self.vip(), port)
+            .tcp_request(vip, port)
             .unwrap_or_else(|e| {
                 panic!(
-                    "request to the VIP failed: {e:#}\nrvsd log:\n{}",
+                    "request to {vip} port {port} failed: {e:#}\nrvsd log:\n{}",
                     self.rvsd_log()
                 )
             })
+    }
+
+    /// The director's data-plane counters (`rvsadm --dataplane`), by name.
+    pub fn dataplane(&self) -> std::collections::BTreeMap<String, u64> {
+        self.ok(&["--dataplane"])
+            .lines()
+            .filter_map(|l| {
+                let (k, v) = l.split_once(' ')?;
+                Some((k.to_owned(), v.trim().parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// One data-plane counter.
+    pub fn counter(&self, name: &str) -> u64 {
+        *self
+            .dataplane()
+            .get(name)
+            .unwrap_or_else(|| panic!("no data-plane counter {name}"))
     }
 
     /// Waits until `f` holds (bounded).
@@ -180,7 +278,7 @@ impl Lab {
     }
 }
 
-impl Drop for Lab {
+impl<T: Topology> Drop for Lab<T> {
     fn drop(&mut self) {
         if let Some(p) = self.rvsd.take() {
             let _ = p.stop(Duration::from_secs(5));
@@ -243,4 +341,60 @@ pub fn counts(listing: &str) -> Vec<(String, u64, u64)> {
         .into_iter()
         .map(|r| (r.0, r.3, r.4))
         .collect()
+}
+
+/// The counters of a service in `rvsadm -L -n --stats --exact`: (conns, inpkts, outpkts,
+/// inbytes, outbytes). `proto` is `TCP` or `UDP`, `addr` as the listing prints it.
+pub fn service_stats(listing: &str, proto: &str, addr: &str) -> [u64; 5] {
+    let line = listing
+        .lines()
+        .find(|l| {
+            let mut f = l.split_whitespace();
+            f.next() == Some(proto) && f.next() == Some(addr)
+        })
+        .unwrap_or_else(|| panic!("no {proto} {addr} in\n{listing}"));
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(2)
+        .map(|x| x.parse().unwrap())
+        .collect();
+    [v[0], v[1], v[2], v[3], v[4]]
+}
+
+/// `[a]` for IPv6, `a` for IPv4: how rvsadm takes and prints an address before `:port`.
+pub fn bracket(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(a) => a.to_string(),
+        IpAddr::V6(a) => format!("[{a}]"),
+    }
+}
+
+/// 50 MB, the size of the bulk transfers the forwarding tests check byte for byte.
+pub const BULK: u64 = 50_000_000;
+
+/// The stdout of `child` once it exits (killed after `limit`).
+pub fn wait_output(child: &mut std::process::Child, limit: Duration) -> String {
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut out = String::new();
+    use std::io::Read;
+    if let Some(mut s) = child.stdout.take() {
+        let _ = s.read_to_string(&mut out);
+    }
+    out
+}
+
+/// Waits up to 5 s for `f` to hold, without failing: the caller asserts what it expects.
+pub fn poll(mut f: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !f() && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -8,8 +8,8 @@
 
 use aya_ebpf::{bindings::xdp_action, maps::HashMap};
 use rvs_common::{
-    conn::{Conn, ConnKey, conn_flags},
-    dest::{DestEntry, dest_flags},
+    conn::{Conn, ConnKey, KIND_REPLY, conn_flags},
+    dest::{DestEntry, dest_flags, fwd},
     maps::config_flags,
     service::{ServiceEntry, svc_flags},
     stats::Counter,
@@ -19,7 +19,7 @@ use rvs_common::{
 use crate::{
     bind::{self, Slot},
     counters,
-    maps::{CONNS, CONNS_NEW, config, dest},
+    maps::{CONNS, CONNS_NEW, NAT_REPLIES, config, dest},
     parse::{Packet, TcpFlags},
     persist,
     sched::Flow,
@@ -31,8 +31,8 @@ const EEXIST: i64 = 17;
 
 /// What the tables say about a packet.
 pub enum Existing {
-    /// A known flow: forward to this dest.
-    Forward(u32),
+    /// A known flow: forward to this dest, by this method (`dest::fwd::*`).
+    Forward(u32, u8),
     /// Drop or pass the packet with this action.
     Action(u32),
     /// No flow (or one that just ended): a new flow.
@@ -41,12 +41,22 @@ pub enum Existing {
 
 /// What to do with a flow found in a table.
 enum Found {
-    /// Forward to this dest.
-    Forward(u32),
+    /// Forward to this dest, by this method.
+    Forward(u32, u8),
     /// The flow ended; schedule this packet as a new one.
     Reschedule,
     /// Drop the packet.
     Drop,
+}
+
+impl From<Found> for Existing {
+    fn from(f: Found) -> Existing {
+        match f {
+            Found::Forward(id, fwd) => Existing::Forward(id, fwd),
+            Found::Drop => Existing::Action(xdp_action::XDP_DROP),
+            Found::Reschedule => Existing::New,
+        }
+    }
 }
 
 /// Looks the packet's flow up in both tables, advancing its state.
@@ -54,27 +64,37 @@ enum Found {
 pub fn existing(key: &ConnKey, svc: &ServiceEntry, p: &Packet, now: u64) -> Existing {
     if let Some(c) = CONNS.get_ptr_mut(key) {
         // SAFETY: a pointer into the map value, valid for this program run.
-        return match found(key, unsafe { &mut *c }, p.tcp, now, &CONNS) {
-            Found::Forward(id) => Existing::Forward(id),
-            Found::Drop => Existing::Action(xdp_action::XDP_DROP),
-            Found::Reschedule => Existing::New,
-        };
+        return found(key, unsafe { &mut *c }, p.tcp, now, &CONNS).into();
     }
     if let Some(c) = CONNS_NEW.get_ptr_mut(key) {
         // SAFETY: as above.
         let c = unsafe { &mut *c };
-        return match found(key, c, p.tcp, now, &CONNS_NEW) {
-            Found::Forward(id) => {
-                if c.state == tcp_state::ESTABLISHED {
-                    promote(key, c, svc, &p.flow);
-                }
-                Existing::Forward(id)
-            }
-            Found::Drop => Existing::Action(xdp_action::XDP_DROP),
-            Found::Reschedule => Existing::New,
-        };
+        let f = found(key, c, p.tcp, now, &CONNS_NEW);
+        if let Found::Forward(..) = f
+            && c.state == tcp_state::ESTABLISHED
+        {
+            promote(key, c, svc.flags & svc_flags::PERSISTENT != 0, svc, &p.flow);
+        }
+        return f.into();
     }
     Existing::New
+}
+
+/// A NAT real server's reply to the flow `key`: advances the flow's state in the output direction
+/// and returns (dest id, service id).
+#[inline(always)]
+pub fn reply(key: &ConnKey, p: &Packet, now: u64) -> Option<(u32, u32)> {
+    let (c, embryonic) = match CONNS.get_ptr_mut(key) {
+        Some(c) => (c, false),
+        None => (CONNS_NEW.get_ptr_mut(key)?, true),
+    };
+    // SAFETY: a pointer into the map value, valid for this program run.
+    let c = unsafe { &mut *c };
+    touch(c, p.tcp, now, Direction::Output);
+    if embryonic && c.state == tcp_state::ESTABLISHED && CONNS.insert(key, &*c, 0).is_ok() {
+        let _ = CONNS_NEW.remove(key);
+    }
+    Some((c.dest_id, c.svc_id))
 }
 
 /// A packet of a flow in a table: refresh it, advance its state, or end it.
@@ -88,23 +108,28 @@ fn found(
 ) -> Found {
     let id = c.dest_id;
     let Some(d) = dest(id) else {
-        return Found::Forward(id);
+        return Found::Drop;
     };
     let syn = tcp.is_some_and(|f| f.syn);
-    if d.flags & dest_flags::AVAILABLE == 0
-        && config().flags & config_flags::EXPIRE_NODEST_CONN != 0
-    {
+    let nodest = config().flags & config_flags::EXPIRE_NODEST_CONN != 0;
+    if nodest && d.flags & dest_flags::AVAILABLE == 0 {
         // expire_nodest_conn: the flow of a deleted server ends now; a SYN starts afresh.
         end(key, c, &d, table);
         return if syn { Found::Reschedule } else { Found::Drop };
     }
-    if syn && reusable(c) {
-        // conn_reuse_mode: a SYN on a closed flow's ports is a new connection.
+    if syn && ((nodest && d.weight == 0) || reusable(c)) {
+        // conn_reuse_mode: a SYN on a closed flow's ports is a new connection (with
+        // expire_nodest_conn, so is any SYN on a flow to a quiesced server).
         end(key, c, &d, table);
         return Found::Reschedule;
     }
-    touch(c, tcp, now);
-    Found::Forward(id)
+    let dir = if c.flags & conn_flags::NOOUTPUT != 0 {
+        Direction::InputOnly
+    } else {
+        Direction::Input
+    };
+    touch(c, tcp, now, dir);
+    Found::Forward(id, d.fwd)
 }
 
 /// is_new_conn_expected: an uncontrolled TCP flow in TIME_WAIT or CLOSE.
@@ -112,6 +137,22 @@ fn found(
 fn reusable(c: &Conn) -> bool {
     c.flags & conn_flags::CONTROLLED == 0
         && (c.state == tcp_state::TIME_WAIT || c.state == tcp_state::CLOSE)
+}
+
+/// The key under which a NAT flow's replies are found: the real server's address and port, the
+/// client's address and port.
+#[inline(always)]
+pub fn reply_key(key: &ConnKey, d: &DestEntry) -> ConnKey {
+    ConnKey {
+        caddr: d.addr,
+        vaddr: key.caddr,
+        cport: d.port,
+        vport: key.cport,
+        proto: key.proto,
+        af: key.af,
+        kind: KIND_REPLY,
+        _pad0: 0,
+    }
 }
 
 /// Removes a flow the data plane ends itself, taking it off its server's counters.
@@ -124,42 +165,54 @@ fn end(key: &ConnKey, c: &Conn, d: &DestEntry, table: &HashMap<ConnKey, Conn>) {
             Slot::Active
         };
         bind::unbind(c.dest_id, d, slot);
+        if d.fwd == fwd::MASQ {
+            let _ = NAT_REPLIES.remove(&reply_key(key, d));
+        }
     }
 }
 
 /// Moves a flow that reached ESTABLISHED (and its persistence template) to the main table.
 #[inline(always)]
-fn promote(key: &ConnKey, c: &Conn, svc: &ServiceEntry, flow: &Flow) {
+fn promote(key: &ConnKey, c: &Conn, controlled: bool, svc: &ServiceEntry, flow: &Flow) {
     if CONNS.insert(key, c, 0).is_ok() {
         let _ = CONNS_NEW.remove(key);
     }
-    if c.flags & conn_flags::CONTROLLED != 0 {
+    if controlled && c.flags & conn_flags::CONTROLLED != 0 {
         persist::promote(svc, flow);
     }
 }
 
 /// Records a new flow to `dest_id` (picked by the scheduling program), binding it to the real
-/// server. Returns the dest id to forward to, or the action for a packet that must not go on.
+/// server. Returns the dest id to forward to and its method, or the action for a packet that
+/// must not go on.
 #[inline(always)]
 pub fn record(
     key: &ConnKey,
     svc: &ServiceEntry,
-    tcp: Option<TcpFlags>,
+    p: &Packet,
     dest_id: u32,
     now: u64,
-) -> Result<u32, u32> {
+) -> Result<(u32, u8), u32> {
     let Some(d) = dest(dest_id) else {
         counters::count(Counter::DropBadDest);
         return Err(xdp_action::XDP_DROP);
     };
+    let tcp = p.tcp;
     counters::account_conn(svc.id, dest_id);
     if tcp.is_none() && svc.flags & svc_flags::ONE_PACKET != 0 {
         // One-packet scheduling: each datagram is scheduled on its own, nothing is recorded.
-        return Ok(dest_id);
+        return Ok((dest_id, d.fwd));
     }
+    // Replies of DR and TUN flows bypass the director: the input-only state table applies.
+    let nat = d.fwd == fwd::MASQ;
+    let dir = if nat {
+        Direction::Input
+    } else {
+        Direction::InputOnly
+    };
     let state = match tcp {
         Some(f) => tcp_state::next_state(
-            Direction::InputOnly,
+            dir,
             tcp_state::event(f.syn, f.fin, f.ack, f.rst),
             tcp_state::NONE,
         ),
@@ -168,7 +221,7 @@ pub fn record(
     // The kernel binds a new connection as inactive and then applies the first packet's state
     // change (SYN -> SYN_RECV, an active state); the net effect is counted here in one go.
     let active = tcp.is_some() && tcp_state::is_active(state);
-    let mut flags = conn_flags::NOOUTPUT;
+    let mut flags = if nat { 0 } else { conn_flags::NOOUTPUT };
     if !active {
         flags |= conn_flags::INACTIVE;
     }
@@ -190,9 +243,9 @@ pub fn record(
         Ok(()) => {}
         Err(e) if e as i64 == -EEXIST => {
             // Another CPU recorded the same flow first: follow its choice.
-            return match table.get_ptr_mut(key) {
-                // SAFETY: pointer into the map value.
-                Some(c) => Ok(unsafe { (*c).dest_id }),
+            // SAFETY: copied out at once.
+            return match unsafe { table.get(key).copied() } {
+                Some(c) => Ok((c.dest_id, dest(c.dest_id).map_or(fwd::DROUTE, |d| d.fwd))),
                 None => {
                     counters::count(Counter::DropConnInsert);
                     Err(xdp_action::XDP_DROP)
@@ -204,25 +257,30 @@ pub fn record(
             return Err(xdp_action::XDP_DROP);
         }
     }
+    if nat && NAT_REPLIES.insert(&reply_key(key, &d), key, 0).is_err() {
+        // Its replies could not be matched: the flow cannot work.
+        let _ = table.remove(key);
+        counters::count(Counter::DropConnInsert);
+        return Err(xdp_action::XDP_DROP);
+    }
     bind::bind(
         dest_id,
         &d,
         if active { Slot::Active } else { Slot::Inactive },
     );
-    Ok(dest_id)
+    Ok((dest_id, d.fwd))
 }
 
-/// A packet of a known flow: refresh its timer and advance the TCP state.
+/// A packet of a known flow: refresh its timer and advance the TCP state in direction `dir`.
 #[inline(always)]
-fn touch(c: &mut Conn, tcp: Option<TcpFlags>, now: u64) {
+fn touch(c: &mut Conn, tcp: Option<TcpFlags>, now: u64, dir: Direction) {
     c.last_seen_ns = now;
     c.in_pkts = c.in_pkts.wrapping_add(1);
     let Some(f) = tcp else { return };
-    let dir = if c.flags & conn_flags::NOOUTPUT != 0 {
-        Direction::InputOnly
-    } else {
-        Direction::Input
-    };
+    if dir == Direction::Output {
+        // A reply seen: the flow is no longer input-only (IPVS clears NOOUTPUT).
+        c.flags &= !conn_flags::NOOUTPUT;
+    }
     let new = tcp_state::next_state(dir, tcp_state::event(f.syn, f.fin, f.ack, f.rst), c.state);
     if new == c.state {
         return;

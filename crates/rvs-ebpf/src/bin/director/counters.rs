@@ -29,7 +29,25 @@ pub fn account_in(svc_id: u32, dest_id: u32, bytes: u64) {
             (*s).inbytes += bytes;
         }
     }
-    count(Counter::Forwarded);
+}
+
+/// One packet of `bytes` from a real server to a client (NAT replies).
+#[inline(always)]
+pub fn account_out(svc_id: u32, dest_id: u32, bytes: u64) {
+    if let Some(s) = SVC_STATS.get_ptr_mut(svc_id) {
+        // SAFETY: per-CPU slot.
+        unsafe {
+            (*s).outpkts += 1;
+            (*s).outbytes += bytes;
+        }
+    }
+    if let Some(s) = DEST_STATS.get_ptr_mut(dest_id) {
+        // SAFETY: per-CPU slot.
+        unsafe {
+            (*s).outpkts += 1;
+            (*s).outbytes += bytes;
+        }
+    }
 }
 
 /// A new connection scheduled to `dest_id`.

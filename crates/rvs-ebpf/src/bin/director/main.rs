@@ -1,12 +1,13 @@
 //! The rvs director: XDP programs that balance connections to virtual services over real
 //! servers, the way IPVS does, before the kernel allocates a socket buffer.
 //!
-//! `rvs_director` (the entry, attached to the interfaces): parse Ethernet/IPv4/TCP|UDP -> look up
-//! the service by (protocol, VIP, port) -> look up the flow; a known flow is forwarded at once.
-//! A new flow (TCP SYN, any UDP datagram) is handed, through a per-CPU scratch slot and a tail
-//! call, to the scheduling program of its service's method (`rvs_sched_*`), which picks a real
-//! server (through its persistence template if any), records the flow and forwards it. Anything
-//! that is not for a service passes to the kernel untouched.
+//! `rvs_director` (the entry, attached to the interfaces) parses the packet and looks up its
+//! service and its flow. Everything after that is a tail call, with the packet's particulars in a
+//! per-CPU scratch slot: a new flow goes to the scheduling program of its service's method
+//! (`rvs_sched_*`), which picks a real server and records the flow; a flow with a real server goes
+//! to the forwarding program of that server's method (`rvs_xmit_dr`, `_nat`, `_tun`); a NAT
+//! server's reply to `rvs_nat_out`; an ICMP error about a flow to `rvs_icmp`. Anything that is not
+//! for a service passes to the kernel untouched.
 #![no_std]
 #![no_main]
 
@@ -14,23 +15,32 @@ mod admit;
 mod bind;
 mod conn;
 mod counters;
-mod forward;
+mod icmp;
 mod maps;
 mod parse;
 mod persist;
 mod sched;
 mod schedule;
+mod xmit;
 
 use aya_ebpf::{
     bindings::xdp_action, helpers::bpf_ktime_get_ns, macros::xdp, programs::XdpContext,
 };
 use rvs_common::{
+    conn::{ConnKey, KIND_REPLY},
+    maps::config_flags,
     programs,
     service::{PickMethod, ServiceKey, svc_flags},
     stats::Counter,
 };
+use rvs_ebpf::packet::ptr_at;
 
-use crate::{conn::Existing, maps::PROGS, schedule::Scratch};
+use crate::{
+    conn::Existing,
+    maps::{NAT_REPLIES, PROGS, SCRATCH},
+    parse::{IPPROTO_ICMP, IPPROTO_ICMPV6},
+    schedule::Scratch,
+};
 
 #[xdp]
 pub fn rvs_director(ctx: XdpContext) -> u32 {
@@ -62,41 +72,93 @@ pub fn rvs_sched_locality(ctx: XdpContext) -> u32 {
     schedule::run(&ctx, sched::locality::pick)
 }
 
+#[xdp]
+pub fn rvs_record(ctx: XdpContext) -> u32 {
+    schedule::record(&ctx)
+}
+
+#[xdp]
+pub fn rvs_xmit_dr(ctx: XdpContext) -> u32 {
+    xmit::dr::run(&ctx)
+}
+
+#[xdp]
+pub fn rvs_xmit_nat(ctx: XdpContext) -> u32 {
+    xmit::nat::run_in(&ctx)
+}
+
+#[xdp]
+pub fn rvs_xmit_tun(ctx: XdpContext) -> u32 {
+    xmit::tun::run(&ctx)
+}
+
+#[xdp]
+pub fn rvs_nat_out(ctx: XdpContext) -> u32 {
+    xmit::nat::run_out(&ctx)
+}
+
+#[xdp]
+pub fn rvs_icmp(ctx: XdpContext) -> u32 {
+    icmp::run(&ctx)
+}
+
+/// Enters program `slot` of the program array; returns only if that fails.
+#[inline(always)]
+fn hand_over(ctx: &XdpContext, slot: u32) -> u32 {
+    // SAFETY: a tail call does not return when it succeeds.
+    unsafe { PROGS.tail_call(ctx, slot) };
+    counters::count(Counter::DropTailCall);
+    xdp_action::XDP_DROP
+}
+
 #[inline(always)]
 fn entry(ctx: &XdpContext) -> u32 {
-    let p = match parse::parse(ctx) {
+    // The packet's particulars are kept in the per-CPU scratch slot from the start: the programs
+    // after the tail call read them there, and the BPF stack (512 bytes) stays free.
+    let Some(s) = SCRATCH.get_ptr_mut(0) else {
+        return xdp_action::XDP_PASS;
+    };
+    // SAFETY: a per-CPU map value, used by this program run alone.
+    let s = unsafe { &mut *s };
+    s.packet = match parse::parse(ctx) {
         Ok(p) => p,
         Err(action) => return action,
     };
+    // SAFETY: bpf_ktime_get_ns has no preconditions.
+    s.now = unsafe { bpf_ktime_get_ns() };
+    s.dest_id = 0;
+    if s.packet.flow.proto == IPPROTO_ICMP || s.packet.flow.proto == IPPROTO_ICMPV6 {
+        return icmp_error(ctx, s);
+    }
     let mut svc_key = ServiceKey {
-        addr: p.flow.daddr,
-        port: p.flow.dport,
-        proto: p.flow.proto,
-        af: p.flow.af,
+        addr: s.packet.flow.daddr,
+        port: s.packet.flow.dport,
+        proto: s.packet.flow.proto,
+        af: s.packet.flow.af,
     };
-    let svc = match maps::service(&svc_key) {
-        Some(s) => s,
+    s.svc = match maps::service(&svc_key) {
+        Some(svc) => svc,
         None => {
             // A persistent port-zero service takes every port of its VIP.
             svc_key.port = 0;
             match maps::service(&svc_key) {
-                Some(s) if s.flags & svc_flags::PORT_ZERO != 0 => s,
-                _ => return xdp_action::XDP_PASS,
+                Some(svc) if svc.flags & svc_flags::PORT_ZERO != 0 => svc,
+                _ => return reply(ctx, s),
             }
         }
     };
-    let mut p = p;
-    if let Err(action) = parse::check_l4(ctx, &mut p) {
+    if let Err(action) = parse::check_l4(ctx, &mut s.packet) {
         return action;
     }
-    let key = p.conn_key();
-    // SAFETY: bpf_ktime_get_ns has no preconditions.
-    let now = unsafe { bpf_ktime_get_ns() };
-    match conn::existing(&key, &svc, &p, now) {
-        Existing::Forward(dest_id) => forward::to(ctx, svc.id, dest_id, p.l3_len),
+    s.key = s.packet.conn_key();
+    match conn::existing(&s.key, &s.svc, &s.packet, s.now) {
+        Existing::Forward(dest_id, fwd) => {
+            s.dest_id = dest_id;
+            hand_over(ctx, programs::xmit_slot(fwd))
+        }
         Existing::Action(action) => action,
         Existing::New => {
-            if let Some(f) = p.tcp
+            if let Some(f) = s.packet.tcp
                 && (!f.syn || f.rst)
             {
                 // Not the start of a connection we know: leave it to the kernel, as IPVS does.
@@ -107,25 +169,62 @@ fn entry(ctx: &XdpContext) -> u32 {
                 counters::count(Counter::DropAdmission);
                 return xdp_action::XDP_DROP;
             }
-            let Some(slot) = programs::slot_for(PickMethod::from_u8(svc.pick)) else {
+            let Some(slot) = programs::slot_for(PickMethod::from_u8(s.svc.pick)) else {
                 counters::count(Counter::DropNoDest);
                 return xdp_action::XDP_DROP;
             };
-            if !schedule::save(Scratch {
-                packet: p,
-                key,
-                svc,
-                now,
-            }) {
-                counters::count(Counter::DropTailCall);
-                return xdp_action::XDP_DROP;
-            }
-            // SAFETY: a tail call does not return when it succeeds.
-            unsafe { PROGS.tail_call(ctx, slot) };
-            counters::count(Counter::DropTailCall);
-            xdp_action::XDP_DROP
+            hand_over(ctx, slot)
         }
     }
+}
+
+/// A packet for no service: a NAT real server's reply, or none of the director's business.
+#[inline(always)]
+fn reply(ctx: &XdpContext, s: &mut Scratch) -> u32 {
+    if maps::config().flags & config_flags::NAT_ACTIVE == 0 {
+        return xdp_action::XDP_PASS;
+    }
+    let f = &s.packet.flow;
+    let reply_key = ConnKey {
+        caddr: f.saddr,
+        vaddr: f.daddr,
+        cport: f.sport,
+        vport: f.dport,
+        proto: f.proto,
+        af: f.af,
+        kind: KIND_REPLY,
+        _pad0: 0,
+    };
+    // SAFETY: copied out at once.
+    let Some(key) = (unsafe { NAT_REPLIES.get(&reply_key).copied() }) else {
+        return xdp_action::XDP_PASS;
+    };
+    if let Err(action) = parse::check_l4(ctx, &mut s.packet) {
+        return action;
+    }
+    s.key = key;
+    let Some((dest_id, svc_id)) = conn::reply(&s.key, &s.packet, s.now) else {
+        return xdp_action::XDP_PASS;
+    };
+    s.dest_id = dest_id;
+    s.svc.id = svc_id;
+    hand_over(ctx, programs::NAT_OUT)
+}
+
+/// An ICMP message: errors go to the ICMP program, which finds their flow; the rest (echo and
+/// friends) are the kernel's.
+#[inline(always)]
+fn icmp_error(ctx: &XdpContext, s: &mut Scratch) -> u32 {
+    let l4 = s.packet.l4_off as usize & 0x7f;
+    let Some(h) = ptr_at::<[u8; 8]>(ctx, l4) else {
+        return xdp_action::XDP_PASS;
+    };
+    // SAFETY: bounds checked by ptr_at.
+    let icmp_type = unsafe { (*h)[0] };
+    if !icmp::is_error(s.packet.ipv6(), icmp_type) {
+        return xdp_action::XDP_PASS;
+    }
+    hand_over(ctx, programs::ICMP)
 }
 
 #[cfg(not(test))]

@@ -49,6 +49,10 @@ pub static CONNS: HashMap<ConnKey, Conn> = HashMap::with_max_entries(DEFAULT_CON
 pub static CONNS_NEW: HashMap<ConnKey, Conn> =
     HashMap::with_max_entries(DEFAULT_CONN_TABLE_SIZE / 4, 0);
 
+#[map(name = "RVS_NAT_REPLIES")]
+pub static NAT_REPLIES: HashMap<ConnKey, ConnKey> =
+    HashMap::with_max_entries(DEFAULT_CONN_TABLE_SIZE, 0);
+
 #[map(name = "RVS_SVC_STATS")]
 pub static SVC_STATS: PerCpuArray<Stats> = PerCpuArray::with_max_entries(MAX_SERVICES, 0);
 

@@ -1,9 +1,13 @@
-//! Reading the headers of a frame: what the director needs to know about a packet.
+//! Reading the headers of a frame: what the director needs to know about a packet. IPv4 with or
+//! without options, IPv6 without extension headers (a packet with them is left to the kernel).
 
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
-use network_types::{eth::EthHdr, ip::Ipv4Hdr};
+use network_types::{
+    eth::EthHdr,
+    ip::{Ipv4Hdr, Ipv6Hdr},
+};
 use rvs_common::{
-    AF_INET, IPPROTO_TCP, IPPROTO_UDP,
+    AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP,
     conn::{ConnKey, KIND_CONN},
     stats::Counter,
 };
@@ -11,7 +15,12 @@ use rvs_ebpf::packet::ptr_at;
 
 use crate::{counters, sched::Flow};
 
-const ETH_P_IP: u16 = 0x0800;
+pub const ETH_P_IP: u16 = 0x0800;
+pub const ETH_P_IPV6: u16 = 0x86DD;
+pub const IPPROTO_ICMP: u8 = 1;
+pub const IPPROTO_ICMPV6: u8 = 58;
+/// IPv6 fragment header.
+const IPPROTO_FRAGMENT: u8 = 44;
 /// IPv4 "more fragments" flag and fragment offset mask, in host order of the frags field.
 const IP_MF_OFFSET: u16 = 0x3fff;
 const TCP_HDR_LEN: usize = 20;
@@ -30,17 +39,24 @@ pub struct TcpFlags {
 #[derive(Clone, Copy)]
 pub struct Packet {
     pub flow: Flow,
-    /// Offset of the transport header in the frame.
+    /// Offset of the transport header in the frame (the IP header starts at 14).
     pub l4_off: u16,
-    /// Length of the IP packet (for the byte counters).
+    /// Length of the IP packet (header included).
     pub l3_len: u16,
-    /// IP "more fragments" or a fragment offset is set.
+    /// IPv4 with "more fragments" or a fragment offset, or IPv6 with a fragment header.
     pub fragment: bool,
-    /// The TCP flags, for TCP.
+    /// The TCP flags, for TCP (filled by `check_l4`).
     pub tcp: Option<TcpFlags>,
+    /// The interface it arrived on.
+    pub ingress: u32,
 }
 
 impl Packet {
+    #[inline(always)]
+    pub fn ipv6(&self) -> bool {
+        self.flow.af == AF_INET6
+    }
+
     /// The connection-table key of the packet's flow.
     #[inline(always)]
     pub fn conn_key(&self) -> ConnKey {
@@ -57,59 +73,109 @@ impl Packet {
     }
 }
 
-/// The packet's addresses and ports, or the action for a frame that is none of the director's
-/// business (passed untouched).
+/// An IPv6 address as four words in wire order.
+#[inline(always)]
+pub fn words6(a: &[u8; 16]) -> [u32; 4] {
+    [
+        u32::from_ne_bytes([a[0], a[1], a[2], a[3]]),
+        u32::from_ne_bytes([a[4], a[5], a[6], a[7]]),
+        u32::from_ne_bytes([a[8], a[9], a[10], a[11]]),
+        u32::from_ne_bytes([a[12], a[13], a[14], a[15]]),
+    ]
+}
+
+/// The packet's addresses and ports (for TCP and UDP; ICMP has ports 0), or the action for a frame
+/// that is none of the director's business (passed untouched).
 #[inline(always)]
 pub fn parse(ctx: &XdpContext) -> Result<Packet, u32> {
+    // Read first, from the context itself: later, LLVM may keep a pointer to the field rather
+    // than to the context, and the verifier refuses a load through a moved context pointer.
+    let ingress = ctx.ingress_ifindex() as u32;
     let pass = Err(xdp_action::XDP_PASS);
     let Some(eth) = ptr_at::<EthHdr>(ctx, 0) else {
         return pass;
     };
     // SAFETY: ptr_at checked that the header lies inside the frame.
-    if unsafe { (*eth).ether_type } != ETH_P_IP.to_be() {
-        return pass;
-    }
-    let Some(ip) = ptr_at::<Ipv4Hdr>(ctx, EthHdr::LEN) else {
-        return pass;
-    };
-    // SAFETY: as above, for the fixed 20-byte IPv4 header.
-    let (vihl, proto, frags, saddr, daddr, tot_len) = unsafe {
+    let ether_type = unsafe { (*eth).ether_type };
+    let (af, proto, saddr, daddr, l4, l3_len, fragment) = if ether_type == ETH_P_IP.to_be() {
+        let Some(ip) = ptr_at::<Ipv4Hdr>(ctx, EthHdr::LEN) else {
+            return pass;
+        };
+        // SAFETY: as above, for the fixed 20-byte IPv4 header.
+        let (vihl, proto, frags, saddr, daddr, tot_len) = unsafe {
+            (
+                (*ip).vihl,
+                (*ip).proto,
+                u16::from_be_bytes((*ip).frags),
+                u32::from_ne_bytes((*ip).src_addr),
+                u32::from_ne_bytes((*ip).dst_addr),
+                u16::from_be_bytes((*ip).tot_len),
+            )
+        };
+        let ihl = ((vihl & 0x0f) as usize) * 4;
+        if vihl >> 4 != 4 || ihl < Ipv4Hdr::LEN {
+            return pass;
+        }
         (
-            (*ip).vihl,
-            (*ip).proto,
-            u16::from_be_bytes((*ip).frags),
-            u32::from_ne_bytes((*ip).src_addr),
-            u32::from_ne_bytes((*ip).dst_addr),
-            u16::from_be_bytes((*ip).tot_len),
+            AF_INET,
+            proto,
+            [saddr, 0, 0, 0],
+            [daddr, 0, 0, 0],
+            EthHdr::LEN + ihl,
+            tot_len,
+            frags & IP_MF_OFFSET != 0,
         )
+    } else if ether_type == ETH_P_IPV6.to_be() {
+        let Some(ip) = ptr_at::<Ipv6Hdr>(ctx, EthHdr::LEN) else {
+            return pass;
+        };
+        // SAFETY: as above, for the fixed 40-byte IPv6 header.
+        let (nh, saddr, daddr, plen) = unsafe {
+            (
+                (*ip).next_hdr,
+                words6(&(*ip).src_addr),
+                words6(&(*ip).dst_addr),
+                u16::from_be_bytes((*ip).payload_len),
+            )
+        };
+        (
+            AF_INET6,
+            nh,
+            saddr,
+            daddr,
+            EthHdr::LEN + Ipv6Hdr::LEN,
+            plen.wrapping_add(Ipv6Hdr::LEN as u16),
+            nh == IPPROTO_FRAGMENT,
+        )
+    } else {
+        return pass;
     };
-    if vihl >> 4 != 4 || (proto != IPPROTO_TCP && proto != IPPROTO_UDP) {
-        return pass;
-    }
-    let ihl = ((vihl & 0x0f) as usize) * 4;
-    if ihl < Ipv4Hdr::LEN {
-        return pass;
-    }
-    let l4 = EthHdr::LEN + ihl;
-    // Both TCP and UDP start with source and destination port.
-    let Some(ports) = ptr_at::<[u16; 2]>(ctx, l4) else {
-        return pass;
+    let (sport, dport) = match proto {
+        IPPROTO_TCP | IPPROTO_UDP => {
+            // Both start with source and destination port.
+            let Some(ports) = ptr_at::<[u16; 2]>(ctx, l4) else {
+                return pass;
+            };
+            // SAFETY: checked by ptr_at.
+            unsafe { ((*ports)[0], (*ports)[1]) }
+        }
+        IPPROTO_ICMP | IPPROTO_ICMPV6 => (0, 0),
+        _ => return pass,
     };
-    // SAFETY: checked by ptr_at.
-    let (sport, dport) = unsafe { ((*ports)[0], (*ports)[1]) };
     Ok(Packet {
         flow: Flow {
-            saddr: [saddr, 0, 0, 0],
-            daddr: [daddr, 0, 0, 0],
+            saddr,
+            daddr,
             sport,
             dport,
             proto,
-            af: AF_INET,
+            af,
         },
         l4_off: l4 as u16,
-        l3_len: tot_len,
-        fragment: frags & IP_MF_OFFSET != 0,
+        l3_len,
+        fragment,
         tcp: None,
+        ingress,
     })
 }
 
@@ -122,23 +188,36 @@ pub fn check_l4(ctx: &XdpContext, p: &mut Packet) -> Result<(), u32> {
         counters::count(Counter::PassFragment);
         return Err(xdp_action::XDP_PASS);
     }
+    let malformed = || {
+        counters::count(Counter::DropMalformed);
+        Err(xdp_action::XDP_DROP)
+    };
     let l4 = p.l4_off as usize & 0xff;
+    // The IP length must cover the headers and lie within the frame (Ethernet may pad beyond).
+    let frame_len = ctx.data_end() - ctx.data();
+    let l4_len = (p.l3_len as usize).wrapping_sub(l4 - EthHdr::LEN);
+    if EthHdr::LEN + p.l3_len as usize > frame_len || l4_len > 0xffff {
+        return malformed();
+    }
     if p.flow.proto == IPPROTO_TCP {
         let Some(th) = ptr_at::<[u8; TCP_HDR_LEN]>(ctx, l4) else {
-            counters::count(Counter::DropMalformed);
-            return Err(xdp_action::XDP_DROP);
+            return malformed();
         };
-        // SAFETY: checked by ptr_at; byte 13 holds the flags.
-        let f = unsafe { (*th)[13] };
+        // SAFETY: checked by ptr_at; byte 12 holds the data offset, byte 13 the flags.
+        let (doff, f) = unsafe { (((*th)[12] >> 4) as usize * 4, (*th)[13]) };
+        if doff < TCP_HDR_LEN || doff > l4_len {
+            return malformed();
+        }
         p.tcp = Some(TcpFlags {
             fin: f & 0x01 != 0,
             syn: f & 0x02 != 0,
             rst: f & 0x04 != 0,
             ack: f & 0x10 != 0,
         });
-    } else if ptr_at::<[u8; UDP_HDR_LEN]>(ctx, l4).is_none() {
-        counters::count(Counter::DropMalformed);
-        return Err(xdp_action::XDP_DROP);
+    } else if p.flow.proto == IPPROTO_UDP
+        && (ptr_at::<[u8; UDP_HDR_LEN]>(ctx, l4).is_none() || l4_len < UDP_HDR_LEN)
+    {
+        return malformed();
     }
     Ok(())
 }

@@ -8,10 +8,7 @@ pub mod scan;
 pub mod sequence;
 pub mod twos;
 
-use rvs_common::{
-    dest::DestConns,
-    service::{PickMethod, ServiceEntry},
-};
+use rvs_common::dest::DestConns;
 
 use crate::maps::DEST_CONNS;
 

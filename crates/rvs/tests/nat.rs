@@ -1,0 +1,161 @@
+//! NAT end to end: the director rewrites the client's packets to the real server's address and
+//! port, and the real server's answers (routed back through the director) to the VIP and the
+//! virtual port. Two-armed (clients and real servers on two subnets) and one-armed (one LAN),
+//! IPv4 and IPv6, TCP and UDP, and path MTU discovery when the real servers' link is smaller.
+
+mod common;
+
+use std::net::IpAddr;
+
+use common::{BULK, Lab, bracket, service_stats, tally};
+use rvs_testbed::NatCluster;
+
+/// The real servers listen here; the services are on 80 and 53: NAT maps the ports.
+const RS_TCP: u16 = 8080;
+const RS_UDP: u16 = 5353;
+
+/// A service `vip` (TCP :80 and UDP :53) over every real server by NAT, addresses of `family`.
+fn nat_services(lab: &Lab<NatCluster>, vip: IpAddr) {
+    let v6 = vip.is_ipv6();
+    for (flag, vport, rport) in [("-t", 80, RS_TCP), ("-u", 53, RS_UDP)] {
+        let svc = format!("{}:{vport}", bracket(vip));
+        lab.ok(&["-A", flag, &svc, "-s", "rr"]);
+        for rs in lab.cluster.real_servers() {
+            let ip: IpAddr = if v6 {
+                rs.ip6().unwrap().into()
+            } else {
+                rs.ip().into()
+            };
+            lab.ok(&[
+                "-a",
+                flag,
+                &svc,
+                "-r",
+                &format!("{}:{rport}", bracket(ip)),
+                "-m",
+            ]);
+        }
+    }
+}
+
+/// Four TCP connections and four UDP flows to `vip` go round robin over the two real servers,
+/// and the answers come from the VIP and the virtual ports (the client's sockets accept nothing
+/// else: TCP would not connect, the UDP socket is connected to VIP:53).
+fn check_round_robin(lab: &Lab<NatCluster>, vip: IpAddr) {
+    let client = lab.cluster.client();
+    let tcp: Vec<String> = (0..4).map(|_| lab.ask_at(vip, 80)).collect();
+    assert_eq!(
+        tally(&tcp).values().copied().collect::<Vec<_>>(),
+        [2, 2],
+        "{tcp:?}"
+    );
+    let udp: Vec<String> = (0..4)
+        .map(|i| {
+            client
+                .udp_request(vip, 53, b"hello", 40000 + i)
+                .unwrap_or_else(|e| panic!("UDP to {vip}: {e:#}\n{}", lab.rvsd_log()))
+        })
+        .collect();
+    assert_eq!(
+        tally(&udp).values().copied().collect::<Vec<_>>(),
+        [2, 2],
+        "{udp:?}"
+    );
+}
+
+/// Every byte of a 50 MB download and a 50 MB upload through the VIP arrives intact.
+fn check_bulk(lab: &Lab<NatCluster>, vip: IpAddr) {
+    let client = lab.cluster.client();
+    client
+        .bulk_download(vip, 80, BULK)
+        .unwrap_or_else(|e| panic!("download from {vip}: {e:#}\n{}", lab.rvsd_log()));
+    client
+        .bulk_upload(vip, 80, BULK)
+        .unwrap_or_else(|e| panic!("upload to {vip}: {e:#}\n{}", lab.rvsd_log()));
+}
+
+/// NAT counts both directions, as IPVS does: packets out are the real servers' answers.
+fn check_both_directions_counted(lab: &Lab<NatCluster>, vip: IpAddr) {
+    let stats = lab.ok(&["-L", "-n", "--stats", "--exact"]);
+    for (proto, port) in [("TCP", 80), ("UDP", 53)] {
+        let [conns, inpkts, outpkts, inbytes, outbytes] =
+            service_stats(&stats, proto, &format!("{}:{port}", bracket(vip)));
+        assert!(conns >= 4 && inpkts >= 4 && inbytes > 0, "{proto}: {stats}");
+        assert!(
+            outpkts >= 4 && outbytes > 0,
+            "{proto} answers not counted: {stats}"
+        );
+    }
+}
+
+#[test]
+fn two_armed_nat_maps_addresses_and_ports_both_ways_on_both_families() {
+    let cluster = NatCluster::builder()
+        .real_servers(2)
+        .ipv6(true)
+        .build()
+        .unwrap();
+    let mut lab = Lab::on(cluster, RS_TCP, &[]);
+    lab.udp = lab.cluster.serve_udp(RS_UDP).unwrap();
+    let vip4 = lab.vip();
+    let vip6: IpAddr = lab.cluster.vip6().unwrap().into();
+    nat_services(&lab, vip4);
+    nat_services(&lab, vip6);
+
+    for vip in [vip4, vip6] {
+        check_round_robin(&lab, vip);
+        check_bulk(&lab, vip);
+        check_both_directions_counted(&lab, vip);
+    }
+    // The director's kernel routed none of it: the answers were rewritten and sent by XDP.
+    let dp = lab.dataplane();
+    assert_eq!(dp["drop_malformed"], 0, "{dp:?}");
+    assert!(dp["forwarded"] > 2 * BULK / 1500, "{dp:?}");
+}
+
+#[test]
+fn one_armed_nat_works_on_a_single_lan() {
+    let cluster = NatCluster::builder()
+        .real_servers(2)
+        .one_armed(true)
+        .build()
+        .unwrap();
+    let mut lab = Lab::on(cluster, RS_TCP, &[]);
+    lab.udp = lab.cluster.serve_udp(RS_UDP).unwrap();
+    let vip = lab.vip();
+    nat_services(&lab, vip);
+    check_round_robin(&lab, vip);
+    check_bulk(&lab, vip);
+    check_both_directions_counted(&lab, vip);
+}
+
+#[test]
+fn a_smaller_link_to_the_real_servers_is_discovered_by_the_client() {
+    // Only the director's side of the back LAN is small: the real servers still announce an MSS
+    // for 1500 bytes, so the client's full-size segments reach the director and must be
+    // answered with "fragmentation needed" (IPv4) or "packet too big" (IPv6).
+    let cluster = NatCluster::builder()
+        .real_servers(1)
+        .ipv6(true)
+        .build()
+        .unwrap();
+    cluster.director_back().set_mtu(1280).unwrap();
+    let lab = Lab::on(cluster, RS_TCP, &[]);
+    let vip4 = lab.vip();
+    let vip6: IpAddr = lab.cluster.vip6().unwrap().into();
+    nat_services(&lab, vip4);
+    nat_services(&lab, vip6);
+    for vip in [vip4, vip6] {
+        let before = lab.counter("icmp_too_big_sent");
+        lab.cluster
+            .client()
+            .bulk_upload(vip, 80, 4_000_000)
+            .unwrap_or_else(|e| panic!("upload to {vip}: {e:#}\n{}", lab.rvsd_log()));
+        assert!(
+            lab.counter("icmp_too_big_sent") > before,
+            "no ICMP too-big for {vip}: {:?}",
+            lab.dataplane()
+        );
+    }
+    assert_eq!(lab.counter("drop_too_big"), 0);
+}
