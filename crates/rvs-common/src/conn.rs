@@ -19,6 +19,32 @@ pub struct ConnKey {
     pub _pad0: u8,
 }
 
+impl ConnKey {
+    /// The port this flow reaches its real server on: the server's own port, or, for a server
+    /// without one (in fwmark and port-zero services), the port the client asked for, as IPVS
+    /// does (`dest->port ?: vport`).
+    #[inline(always)]
+    pub fn rport(&self, dest_port: u16) -> u16 {
+        if dest_port == 0 { self.vport } else { dest_port }
+    }
+
+    /// The key under which this NAT flow's replies from real server `rs_addr` (port `dest_port`)
+    /// are found in `NAT_REPLIES`: the server's address and port, the client's address and port.
+    #[inline(always)]
+    pub fn nat_reply(&self, rs_addr: [u32; 4], dest_port: u16) -> ConnKey {
+        ConnKey {
+            caddr: rs_addr,
+            vaddr: self.caddr,
+            cport: self.rport(dest_port),
+            vport: self.cport,
+            proto: self.proto,
+            af: self.af,
+            kind: KIND_REPLY,
+            _pad0: 0,
+        }
+    }
+}
+
 /// A connection (a flow).
 pub const KIND_CONN: u8 = 0;
 /// A persistence template: (client network, VIP, vport or 0) -> real server.

@@ -10,6 +10,7 @@ pub mod csum;
 pub mod dest;
 pub mod hash;
 pub mod maps;
+pub mod mark;
 pub mod programs;
 pub mod service;
 pub mod stats;

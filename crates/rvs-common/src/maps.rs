@@ -24,6 +24,8 @@ pub const CONNS_NEW: &str = "RVS_CONNS_NEW";
 /// NAT replies: the reply's key (real server address and port as `caddr`/`cport`, the client's as
 /// `vaddr`/`vport`, kind `KIND_REPLY`) -> the flow's `ConnKey` (hash, as large as `CONNS`).
 pub const NAT_REPLIES: &str = "RVS_NAT_REPLIES";
+/// Classification rules for fwmark services: `MarkPrefix` -> `MarkRules` (LPM trie).
+pub const MARK_RULES: &str = "RVS_MARK_RULES";
 /// Per-CPU traffic counters per service id.
 pub const SVC_STATS: &str = "RVS_SVC_STATS";
 /// Per-CPU traffic counters per dest id.
@@ -118,6 +120,9 @@ pub mod config_flags {
     /// Some real server is reached by NAT: look replies up (a hash lookup for traffic that is not
     /// for a service, skipped when no service uses NAT).
     pub const NAT_ACTIVE: u32 = 4;
+    /// Some fwmark service and mark rule exist: classify packets (an LPM lookup, skipped when
+    /// there is nothing to classify for).
+    pub const MARKS_ACTIVE: u32 = 8;
 }
 
 /// Token bucket for new-flow admission, per CPU.

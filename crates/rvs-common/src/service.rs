@@ -2,8 +2,8 @@
 
 use crate::user_pod;
 
-/// Key of the service map: (protocol, VIP, port) as in the packet. A fwmark service would use
-/// `proto == 0` and the mark in `addr[0]`.
+/// Key of the service map: (protocol, VIP, port) as in the packet. A fwmark service has
+/// `proto == 0`, `port == 0` and the mark in `addr[0]` (host order).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct ServiceKey {
@@ -86,6 +86,8 @@ pub mod svc_flags {
     /// The service's port is 0: it takes every port of its VIP (rvs's own bit; IPVS's HASHED bit
     /// 0x2 has no meaning in the data plane).
     pub const PORT_ZERO: u8 = 0x2;
+    /// A fwmark service (rvs's own bit): its mark is in `ServiceEntry::fwmark`.
+    pub const FWMARK: u8 = 0x40;
 }
 
 /// Value of the service map. Replaced as a whole by the control plane (hash map updates are atomic
@@ -115,7 +117,8 @@ pub struct ServiceEntry {
     pub persist_timeout: u32,
     /// Persistence granularity for IPv4: the mask, network byte order.
     pub netmask4: u32,
-    pub _pad1: u32,
+    /// The mark of a fwmark service (`svc_flags::FWMARK`), else 0.
+    pub fwmark: u32,
     /// Value of the scheduler counter when this table was installed.
     pub counter_base: u64,
 }

@@ -5,7 +5,9 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{DestAddr, DestConfig, Protocol, ServiceConfig, ServiceId, Timeouts};
+use crate::model::{
+    DestAddr, DestConfig, MarkRule, Protocol, ServiceConfig, ServiceId, Timeouts,
+};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -45,6 +47,14 @@ pub enum Request {
     SetTimeouts {
         timeouts: Timeouts,
     },
+    /// rvs extension: a rule that marks packets for fwmark services (appended: tried last).
+    AddMarkRule {
+        rule: MarkRule,
+    },
+    DeleteMarkRule {
+        rule: MarkRule,
+    },
+    ListMarkRules,
     GetTimeouts,
     /// All services, or one; with counters, rates and connection counts.
     ListServices {
@@ -77,6 +87,9 @@ pub enum Response {
     },
     Counters {
         counters: Vec<(String, u64)>,
+    },
+    MarkRules {
+        rules: Vec<MarkRule>,
     },
 }
 

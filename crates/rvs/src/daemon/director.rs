@@ -158,6 +158,7 @@ impl Director {
                 },
             )?;
         }
+        dataplane::write_mark_rules(&mut plane.maps, &self.model.mark_rules)?;
         self.sync_config();
         let Some(plane) = self.plane.as_mut() else {
             return Ok(());
@@ -218,8 +219,22 @@ impl Director {
                         return r;
                     }
                 }
-                Response::Ok
+                self.change_marks(|m| {
+                    m.mark_rules.clear();
+                    Ok(())
+                })
             }
+            Request::AddMarkRule { rule } => {
+                let r = self.change_marks(|m| m.add_mark_rule(rule));
+                if r == Response::Ok {
+                    info!("added mark rule {rule}");
+                }
+                r
+            }
+            Request::DeleteMarkRule { rule } => self.change_marks(|m| m.delete_mark_rule(rule)),
+            Request::ListMarkRules => Response::MarkRules {
+                rules: self.model.mark_rules.clone(),
+            },
             Request::AddDest {
                 service,
                 dest,
@@ -449,18 +464,49 @@ impl Director {
             .flat_map(|s| s.dests.iter())
             .chain(self.model.trash.iter().map(|t| &t.dest))
             .any(|d| d.config.fwd == crate::model::FwdMethod::Masq);
+        let marks = !self.model.mark_rules.is_empty()
+            && self
+                .model
+                .services
+                .iter()
+                .any(|s| matches!(s.id, ServiceId::Fwmark { .. }));
         let mut config = plane.maps.config.get(&0, 0).unwrap_or_default();
-        let flags = if nat {
-            config.flags | config_flags::NAT_ACTIVE
-        } else {
-            config.flags & !config_flags::NAT_ACTIVE
-        };
+        let mut flags = config.flags & !(config_flags::NAT_ACTIVE | config_flags::MARKS_ACTIVE);
+        if nat {
+            flags |= config_flags::NAT_ACTIVE;
+        }
+        if marks {
+            flags |= config_flags::MARKS_ACTIVE;
+        }
         if flags != config.flags {
             config.flags = flags;
             if let Err(e) = plane.maps.config.set(0, config, 0) {
                 warn!("writing the data plane's settings: {e}");
             }
         }
+    }
+
+    /// Applies `f` to the mark rules of a copy of the model, writes them into the classification
+    /// trie and commits; if the trie refuses, it is put back as it was.
+    fn change_marks(&mut self, f: impl FnOnce(&mut Model) -> Result<(), ModelError>) -> Response {
+        let mut next = self.model.clone();
+        if let Err(e) = f(&mut next) {
+            return Response::Error {
+                errno: e.errno,
+                detail: e.detail,
+            };
+        }
+        if let Some(plane) = self.plane.as_mut()
+            && let Err(e) = dataplane::write_mark_rules(&mut plane.maps, &next.mark_rules)
+        {
+            warn!("the data plane refused the mark rules: {e:#}");
+            let _ = dataplane::write_mark_rules(&mut plane.maps, &self.model.mark_rules);
+            return Response::Error {
+                errno: libc::EIO,
+                detail: format!("rvs: the data plane refused the mark rules: {e:#}"),
+            };
+        }
+        self.commit(next)
     }
 
     fn commit(&mut self, next: Model) -> Response {

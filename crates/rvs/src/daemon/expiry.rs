@@ -13,7 +13,7 @@ use std::{
 use aya::maps::{HashMap, IterableMap, MapData};
 use rvs_common::{
     AF_INET6, IPPROTO_TCP,
-    conn::{Conn, ConnKey, KIND_REPLY, KIND_TEMPLATE, conn_flags},
+    conn::{Conn, ConnKey, KIND_TEMPLATE, conn_flags},
     tcp_state,
 };
 
@@ -226,17 +226,7 @@ pub fn sweep(
         if key.kind != KIND_TEMPLATE
             && let Some((addr, port)) = inputs.nat_dests.get(&conn.dest_id)
         {
-            let reply = ConnKey {
-                caddr: *addr,
-                vaddr: key.caddr,
-                cport: *port,
-                vport: key.cport,
-                proto: key.proto,
-                af: key.af,
-                kind: KIND_REPLY,
-                _pad0: 0,
-            };
-            let _ = replies.remove(&reply);
+            let _ = replies.remove(&key.nat_reply(*addr, *port));
         }
         if flushing {
             out.flushed += 1;

@@ -4,11 +4,12 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use aya::maps::{Array, HashMap, Map, MapData, PerCpuArray, PerCpuValues};
+use aya::maps::{Array, HashMap, LpmTrie, Map, MapData, PerCpuArray, PerCpuValues};
 use rvs_common::{
     conn::{Conn, ConnKey},
     dest::DestEntry,
     maps::{self as names, Config, LblcEntry, LblcrEntry, LocalityKey},
+    mark::{MarkPrefix, MarkRules},
     service::{SchedCounter, SchedDest, ServiceEntry, ServiceKey, SlotKey},
     stats::Stats,
 };
@@ -32,6 +33,7 @@ pub struct DirectorMaps {
     pub config: Array<MapData, Config>,
     pub lblc: HashMap<MapData, LocalityKey, LblcEntry>,
     pub lblcr: HashMap<MapData, LocalityKey, LblcrEntry>,
+    pub mark_rules: LpmTrie<MapData, MarkPrefix, MarkRules>,
 }
 
 /// One connection table entry.
@@ -65,6 +67,7 @@ impl DirectorMaps {
             config: open(pin_dir, names::CONFIG)?.try_into()?,
             lblc: open(pin_dir, names::LBLC)?.try_into()?,
             lblcr: open(pin_dir, names::LBLCR)?.try_into()?,
+            mark_rules: open(pin_dir, names::MARK_RULES)?.try_into()?,
         })
     }
 

@@ -131,8 +131,10 @@ fn entry_flags(svc: &Service) -> u8 {
             out |= d;
         }
     }
-    if svc.id.port() == 0 {
-        out |= svc_flags::PORT_ZERO;
+    match svc.id {
+        ServiceId::Fwmark { .. } => out |= svc_flags::FWMARK,
+        ServiceId::Inet { port: 0, .. } => out |= svc_flags::PORT_ZERO,
+        ServiceId::Inet { .. } => {}
     }
     out
 }
@@ -157,6 +159,10 @@ pub fn program_service(
         },
         persist_timeout: svc.config.timeout,
         netmask4: if ipv6 { 0 } else { svc.config.netmask.to_be() },
+        fwmark: match svc.id {
+            ServiceId::Fwmark { mark, .. } => mark,
+            ServiceId::Inet { .. } => 0,
+        },
         ..ServiceEntry::default()
     };
     match table {

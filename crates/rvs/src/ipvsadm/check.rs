@@ -22,6 +22,10 @@ pub enum Cmd {
     Zero,
     /// rvs extension: `--dataplane` prints the data plane's counters.
     Dataplane,
+    /// rvs extensions: the rules that mark packets for fwmark services.
+    AddMark,
+    DelMark,
+    ListMarks,
 }
 
 impl Cmd {
@@ -42,24 +46,30 @@ impl Cmd {
             Cmd::Save => "save",
             Cmd::Zero => "zero",
             Cmd::Dataplane => "dataplane",
+            Cmd::AddMark => "add-mark",
+            Cmd::DelMark => "del-mark",
+            Cmd::ListMarks => "list-marks",
         }
     }
 
     /// The command's row in [`COMMANDS_V_OPTIONS`]: one cell per [`Opt`], in order.
     /// `+` required, `x` illegal, `1` at most one of the `1` options, `.` optional.
     fn row(self) -> &'static [u8; Opt::COUNT] {
-        //                       n c svc s p M r fwd w x y mc tot dmn st rt thr pc srt sid ex ops pe b grp port ttl size tinf type tprt nocs csum remc
-        const ALL_X: &[u8; Opt::COUNT] = b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+        //                       n c svc s p M r fwd w x y mc tot dmn st rt thr pc srt sid ex ops pe b grp port ttl size tinf type tprt nocs csum remc mtch
+        const ALL_X: &[u8; Opt::COUNT] = b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
         match self {
-            Cmd::AddService | Cmd::EditService => b"xx+...xxxxxxxxxxxxxxx...xxxxxxxxxx",
-            Cmd::DeleteService => b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-            Cmd::List => b".11xxxxxxxxx11.......xxxxxxx.xxxxx",
-            Cmd::AddServer | Cmd::EditServer => b"xx+xxx+....xxxxxxxxxxxxxxxxxx.....",
-            Cmd::DeleteServer => b"xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxx",
-            Cmd::StartDaemon => b"xxxxxxxxxxx.xxxxxxx.xxxx....xxxxxx",
-            Cmd::StopDaemon => b"xxxxxxxxxxxxxxxxxxx.xxxxxxxxxxxxxx",
-            Cmd::Save => b".xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-            Cmd::Zero => b"xx.xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            Cmd::AddService | Cmd::EditService => b"xx+...xxxxxxxxxxxxxxx...xxxxxxxxxxx",
+            Cmd::DeleteService => b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            Cmd::List => b".11xxxxxxxxx11.......xxxxxxx.xxxxxx",
+            Cmd::AddServer | Cmd::EditServer => b"xx+xxx+....xxxxxxxxxxxxxxxxxx.....x",
+            Cmd::DeleteServer => b"xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            Cmd::StartDaemon => b"xxxxxxxxxxx.xxxxxxx.xxxx....xxxxxxx",
+            Cmd::StopDaemon => b"xxxxxxxxxxxxxxxxxxx.xxxxxxxxxxxxxxx",
+            Cmd::Save => b".xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            Cmd::Zero => b"xx.xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            // rvs's mark commands: a mark (-f, the service option) and a match.
+            Cmd::AddMark | Cmd::DelMark => b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+",
+            Cmd::ListMarks => b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
             Cmd::Flush | Cmd::Set | Cmd::Restore | Cmd::Dataplane => ALL_X,
         }
     }
@@ -103,10 +113,12 @@ pub enum Opt {
     TunNoCsum,
     TunCsum,
     TunRemCsum,
+    /// rvs extension: `--match` of the mark commands.
+    Match,
 }
 
 impl Opt {
-    pub const COUNT: usize = 34;
+    pub const COUNT: usize = 35;
 
     const ALL: [Opt; Opt::COUNT] = [
         Opt::Numeric,
@@ -143,6 +155,7 @@ impl Opt {
         Opt::TunNoCsum,
         Opt::TunCsum,
         Opt::TunRemCsum,
+        Opt::Match,
     ];
 
     /// The name in messages.
@@ -182,6 +195,7 @@ impl Opt {
             Opt::TunNoCsum => "tun-nocsum",
             Opt::TunCsum => "tun-csum",
             Opt::TunRemCsum => "tun-remcsum",
+            Opt::Match => "match",
         }
     }
 

@@ -15,7 +15,7 @@ use super::{
     resolve::{Resolver, pton4, pton6},
     table::{OPTIONS, OptId},
 };
-use crate::model::{FwdMethod, Timeouts, TunCsum, TunType, svc_flags};
+use crate::model::{FwdMethod, MarkMatch, Timeouts, TunCsum, TunType, svc_flags};
 
 /// MAX_TIMEOUT: 31 days.
 const MAX_TIMEOUT: i64 = 86400 * 31;
@@ -92,6 +92,7 @@ fn parse_options(
             udp: 0,
         },
         daemon: DaemonEntry::default(),
+        mark_match: None,
     };
     if matches!(cmd, Cmd::StartDaemon | Cmd::StopDaemon) {
         ce.daemon.backup = match arg {
@@ -314,6 +315,13 @@ impl CommandEntry {
                 self.daemon.sync_maxlen =
                     number(text, 1, 65535 - 20 - 8, "illegal sync-maxlen specified")?;
             }
+            OptId::Match => {
+                self.options.set(Opt::Match)?;
+                let m: MarkMatch = text
+                    .parse()
+                    .map_err(|e| fail(format!("illegal match `{text}' specified: {e}")))?;
+                self.mark_match = Some(m);
+            }
             OptId::TunInfo => {
                 self.options.set(Opt::TunInfo)?;
                 self.format.tun_info = true;
@@ -383,6 +391,9 @@ impl CommandEntry {
         }
         if self.cmd == Cmd::List {
             check::list_conflicts(self.options)?;
+        }
+        if matches!(self.cmd, Cmd::AddMark | Cmd::DelMark) && svc.fwmark == 0 {
+            return Err(fail("the mark commands take the mark as -f MARK"));
         }
         Ok(())
     }

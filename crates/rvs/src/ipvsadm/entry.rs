@@ -7,7 +7,9 @@ use super::{
     check::{Cmd, OptSet},
     format::Format,
 };
-use crate::model::{DestAddr, DestConfig, Protocol, ServiceConfig, ServiceId, Timeouts};
+use crate::model::{
+    DestAddr, DestConfig, MarkMatch, Protocol, ServiceConfig, ServiceId, Timeouts,
+};
 
 /// An address family as ipvsadm tracks it: unset until a service or server is given.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -143,4 +145,6 @@ pub struct CommandEntry {
     pub dest: DestEntry,
     pub timeouts: Timeouts,
     pub daemon: DaemonEntry,
+    /// `--match` of the mark commands.
+    pub mark_match: Option<MarkMatch>,
 }

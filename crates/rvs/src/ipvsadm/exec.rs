@@ -74,6 +74,11 @@ impl Session<'_> {
                     ..ce.format
                 };
                 self.list_all(&format)?;
+                self.save_marks()?;
+                Ok(true)
+            }
+            Cmd::ListMarks => {
+                self.list_marks()?;
                 Ok(true)
             }
             Cmd::StartDaemon | Cmd::StopDaemon => {
@@ -177,6 +182,19 @@ impl Session<'_> {
                     dest: ce.dest.addr(),
                 },
             ),
+            (Cmd::AddMark | Cmd::DelMark, _) => {
+                let Some(m) = ce.mark_match else {
+                    self.eprintln("no match given");
+                    return false;
+                };
+                let rule = m.with_mark(ce.svc.fwmark);
+                let request = if ce.cmd == Cmd::AddMark {
+                    Request::AddMarkRule { rule }
+                } else {
+                    Request::DeleteMarkRule { rule }
+                };
+                (Some(Func::MarkRule), request)
+            }
             // The option table requires a service for the others, so this cannot happen.
             _ => {
                 self.eprintln("no virtual service given");
@@ -317,6 +335,36 @@ impl Session<'_> {
         let mut text = conns::header(format);
         for conn in &conns {
             text.push_str(&conns::row(conn, format, self.resolver));
+        }
+        self.print(&text);
+        Ok(())
+    }
+
+    fn mark_rules(&mut self) -> Result<Vec<crate::model::MarkRule>, Exit> {
+        self.last_func = Func::MarkRule;
+        match self.query(&Request::ListMarkRules)? {
+            Response::MarkRules { rules } => Ok(rules),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// `-S` ends with the mark rules (rvs extension), as commands `-R` reads back.
+    fn save_marks(&mut self) -> Result<(), Exit> {
+        let text: String = self
+            .mark_rules()?
+            .iter()
+            .map(|r| format!("--add-mark -f {} --match {}\n", r.mark, r.matcher()))
+            .collect();
+        self.print(&text);
+        Ok(())
+    }
+
+    /// `--list-marks` (rvs extension): the rules in the order they are tried.
+    fn list_marks(&mut self) -> Result<(), Exit> {
+        let rules = self.mark_rules()?;
+        let mut text = String::from("Mark rules (first match wins)\nMark       Match\n");
+        for r in &rules {
+            text.push_str(&format!("{:<10} {}\n", r.mark, r.matcher()));
         }
         self.print(&text);
         Ok(())

@@ -104,5 +104,16 @@ pub fn usage(program: &str) -> String {
     }
     text.push('\n');
     text.push_str(OPTIONS_TEXT);
+    text.push_str(RVS_TEXT);
     text
 }
+
+/// rvs's own commands, after ipvsadm's text.
+const RVS_TEXT: &str = r#"rvs extensions:
+  --dataplane                         print the data plane's counters
+  --add-mark -f mark --match rule     mark packets for fwmark services; rule is
+                                      tcp|udp|any:address[/len][:port[-port]],
+                                      an IPv6 address in brackets
+  --del-mark -f mark --match rule     delete a mark rule
+  --list-marks                        list the mark rules, first match first
+"#;

@@ -21,6 +21,8 @@ pub enum Func {
     GetDests,
     GetService,
     GetTimeout,
+    /// rvs's mark commands: rvsd's sentence is the message.
+    MarkRule,
 }
 
 /// Rows that apply after one function only.
@@ -76,7 +78,7 @@ const RVS_ONLY: &[i32] = &[libc::ENOSYS, libc::EIO];
 
 /// The message ipvsadm prints for `errno` after `func` (or rvsd's sentence for rvs-only errnos).
 pub fn ipvs_strerror(func: Func, errno: i32, detail: &str) -> String {
-    if RVS_ONLY.contains(&errno) && !detail.is_empty() {
+    if (func == Func::MarkRule || RVS_ONLY.contains(&errno)) && !detail.is_empty() {
         return detail.to_owned();
     }
     let by_func = BY_FUNC

@@ -49,6 +49,7 @@ pub enum OptId {
     TunType,
     TunPort,
     TunCsum(TunCsum),
+    Match,
 }
 
 /// A row of the table; `short` 0 means the option has no short form.
@@ -134,6 +135,11 @@ pub const OPTIONS: &[OptionDef<OptId>] = &[
     flag("tun-nocsum", 0, OptId::TunCsum(TunCsum::NoCsum)),
     flag("tun-csum", 0, OptId::TunCsum(TunCsum::Csum)),
     flag("tun-remcsum", 0, OptId::TunCsum(TunCsum::RemCsum)),
-    // rvs extension, not in ipvsadm: the data plane's counters.
+    // rvs extensions, not in ipvsadm: the data plane's counters, and the rules that mark
+    // packets for fwmark services (iptables' job for IPVS).
     cmd("dataplane", 0, Cmd::Dataplane),
+    cmd("add-mark", 0, Cmd::AddMark),
+    cmd("del-mark", 0, Cmd::DelMark),
+    cmd("list-marks", 0, Cmd::ListMarks),
+    arg("match", 0, OptId::Match),
 ];

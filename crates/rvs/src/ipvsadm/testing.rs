@@ -176,6 +176,11 @@ impl State {
             Request::ListConns => Response::Conns {
                 conns: self.conns.clone(),
             },
+            Request::AddMarkRule { rule } => done(m.add_mark_rule(*rule)),
+            Request::DeleteMarkRule { rule } => done(m.delete_mark_rule(*rule)),
+            Request::ListMarkRules => Response::MarkRules {
+                rules: m.mark_rules.clone(),
+            },
             Request::Counters => Response::Counters {
                 counters: vec![("xdp_pass".to_owned(), 7), ("xdp_drop".to_owned(), 0)],
             },

@@ -526,10 +526,10 @@ fn kernel_errors_use_ipvsadm_messages() {
     );
     // What this rvs does not do yet is said in rvs's words, not in a misleading kernel message.
     assert_outcome(
-        &h.run(&["-A", "-f", "3", "-s", "rr"]),
+        &h.run(&["-a", "-t", "10.0.0.1:80", "-r", "192.168.1.3", "-i", "--tun-type", "gre"]),
         255,
         "",
-        "rvs: fwmark services not available in this version yet\n",
+        "rvs: GRE tunnels (use ipip or gue) not available in this version yet\n",
     );
     // Listing one missing service is a listing failure: exit 1.
     assert_outcome(
@@ -874,4 +874,82 @@ fn stale_function_picks_the_message_in_a_restore() {
         "Service already exists\nService already exists\n",
     );
     assert_outcome(&h.run_stdin(&["-R"], "-C\n"), 255, "", "File exists\n");
+}
+
+#[test]
+fn mark_rules_are_added_listed_saved_restored_and_deleted() {
+    let h = Harness::new();
+    assert_outcome(
+        &h.run(&["--add-mark", "-f", "1", "--match", "tcp:198.18.0.100:80-443"]),
+        0,
+        "",
+        "",
+    );
+    assert_outcome(
+        &h.run(&["--add-mark", "-f", "2", "--match", "any:[2001:db8::]/64"]),
+        0,
+        "",
+        "",
+    );
+    assert_outcome(
+        &h.run(&["--add-mark", "-f", "3", "--match", "tcp:198.18.0.100:80-443"]),
+        255,
+        "",
+        "a mark rule for tcp:198.18.0.100:80-443 exists\n",
+    );
+    assert_outcome(
+        &h.run(&["--add-mark", "-f", "1", "--match", "icmp:198.18.0.1"]),
+        2,
+        "",
+        "illegal match `icmp:198.18.0.1' specified: unknown protocol `icmp' (tcp, udp or any)\n",
+    );
+    assert_outcome(
+        &h.run(&["--add-mark", "-t", "198.18.0.1:80", "--match", "tcp:198.18.0.1"]),
+        2,
+        "",
+        "the mark commands take the mark as -f MARK\n",
+    );
+    assert_outcome(
+        &h.run(&["--add-mark", "-f", "1"]),
+        2,
+        "",
+        "You need to supply the 'match' option for the 'add-mark' command\n",
+    );
+    assert_outcome(
+        &h.run(&["-A", "-t", "198.18.0.1:80", "--match", "tcp:198.18.0.1"]),
+        2,
+        "",
+        "Illegal 'match' option with the 'add-service' command\n",
+    );
+    assert_outcome(
+        &h.run(&["--list-marks"]),
+        0,
+        "Mark rules (first match wins)\nMark       Match\n1          tcp:198.18.0.100:80-443\n2          any:[2001:db8::]/64\n",
+        "",
+    );
+    h.run(&["-A", "-f", "1", "-s", "rr"]);
+    let saved = h.run(&["-S", "-n"]);
+    assert!(
+        saved.out.ends_with(
+            "--add-mark -f 1 --match tcp:198.18.0.100:80-443\n--add-mark -f 2 --match any:[2001:db8::]/64\n"
+        ),
+        "{}",
+        saved.out
+    );
+    assert_outcome(&h.run(&["-C"]), 0, "", "");
+    assert_outcome(&h.run(&["--list-marks"]), 0, "Mark rules (first match wins)\nMark       Match\n", "");
+    assert_outcome(&h.run_stdin(&["-R"], &saved.out), 0, "", "");
+    assert_eq!(h.run(&["-S", "-n"]).out, saved.out);
+    assert_outcome(
+        &h.run(&["--del-mark", "-f", "2", "--match", "any:[2001:db8::]/64"]),
+        0,
+        "",
+        "",
+    );
+    assert_outcome(
+        &h.run(&["--del-mark", "-f", "2", "--match", "any:[2001:db8::]/64"]),
+        255,
+        "",
+        "no mark rule any:[2001:db8::]/64 -> 2\n",
+    );
 }

@@ -46,6 +46,22 @@ impl KeepalivedConfig {
     pub fn group(&self, name: &str) -> Option<&VirtualServerGroup> {
         self.groups.iter().find(|g| g.name == name)
     }
+
+    /// Every `rvs_mark` rule, in file order (virtual servers, then groups), each once.
+    pub fn mark_rules(&self) -> Vec<crate::model::MarkRule> {
+        let mut out: Vec<crate::model::MarkRule> = Vec::new();
+        let all = self
+            .virtual_servers
+            .iter()
+            .flat_map(|vs| vs.mark_rules.iter())
+            .chain(self.groups.iter().flat_map(|g| g.mark_rules.iter()));
+        for r in all {
+            if !out.contains(r) {
+                out.push(*r);
+            }
+        }
+        out
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -139,6 +155,8 @@ pub struct VirtualServerGroup {
     pub pos: Pos,
     pub name: String,
     pub entries: Vec<GroupEntry>,
+    /// rvs's `rvs_mark MARK MATCH...` lines, for the group's fwmark entries.
+    pub mark_rules: Vec<crate::model::MarkRule>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -233,6 +251,8 @@ pub struct VirtualServer {
     /// delay_loop, connect_timeout, retry, ..., alpha as defaults for the checkers.
     pub checker_defaults: CheckerDefaults,
     pub real_servers: Vec<RealServer>,
+    /// rvs's `rvs_mark` rules (a `virtual_server fwmark N` only): which packets get mark N.
+    pub mark_rules: Vec<crate::model::MarkRule>,
 }
 
 impl VirtualServer {
@@ -261,6 +281,7 @@ impl VirtualServer {
             smtp_alert: None,
             checker_defaults: CheckerDefaults::default(),
             real_servers: Vec::new(),
+            mark_rules: Vec::new(),
         }
     }
 }

@@ -634,3 +634,18 @@ fn persistence_timeout_zero_is_not_persistent() {
     let s = desired_services(&load_ok("ok/persistence_zero.conf"));
     assert_eq!((s[0].config.flags, s[0].config.timeout), (0, 0));
 }
+
+#[test]
+fn rvs_mark_rules_come_out_in_file_order() {
+    let cfg = load(&corpus().join("ok/rvs_mark.conf")).unwrap();
+    let rules: Vec<String> = cfg.mark_rules().iter().map(|r| r.to_string()).collect();
+    assert_eq!(
+        rules,
+        [
+            "tcp:198.18.0.100:80 -> 1",
+            "tcp:198.18.0.100:443 -> 1",
+            "udp:[2001:db8::100]:5000-5100 -> 1",
+            "any:198.18.0.0/24:8000-8999 -> 2",
+        ]
+    );
+}

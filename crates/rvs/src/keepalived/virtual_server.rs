@@ -118,6 +118,17 @@ pub(super) fn parse(ctx: &mut Ctx, node: &Node) -> Result<VirtualServer, ConfigE
             "inhibit_on_failure" => vs.inhibit_on_failure = value::boolean(n, &mut ctx.warnings)?,
             "smtp_alert" => vs.smtp_alert = Some(value::boolean(n, &mut ctx.warnings)?),
             "real_server" => vs.real_servers.push(real_server(ctx, n)?),
+            "rvs_mark" => {
+                let VsAddr::Fwmark { mark } = vs.addr else {
+                    return Err(ConfigError::at(
+                        &n.key.pos,
+                        "'rvs_mark' belongs in a 'virtual_server fwmark N' block",
+                    ));
+                };
+                let mut a = Args::new(n);
+                vs.mark_rules.extend(mark_matches(&mut a, mark)?);
+                a.finish(&mut ctx.warnings);
+            }
             "snmp_name" | "nat_mask" | "lvs_flush_on_stop" => ctx.unsupported(n),
             _ => ctx.unknown(n),
         }
@@ -366,9 +377,17 @@ pub(super) fn parse_group(ctx: &mut Ctx, node: &Node) -> Result<VirtualServerGro
         pos: node.key.pos.clone(),
         name,
         entries: Vec::new(),
+        mark_rules: Vec::new(),
     };
     for n in ctx.block(node)? {
         let mut a = Args::new(n);
+        if n.key.text == "rvs_mark" {
+            let w = a.required("a mark and at least one match")?;
+            let mark = value::int(w, "rvs_mark", 1u32, u32::MAX)?;
+            g.mark_rules.extend(mark_matches(&mut a, mark)?);
+            a.finish(&mut ctx.warnings);
+            continue;
+        }
         if n.key.text == "fwmark" {
             let mark = value::int(a.required("a mark")?, "fwmark", 1u32, u32::MAX)?;
             let ipv6 = match a.optional() {
@@ -390,7 +409,37 @@ pub(super) fn parse_group(ctx: &mut Ctx, node: &Node) -> Result<VirtualServerGro
         }
         a.finish(&mut ctx.warnings);
     }
+    for r in &g.mark_rules {
+        if !g.entries.contains(&GroupEntry::Fwmark { mark: r.mark, ipv6: None })
+            && !g
+                .entries
+                .iter()
+                .any(|e| matches!(e, GroupEntry::Fwmark { mark, .. } if *mark == r.mark))
+        {
+            return Err(ConfigError::at(
+                &g.pos,
+                format!("rvs_mark {} names no 'fwmark {}' of group {}", r.mark, r.mark, g.name),
+            ));
+        }
+    }
     Ok(g)
+}
+
+/// The matches of an `rvs_mark` line (`tcp:198.18.0.100:80-443` ..., as `rvsadm --match`
+/// takes them), as rules for `mark`.
+fn mark_matches(a: &mut Args<'_>, mark: u32) -> Result<Vec<crate::model::MarkRule>, ConfigError> {
+    let mut out = Vec::new();
+    let first = a.required("at least one match (PROTO:ADDRESS[/LEN][:PORT[-PORT]])")?;
+    let mut next = Some(first);
+    while let Some(w) = next {
+        let m: crate::model::MarkMatch = w
+            .text
+            .parse()
+            .map_err(|e: String| ConfigError::at(&w.pos, format!("rvs_mark '{}': {e}", w.text)))?;
+        out.push(m.with_mark(mark));
+        next = a.optional();
+    }
+    Ok(out)
 }
 
 /// The most addresses one group entry may expand to.

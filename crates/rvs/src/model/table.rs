@@ -6,7 +6,10 @@ use std::{collections::BTreeSet, net::IpAddr};
 
 use serde::{Deserialize, Serialize};
 
-use super::types::*;
+use super::{
+    mark::{MarkRule, compile},
+    types::*,
+};
 use crate::sched::{self, SchedState};
 
 /// Why a change was refused: the errno the kernel would return (ipvsadm turns it into its message)
@@ -61,6 +64,9 @@ pub struct Model {
     pub services: Vec<Service>,
     pub trash: Vec<TrashedDest>,
     pub timeouts: Timeouts,
+    /// Classification rules for fwmark services, first match first.
+    #[serde(default)]
+    pub mark_rules: Vec<MarkRule>,
     used_service_indexes: BTreeSet<u32>,
     used_dest_ids: BTreeSet<u32>,
     max_services: u32,
@@ -151,12 +157,47 @@ impl Model {
         Ok(())
     }
 
-    /// `ipvsadm -C`.
+    /// `ipvsadm -C` (rvs also drops the mark rules, which `-S` saves with the services).
     pub fn clear(&mut self) {
         let ids: Vec<ServiceId> = self.services.iter().map(|s| s.id).collect();
         for id in ids {
             let _ = self.delete_service(&id);
         }
+        self.mark_rules.clear();
+    }
+
+    /// `rvsadm --add-mark`: appends a rule (the last to be tried).
+    pub fn add_mark_rule(&mut self, rule: MarkRule) -> Result<(), ModelError> {
+        if rule.mark == 0 {
+            return Err(ModelError::new(EINVAL, "mark 0 marks nothing"));
+        }
+        if rule.proto == Some(Protocol::Sctp) {
+            return Err(not_yet("SCTP mark rules"));
+        }
+        if self.mark_rules.iter().any(|r| r.matcher() == rule.matcher()) {
+            return Err(ModelError::new(
+                EEXIST,
+                format!("a mark rule for {} exists", rule.matcher()),
+            ));
+        }
+        let mut next = self.mark_rules.clone();
+        next.push(rule);
+        compile(&next).map_err(|e| ModelError::new(libc::ENOSPC, e))?;
+        self.mark_rules = next;
+        Ok(())
+    }
+
+    /// `rvsadm --del-mark`: removes the rule that takes exactly these packets for this mark.
+    pub fn delete_mark_rule(&mut self, rule: MarkRule) -> Result<(), ModelError> {
+        let before = self.mark_rules.len();
+        self.mark_rules.retain(|r| *r != rule);
+        if self.mark_rules.len() == before {
+            return Err(ModelError::new(
+                ESRCH,
+                format!("no mark rule {rule}"),
+            ));
+        }
+        Ok(())
     }
 
     /// `ipvsadm -a`: the new real server goes to the head of the list, as in the kernel.
@@ -333,9 +374,6 @@ fn validate_service(id: &ServiceId, config: &ServiceConfig) -> Result<(), ModelE
                 "zero port for a non-persistent service",
             ));
         }
-    }
-    if let ServiceId::Fwmark { .. } = id {
-        return Err(not_yet("fwmark services"));
     }
     Ok(())
 }

@@ -8,7 +8,7 @@
 
 use aya_ebpf::{bindings::xdp_action, maps::HashMap};
 use rvs_common::{
-    conn::{Conn, ConnKey, KIND_REPLY, conn_flags},
+    conn::{Conn, ConnKey, conn_flags},
     dest::{DestEntry, dest_flags, fwd},
     maps::config_flags,
     service::{ServiceEntry, svc_flags},
@@ -143,16 +143,7 @@ fn reusable(c: &Conn) -> bool {
 /// client's address and port.
 #[inline(always)]
 pub fn reply_key(key: &ConnKey, d: &DestEntry) -> ConnKey {
-    ConnKey {
-        caddr: d.addr,
-        vaddr: key.caddr,
-        cport: d.port,
-        vport: key.cport,
-        proto: key.proto,
-        af: key.af,
-        kind: KIND_REPLY,
-        _pad0: 0,
-    }
+    key.nat_reply(d.addr, d.port)
 }
 
 /// Removes a flow the data plane ends itself, taking it off its server's counters.

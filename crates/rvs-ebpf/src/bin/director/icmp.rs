@@ -175,7 +175,7 @@ fn towards_server(ctx: &XdpContext, s: &mut Scratch, e: &Embedded, key: &ConnKey
                 Outer::Destination,
                 &dest.addr,
                 &key.vaddr,
-                dest.port,
+                key.rport(dest.port),
             )
             .is_err()
             {

@@ -17,6 +17,7 @@ mod conn;
 mod counters;
 mod icmp;
 mod maps;
+mod mark;
 mod parse;
 mod persist;
 mod sched;
@@ -30,7 +31,7 @@ use rvs_common::{
     conn::{ConnKey, KIND_REPLY},
     maps::config_flags,
     programs,
-    service::{PickMethod, ServiceKey, svc_flags},
+    service::{PickMethod, ServiceEntry, ServiceKey, svc_flags},
     stats::Counter,
 };
 use rvs_ebpf::packet::ptr_at;
@@ -130,22 +131,9 @@ fn entry(ctx: &XdpContext) -> u32 {
     if s.packet.flow.proto == IPPROTO_ICMP || s.packet.flow.proto == IPPROTO_ICMPV6 {
         return icmp_error(ctx, s);
     }
-    let mut svc_key = ServiceKey {
-        addr: s.packet.flow.daddr,
-        port: s.packet.flow.dport,
-        proto: s.packet.flow.proto,
-        af: s.packet.flow.af,
-    };
-    s.svc = match maps::service(&svc_key) {
+    s.svc = match find_service(s) {
         Some(svc) => svc,
-        None => {
-            // A persistent port-zero service takes every port of its VIP.
-            svc_key.port = 0;
-            match maps::service(&svc_key) {
-                Some(svc) if svc.flags & svc_flags::PORT_ZERO != 0 => svc,
-                _ => return reply(ctx, s),
-            }
-        }
+        None => return reply(ctx, s),
     };
     if let Err(action) = parse::check_l4(ctx, &mut s.packet) {
         return action;
@@ -178,14 +166,41 @@ fn entry(ctx: &XdpContext) -> u32 {
     }
 }
 
-/// A packet for no service: a NAT real server's reply, or none of the director's business.
+/// The service of a packet, as IPVS looks it up: a fwmark service for the packet's mark first,
+/// then (protocol, VIP, port), then a persistent port-zero service of the VIP.
 #[inline(always)]
-fn reply(ctx: &XdpContext, s: &mut Scratch) -> u32 {
-    if maps::config().flags & config_flags::NAT_ACTIVE == 0 {
-        return xdp_action::XDP_PASS;
-    }
+fn find_service(s: &Scratch) -> Option<ServiceEntry> {
     let f = &s.packet.flow;
-    let reply_key = ConnKey {
+    let flags = maps::config().flags;
+    if flags & config_flags::MARKS_ACTIVE != 0
+        && !(flags & config_flags::NAT_ACTIVE != 0 && is_nat_reply(f))
+        && let Some(mark) = mark::classify(f)
+        && let Some(svc) = maps::service(&ServiceKey {
+            addr: [mark, 0, 0, 0],
+            port: 0,
+            proto: 0,
+            af: f.af,
+        })
+    {
+        return Some(svc);
+    }
+    let mut svc_key = ServiceKey {
+        addr: f.daddr,
+        port: f.dport,
+        proto: f.proto,
+        af: f.af,
+    };
+    if let Some(svc) = maps::service(&svc_key) {
+        return Some(svc);
+    }
+    svc_key.port = 0;
+    maps::service(&svc_key).filter(|svc| svc.flags & svc_flags::PORT_ZERO != 0)
+}
+
+/// The key under which a NAT real server's reply is found in `NAT_REPLIES`.
+#[inline(always)]
+fn nat_reply_key(f: &sched::Flow) -> ConnKey {
+    ConnKey {
         caddr: f.saddr,
         vaddr: f.daddr,
         cport: f.sport,
@@ -194,9 +209,25 @@ fn reply(ctx: &XdpContext, s: &mut Scratch) -> u32 {
         af: f.af,
         kind: KIND_REPLY,
         _pad0: 0,
-    };
+    }
+}
+
+/// Whether a packet is a NAT real server's reply: a mark rule wide enough to cover the clients'
+/// addresses must not turn replies into new flows.
+#[inline(always)]
+fn is_nat_reply(f: &sched::Flow) -> bool {
+    // SAFETY: only tested for presence.
+    unsafe { NAT_REPLIES.get(&nat_reply_key(f)).is_some() }
+}
+
+/// A packet for no service: a NAT real server's reply, or none of the director's business.
+#[inline(always)]
+fn reply(ctx: &XdpContext, s: &mut Scratch) -> u32 {
+    if maps::config().flags & config_flags::NAT_ACTIVE == 0 {
+        return xdp_action::XDP_PASS;
+    }
     // SAFETY: copied out at once.
-    let Some(key) = (unsafe { NAT_REPLIES.get(&reply_key).copied() }) else {
+    let Some(key) = (unsafe { NAT_REPLIES.get(&nat_reply_key(&s.packet.flow)).copied() }) else {
         return xdp_action::XDP_PASS;
     };
     if let Err(action) = parse::check_l4(ctx, &mut s.packet) {

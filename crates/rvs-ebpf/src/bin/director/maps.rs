@@ -3,7 +3,7 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LruHashMap, PerCpuArray, ProgramArray},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, ProgramArray},
 };
 use rvs_common::{
     conn::{Conn, ConnKey},
@@ -13,6 +13,7 @@ use rvs_common::{
         LBLC_CACHE_SIZE, LblcEntry, LblcrEntry, LocalityKey, MAX_DESTS, MAX_SCHED_SLOTS,
         MAX_SERVICES, SCHED_LIST_SIZE,
     },
+    mark::{MAX_PREFIXES, MarkPrefix, MarkRules},
     programs,
     service::{SchedCounter, SchedDest, ServiceEntry, ServiceKey, SlotKey},
     stats::{COUNTER_COUNT, Stats},
@@ -52,6 +53,9 @@ pub static CONNS_NEW: HashMap<ConnKey, Conn> =
 #[map(name = "RVS_NAT_REPLIES")]
 pub static NAT_REPLIES: HashMap<ConnKey, ConnKey> =
     HashMap::with_max_entries(DEFAULT_CONN_TABLE_SIZE, 0);
+
+#[map(name = "RVS_MARK_RULES")]
+pub static MARK_RULES: LpmTrie<MarkPrefix, MarkRules> = LpmTrie::with_max_entries(MAX_PREFIXES, 0);
 
 #[map(name = "RVS_SVC_STATS")]
 pub static SVC_STATS: PerCpuArray<Stats> = PerCpuArray::with_max_entries(MAX_SERVICES, 0);

@@ -8,7 +8,7 @@ use rvs_common::{
     conn::{Conn, ConnKey, KIND_TEMPLATE, conn_flags},
     dest::dest_flags,
     maps::config_flags,
-    service::ServiceEntry,
+    service::{ServiceEntry, svc_flags},
     tcp_state,
 };
 
@@ -29,6 +29,20 @@ pub fn template_key(svc: &ServiceEntry, flow: &Flow, svc_port: u16) -> ConnKey {
         mask_prefix(&mut caddr, svc.prefix6);
     } else {
         caddr[0] &= svc.netmask4;
+    }
+    if svc.flags & svc_flags::FWMARK != 0 {
+        // A fwmark service's template covers every address, port and protocol of the mark, as
+        // IPVS's does: the "VIP" is the mark, the protocol IPPROTO_IP.
+        return ConnKey {
+            caddr,
+            vaddr: [svc.fwmark.to_be(), 0, 0, 0],
+            cport: 0,
+            vport: 0,
+            proto: 0,
+            af: flow.af,
+            kind: KIND_TEMPLATE,
+            _pad0: 0,
+        };
     }
     // The template's vport: the service port, except for FTP and port-zero services, where one
     // template covers every port of the VIP.
@@ -130,7 +144,7 @@ pub fn promote(svc: &ServiceEntry, flow: &Flow) {
 /// port 0 has `port_zero` set by the caller.
 #[inline(always)]
 fn svc_port(svc: &ServiceEntry, flow: &Flow) -> u16 {
-    if svc.flags & rvs_common::service::svc_flags::PORT_ZERO != 0 {
+    if svc.flags & svc_flags::PORT_ZERO != 0 {
         0
     } else {
         flow.dport

@@ -1,0 +1,72 @@
+//! Writing the mark rules into the classification trie: every compiled prefix is written (a
+//! replace is atomic for readers), then prefixes no longer wanted are removed.
+
+use std::net::IpAddr;
+
+use anyhow::{Context, Result};
+use aya::maps::lpm_trie::Key;
+use rvs_common::{
+    AF_INET, AF_INET6,
+    mark::{FAMILY_BITS, MAX_RULES_PER_PREFIX, MarkPrefix, MarkRule as RuleEntry, MarkRules},
+};
+
+use super::maps::DirectorMaps;
+use crate::model::{CompiledPrefix, MarkRule, compile_mark_rules};
+
+fn trie_key(addr: IpAddr, prefix_len: u8) -> Key<MarkPrefix> {
+    let mut data = MarkPrefix::default();
+    match addr {
+        IpAddr::V4(a) => {
+            data.af = AF_INET;
+            data.addr[..4].copy_from_slice(&a.octets());
+        }
+        IpAddr::V6(a) => {
+            data.af = AF_INET6;
+            data.addr = a.octets();
+        }
+    }
+    Key::new(FAMILY_BITS + prefix_len as u32, data)
+}
+
+fn entry(p: &CompiledPrefix) -> MarkRules {
+    let mut out = MarkRules::default();
+    for (slot, r) in out.rules.iter_mut().zip(p.rules.iter()) {
+        *slot = RuleEntry {
+            mark: r.mark,
+            port_lo: r.port_lo,
+            port_hi: r.port_hi,
+            proto: r.proto.map_or(0, |p| p.number()),
+            _pad0: [0; 3],
+        };
+    }
+    out.count = p.rules.len().min(MAX_RULES_PER_PREFIX) as u32;
+    out
+}
+
+/// Makes the trie hold exactly `rules`.
+pub fn write_mark_rules(maps: &mut DirectorMaps, rules: &[MarkRule]) -> Result<()> {
+    let compiled = compile_mark_rules(rules).map_err(anyhow::Error::msg)?;
+    let wanted: Vec<Key<MarkPrefix>> = compiled
+        .iter()
+        .map(|p| trie_key(p.addr, p.prefix_len))
+        .collect();
+    for (p, key) in compiled.iter().zip(&wanted) {
+        maps.mark_rules
+            .insert(key, entry(p), 0)
+            .with_context(|| format!("writing the mark rules of {}/{}", p.addr, p.prefix_len))?;
+    }
+    let stale: Vec<Key<MarkPrefix>> = maps
+        .mark_rules
+        .keys()
+        .filter_map(|k| k.ok())
+        .filter(|k| {
+            !wanted
+                .iter()
+                .any(|w| w.prefix_len() == k.prefix_len() && w.data() == k.data())
+        })
+        .collect();
+    for k in stale {
+        maps.mark_rules.remove(&k).context("removing a stale mark prefix")?;
+    }
+    Ok(())
+}
