@@ -25,7 +25,11 @@ impl ConnKey {
     /// does (`dest->port ?: vport`).
     #[inline(always)]
     pub fn rport(&self, dest_port: u16) -> u16 {
-        if dest_port == 0 { self.vport } else { dest_port }
+        if dest_port == 0 {
+            self.vport
+        } else {
+            dest_port
+        }
     }
 
     /// The key under which this NAT flow's replies from real server `rs_addr` (port `dest_port`)

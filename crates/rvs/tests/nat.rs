@@ -102,6 +102,11 @@ fn two_armed_nat_maps_addresses_and_ports_both_ways_on_both_families() {
     nat_services(&lab, vip4);
     nat_services(&lab, vip6);
 
+    let listing = lab.ok(&["-L", "-n"]);
+    assert!(
+        listing.contains("198.19.0.11:8080             Masq    1"),
+        "{listing}"
+    );
     for vip in [vip4, vip6] {
         check_round_robin(&lab, vip);
         check_bulk(&lab, vip);

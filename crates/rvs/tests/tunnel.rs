@@ -239,3 +239,47 @@ fn tunnel_options_survive_save_and_restore() {
     let listing = lab.ok(&["-L", "-n", "--tun-info"]);
     assert!(listing.contains("gue"), "{listing}");
 }
+
+#[test]
+fn udp_is_tunnelled_on_both_families() {
+    let mut lab = lab();
+    lab.udp = lab.cluster.serve_udp(53).unwrap();
+    prepare_real_servers(&lab, "gue");
+    let vip4 = lab.vip();
+    let vip6: IpAddr = lab.cluster.vip6().unwrap().into();
+    for (vip, tun) in [
+        (vip4, vec![]),
+        (vip6, vec!["--tun-type", "gue", "--tun-port", GUE_PORT]),
+    ] {
+        let svc = format!("{}:53", bracket(vip));
+        lab.ok(&["-A", "-u", &svc, "-s", "rr"]);
+        for rs in lab.cluster.real_servers() {
+            let ip: IpAddr = if vip.is_ipv6() {
+                rs.ip6().unwrap().into()
+            } else {
+                rs.ip().into()
+            };
+            let mut args = vec!["-a", "-u", &svc, "-r"];
+            let dest = ip.to_string();
+            args.push(&dest);
+            args.push("-i");
+            args.extend(&tun);
+            lab.ok(&args);
+        }
+        let names: Vec<String> = (0..4)
+            .map(|i| {
+                lab.cluster
+                    .client()
+                    .udp_request(vip, 53, b"hello", 43000 + i)
+                    .unwrap_or_else(|e| panic!("{vip}: {e:#}\n{}", lab.rvsd_log()))
+            })
+            .collect();
+        assert_eq!(
+            tally(&names).values().copied().collect::<Vec<_>>(),
+            [2, 2],
+            "{names:?}"
+        );
+    }
+    let listing = lab.ok(&["-L", "-n"]);
+    assert!(listing.contains("Tunnel"), "{listing}");
+}

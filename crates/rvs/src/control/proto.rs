@@ -5,9 +5,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{
-    DestAddr, DestConfig, MarkRule, Protocol, ServiceConfig, ServiceId, Timeouts,
-};
+use crate::model::{DestAddr, DestConfig, MarkRule, Protocol, ServiceConfig, ServiceId, Timeouts};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]

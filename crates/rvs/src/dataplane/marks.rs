@@ -66,7 +66,9 @@ pub fn write_mark_rules(maps: &mut DirectorMaps, rules: &[MarkRule]) -> Result<(
         })
         .collect();
     for k in stale {
-        maps.mark_rules.remove(&k).context("removing a stale mark prefix")?;
+        maps.mark_rules
+            .remove(&k)
+            .context("removing a stale mark prefix")?;
     }
     Ok(())
 }

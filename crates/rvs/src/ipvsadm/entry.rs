@@ -7,9 +7,7 @@ use super::{
     check::{Cmd, OptSet},
     format::Format,
 };
-use crate::model::{
-    DestAddr, DestConfig, MarkMatch, Protocol, ServiceConfig, ServiceId, Timeouts,
-};
+use crate::model::{DestAddr, DestConfig, MarkMatch, Protocol, ServiceConfig, ServiceId, Timeouts};
 
 /// An address family as ipvsadm tracks it: unset until a service or server is given.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -526,7 +526,16 @@ fn kernel_errors_use_ipvsadm_messages() {
     );
     // What this rvs does not do yet is said in rvs's words, not in a misleading kernel message.
     assert_outcome(
-        &h.run(&["-a", "-t", "10.0.0.1:80", "-r", "192.168.1.3", "-i", "--tun-type", "gre"]),
+        &h.run(&[
+            "-a",
+            "-t",
+            "10.0.0.1:80",
+            "-r",
+            "192.168.1.3",
+            "-i",
+            "--tun-type",
+            "gre",
+        ]),
         255,
         "",
         "rvs: GRE tunnels (use ipip or gue) not available in this version yet\n",
@@ -880,7 +889,13 @@ fn stale_function_picks_the_message_in_a_restore() {
 fn mark_rules_are_added_listed_saved_restored_and_deleted() {
     let h = Harness::new();
     assert_outcome(
-        &h.run(&["--add-mark", "-f", "1", "--match", "tcp:198.18.0.100:80-443"]),
+        &h.run(&[
+            "--add-mark",
+            "-f",
+            "1",
+            "--match",
+            "tcp:198.18.0.100:80-443",
+        ]),
         0,
         "",
         "",
@@ -892,7 +907,13 @@ fn mark_rules_are_added_listed_saved_restored_and_deleted() {
         "",
     );
     assert_outcome(
-        &h.run(&["--add-mark", "-f", "3", "--match", "tcp:198.18.0.100:80-443"]),
+        &h.run(&[
+            "--add-mark",
+            "-f",
+            "3",
+            "--match",
+            "tcp:198.18.0.100:80-443",
+        ]),
         255,
         "",
         "a mark rule for tcp:198.18.0.100:80-443 exists\n",
@@ -904,7 +925,13 @@ fn mark_rules_are_added_listed_saved_restored_and_deleted() {
         "illegal match `icmp:198.18.0.1' specified: unknown protocol `icmp' (tcp, udp or any)\n",
     );
     assert_outcome(
-        &h.run(&["--add-mark", "-t", "198.18.0.1:80", "--match", "tcp:198.18.0.1"]),
+        &h.run(&[
+            "--add-mark",
+            "-t",
+            "198.18.0.1:80",
+            "--match",
+            "tcp:198.18.0.1",
+        ]),
         2,
         "",
         "the mark commands take the mark as -f MARK\n",
@@ -937,7 +964,12 @@ fn mark_rules_are_added_listed_saved_restored_and_deleted() {
         saved.out
     );
     assert_outcome(&h.run(&["-C"]), 0, "", "");
-    assert_outcome(&h.run(&["--list-marks"]), 0, "Mark rules (first match wins)\nMark       Match\n", "");
+    assert_outcome(
+        &h.run(&["--list-marks"]),
+        0,
+        "Mark rules (first match wins)\nMark       Match\n",
+        "",
+    );
     assert_outcome(&h.run_stdin(&["-R"], &saved.out), 0, "", "");
     assert_eq!(h.run(&["-S", "-n"]).out, saved.out);
     assert_outcome(

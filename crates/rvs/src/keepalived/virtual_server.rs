@@ -410,15 +410,20 @@ pub(super) fn parse_group(ctx: &mut Ctx, node: &Node) -> Result<VirtualServerGro
         a.finish(&mut ctx.warnings);
     }
     for r in &g.mark_rules {
-        if !g.entries.contains(&GroupEntry::Fwmark { mark: r.mark, ipv6: None })
-            && !g
-                .entries
-                .iter()
-                .any(|e| matches!(e, GroupEntry::Fwmark { mark, .. } if *mark == r.mark))
+        if !g.entries.contains(&GroupEntry::Fwmark {
+            mark: r.mark,
+            ipv6: None,
+        }) && !g
+            .entries
+            .iter()
+            .any(|e| matches!(e, GroupEntry::Fwmark { mark, .. } if *mark == r.mark))
         {
             return Err(ConfigError::at(
                 &g.pos,
-                format!("rvs_mark {} names no 'fwmark {}' of group {}", r.mark, r.mark, g.name),
+                format!(
+                    "rvs_mark {} names no 'fwmark {}' of group {}",
+                    r.mark, r.mark, g.name
+                ),
             ));
         }
     }

@@ -68,11 +68,19 @@ impl MarkRule {
 pub fn mask(addr: IpAddr, len: u8) -> IpAddr {
     match addr {
         IpAddr::V4(a) => {
-            let m = if len == 0 { 0 } else { u32::MAX << (32 - len.min(32) as u32) };
+            let m = if len == 0 {
+                0
+            } else {
+                u32::MAX << (32 - len.min(32) as u32)
+            };
             IpAddr::V4(Ipv4Addr::from(u32::from(a) & m))
         }
         IpAddr::V6(a) => {
-            let m = if len == 0 { 0 } else { u128::MAX << (128 - len.min(128) as u32) };
+            let m = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len.min(128) as u32)
+            };
             IpAddr::V6(Ipv6Addr::from(u128::from(a) & m))
         }
     }
@@ -122,7 +130,11 @@ impl FromStr for MarkMatch {
                 Some((n, p)) => (n, Some(p)),
                 None => (rest, None),
             };
-            (net.split_once('/').map_or((net, None), |(a, l)| (a, Some(l))), ports)
+            (
+                net.split_once('/')
+                    .map_or((net, None), |(a, l)| (a, Some(l))),
+                ports,
+            )
         };
         let (addr_text, len_text) = net;
         let addr: IpAddr = addr_text
@@ -306,7 +318,9 @@ mod tests {
         assert_eq!(find("tcp:198.18.0.100"), [1, 2, 3]);
         assert_eq!(find("tcp:198.18.0.0/24"), [1, 3]);
         assert_eq!(find("tcp:[2001:db8::]/32"), [4]);
-        let many: Vec<MarkRule> = (1..=17).map(|p| r(p, &format!("tcp:198.18.0.1:{p}"))).collect();
+        let many: Vec<MarkRule> = (1..=17)
+            .map(|p| r(p, &format!("tcp:198.18.0.1:{p}")))
+            .collect();
         assert!(compile(&many).unwrap_err().contains("more than 16"));
     }
 }

@@ -174,7 +174,11 @@ impl Model {
         if rule.proto == Some(Protocol::Sctp) {
             return Err(not_yet("SCTP mark rules"));
         }
-        if self.mark_rules.iter().any(|r| r.matcher() == rule.matcher()) {
+        if self
+            .mark_rules
+            .iter()
+            .any(|r| r.matcher() == rule.matcher())
+        {
             return Err(ModelError::new(
                 EEXIST,
                 format!("a mark rule for {} exists", rule.matcher()),
@@ -192,10 +196,7 @@ impl Model {
         let before = self.mark_rules.len();
         self.mark_rules.retain(|r| *r != rule);
         if self.mark_rules.len() == before {
-            return Err(ModelError::new(
-                ESRCH,
-                format!("no mark rule {rule}"),
-            ));
+            return Err(ModelError::new(ESRCH, format!("no mark rule {rule}")));
         }
         Ok(())
     }

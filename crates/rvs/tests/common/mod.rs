@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod keepalived;
+
 use std::{
     net::{IpAddr, Ipv4Addr},
     path::{Path, PathBuf},

@@ -173,7 +173,13 @@ pub fn run_in(ctx: &XdpContext) -> u32 {
         return crate::icmp::send_too_big(ctx, &s.packet, dest.mtu);
     }
     counters::account_in(s.svc.id, s.dest_id, s.packet.l3_len as u64);
-    if let Err(action) = rewrite(ctx, &s.packet, End::Destination, &dest.addr, s.key.rport(dest.port)) {
+    if let Err(action) = rewrite(
+        ctx,
+        &s.packet,
+        End::Destination,
+        &dest.addr,
+        s.key.rport(dest.port),
+    ) {
         return action;
     }
     if let Err(action) = decrement_ttl(ctx, s.packet.flow.af) {
