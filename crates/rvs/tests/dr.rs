@@ -504,3 +504,60 @@ fn direct_routing_on_both_families_carries_bulk_transfers_intact() {
         assert!(inpkts > 0 && outpkts == 0, "{stats}");
     }
 }
+
+#[test]
+fn rvs_rs_prepares_a_direct_routing_real_server() {
+    let cluster = rvs_testbed::DrCluster::builder()
+        .real_servers(1)
+        .ipv6(true)
+        .build()
+        .unwrap();
+    let lab = common::Lab::on(cluster, PORT, &[]);
+    let rs = &lab.cluster.real_servers()[0];
+    let vip6: IpAddr = lab.cluster.vip6().unwrap().into();
+    let (v4, v6) = (lab.vip().to_string(), vip6.to_string());
+    // Undo what the testbed prepared, so the real server is as it comes: without the VIPs it
+    // drops what direct routing hands it.
+    rs.exec(&["ip", "addr", "del", &format!("{v4}/32"), "dev", "lo"])
+        .unwrap();
+    rs.exec(&["ip", "addr", "del", &format!("{v6}/128"), "dev", "lo"])
+        .unwrap();
+    rs.netns()
+        .sysctl(&[
+            "net.ipv4.conf.all.arp_ignore=0",
+            "net.ipv4.conf.all.arp_announce=0",
+        ])
+        .unwrap();
+    for vip in [lab.vip(), vip6] {
+        let svc = format!("{}:{PORT}", common::bracket(vip));
+        lab.ok(&["-A", "-t", &svc, "-s", "rr"]);
+        let ip: IpAddr = if vip.is_ipv6() {
+            rs.ip6().unwrap().into()
+        } else {
+            rs.ip().into()
+        };
+        lab.ok(&["-a", "-t", &svc, "-r", &ip.to_string(), "-g"]);
+        assert!(lab.cluster.client().tcp_request(vip, PORT).is_err());
+    }
+    let up = ["up", "--vip", &v4, "--vip", &v6, "--interface", "eth0"];
+    rs.run(std::process::Command::new(common::RVS_RS).args(up))
+        .unwrap();
+    // Twice is the same as once.
+    rs.run(std::process::Command::new(common::RVS_RS).args(up))
+        .unwrap();
+    for vip in [lab.vip(), vip6] {
+        assert_eq!(lab.ask_at(vip, PORT), rs.name());
+    }
+    let sysctl = |key: &str| rs.exec(&["sysctl", "-n", key]).unwrap().trim().to_owned();
+    assert_eq!(sysctl("net.ipv4.conf.all.arp_ignore"), "1");
+    assert_eq!(sysctl("net.ipv4.conf.eth0.arp_announce"), "2");
+    let lo = rs.exec(&["ip", "addr", "show", "dev", "lo"]).unwrap();
+    assert!(
+        lo.contains(&format!("{v4}/32")) && lo.contains(&format!("{v6}/128")),
+        "{lo}"
+    );
+    let down = ["down", "--vip", &v4, "--vip", &v6, "--interface", "eth0"];
+    rs.run(std::process::Command::new(common::RVS_RS).args(down))
+        .unwrap();
+    assert!(lab.cluster.client().tcp_request(lab.vip(), PORT).is_err());
+}
