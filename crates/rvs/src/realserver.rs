@@ -147,12 +147,12 @@ async fn set_xdp(handle: &rtnetlink::Handle, ifindex: u32, fd: i32, flags: u32) 
         .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-/// Parses `ipip`, `gue` (needs a port).
+/// Parses `ipip` or `gre` (the program takes both), `gue` (needs a port; IPIP and GRE too).
 pub fn parse_decap(kind: &str, port: Option<u16>) -> Result<Decap> {
     match (kind, port) {
-        ("ipip", _) => Ok(Decap::Ipip),
+        ("ipip" | "gre", _) => Ok(Decap::Ipip),
         ("gue", Some(p)) if p != 0 => Ok(Decap::Gue(p)),
         ("gue", _) => bail!("--decap gue needs --gue-port"),
-        (other, _) => bail!("unknown tunnel type {other:?} (ipip or gue)"),
+        (other, _) => bail!("unknown tunnel type {other:?} (ipip, gre or gue)"),
     }
 }

@@ -1,5 +1,6 @@
 //! The real-server side of rvs's IP tunnelling: an XDP program that strips the outer header of
-//! IPIP (IPv4 or IPv6 outer, either inner family) and GUE packets and passes the inner packet —
+//! IPIP (IPv4 or IPv6 outer, either inner family), GRE and GUE packets and passes the inner
+//! packet —
 //! addressed to the VIP, which the real server holds on `lo` — to the kernel, which answers the
 //! client directly. The kernel here has no ipip or fou device, so rvs ships this instead;
 //! `rvs-rs up --decap ipip|gue` attaches it.
@@ -24,6 +25,13 @@ const ETH_P_IPV6: u16 = 0x86DD;
 const IPPROTO_IPIP: u8 = 4;
 const IPPROTO_IPV6: u8 = 41;
 const IPPROTO_UDP: u8 = 17;
+const IPPROTO_GRE: u8 = 47;
+/// GRE flags: checksum, routing, key and sequence number present; the version bits.
+const GRE_C: u16 = 0x8000;
+const GRE_R: u16 = 0x4000;
+const GRE_K: u16 = 0x2000;
+const GRE_S: u16 = 0x1000;
+const GRE_VERSION: u16 = 0x0007;
 const UDP_LEN: usize = 8;
 const GUE_LEN: usize = 4;
 
@@ -62,6 +70,26 @@ fn decap(ctx: &XdpContext) -> Option<u32> {
     }
     let (strip, inner) = match proto {
         IPPROTO_IPIP | IPPROTO_IPV6 => (outer_len, proto),
+        IPPROTO_GRE => {
+            let h = ptr_at::<[u8; 4]>(ctx, EthHdr::LEN + (outer_len & 0x7f))?;
+            // SAFETY: bounds checked by ptr_at.
+            let h = unsafe { *h };
+            let flags = u16::from_be_bytes([h[0], h[1]]);
+            if flags & (GRE_R | GRE_VERSION) != 0 {
+                return None;
+            }
+            let inner = match u16::from_be_bytes([h[2], h[3]]) {
+                ETH_P_IP => IPPROTO_IPIP,
+                ETH_P_IPV6 => IPPROTO_IPV6,
+                _ => return None,
+            };
+            // The checksum is not verified here (as for GUE); the inner packet's own are.
+            let options = [GRE_C, GRE_K, GRE_S]
+                .iter()
+                .filter(|&&f| flags & f != 0)
+                .count();
+            (outer_len + 4 + 4 * options, inner)
+        }
         IPPROTO_UDP => {
             let port = *GUE_PORT.get(0)?;
             let udp = ptr_at::<[u8; UDP_LEN + GUE_LEN]>(ctx, EthHdr::LEN + (outer_len & 0x7f))?;

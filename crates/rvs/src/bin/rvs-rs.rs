@@ -1,6 +1,6 @@
 //! rvs-rs: prepares a real server for an rvs director (direct routing or IP tunnelling).
 //!
-//!   rvs-rs up   --vip 192.0.2.10 [--vip ...] --interface eth0 [--decap ipip|gue [--gue-port P]]
+//!   rvs-rs up   --vip 192.0.2.10 [--vip ...] --interface eth0 [--decap ipip|gre|gue [--gue-port P]]
 //!   rvs-rs down --vip 192.0.2.10 [--vip ...] --interface eth0
 
 use std::net::IpAddr;
@@ -28,7 +28,8 @@ enum Cmd {
         vips: Vec<IpAddr>,
         #[arg(short, long, default_value = "eth0")]
         interface: String,
-        /// Tunnel type to decapsulate: ipip (also IPv6-in-IPv6 and across families) or gue.
+        /// Tunnel type to decapsulate: ipip (also IPv6-in-IPv6 and across families) and gre
+        /// (the same program takes both), or gue on --gue-port (and ipip and gre).
         #[arg(long)]
         decap: Option<String>,
         /// The GUE port (--decap gue).

@@ -526,19 +526,10 @@ fn kernel_errors_use_ipvsadm_messages() {
     );
     // What this rvs does not do yet is said in rvs's words, not in a misleading kernel message.
     assert_outcome(
-        &h.run(&[
-            "-a",
-            "-t",
-            "10.0.0.1:80",
-            "-r",
-            "192.168.1.3",
-            "-i",
-            "--tun-type",
-            "gre",
-        ]),
+        &h.run(&["-A", "--sctp-service", "10.0.0.9:80", "-s", "rr"]),
         255,
         "",
-        "rvs: GRE tunnels (use ipip or gue) not available in this version yet\n",
+        "rvs: SCTP services not available in this version yet\n",
     );
     // Listing one missing service is a listing failure: exit 1.
     assert_outcome(

@@ -376,6 +376,9 @@ fn validate_service(id: &ServiceId, config: &ServiceConfig) -> Result<(), ModelE
             ));
         }
     }
+    if id.protocol() == Some(Protocol::Sctp) {
+        return Err(not_yet("SCTP services"));
+    }
     Ok(())
 }
 
@@ -402,9 +405,7 @@ fn validate_dest(svc: &Service, addr: &DestAddr, config: &DestConfig) -> Result<
         ));
     }
     match config.fwd {
-        FwdMethod::Route | FwdMethod::Masq => {}
-        FwdMethod::Tunnel if config.tun_type != TunType::Gre => {}
-        FwdMethod::Tunnel => return Err(not_yet("GRE tunnels (use ipip or gue)")),
+        FwdMethod::Route | FwdMethod::Masq | FwdMethod::Tunnel => {}
         other => return Err(not_yet(format!("forwarding method {}", other.name()))),
     }
     Ok(())

@@ -1,6 +1,7 @@
 //! IP tunnelling (IPVS's VS/TUN): the packet is wrapped in an outer IP header addressed to the
-//! real server (IPIP: IPv4 in IPv4, IPv6 in IPv6 and across families), or in IP + UDP + a 4-byte
-//! GUE header (`--tun-type gue --tun-port P`). The outer header takes the inner TTL (after the
+//! real server (IPIP: IPv4 in IPv4, IPv6 in IPv6 and across families), in IP + UDP + a 4-byte
+//! GUE header (`--tun-type gue --tun-port P`), or in IP + GRE (`--tun-type gre`, 4 bytes, or 8
+//! with `--tun-csum`). The outer header takes the inner TTL (after the
 //! decrement), DSCP/ECN and, for IPv4, DF. The real server decapsulates (rvs ships an XDP program
 //! for that) and answers the client directly.
 
@@ -24,8 +25,14 @@ use crate::{
 
 const IPPROTO_IPIP: u8 = 4;
 const IPPROTO_IPV6: u8 = 41;
+const IPPROTO_GRE: u8 = 47;
 const UDP_LEN: usize = 8;
 const GUE_LEN: usize = 4;
+/// A GRE header without options, and with the checksum option (checksum + reserved word).
+const GRE_LEN: usize = 4;
+const GRE_CSUM_LEN: usize = 8;
+/// GRE's "checksum present" flag.
+const GRE_CSUM: u16 = 0x8000;
 
 /// What the outer header copies from the inner one.
 struct Inner {
@@ -79,11 +86,23 @@ pub fn run(ctx: &XdpContext) -> u32 {
     let p = &s.packet;
     let outer6 = dest.af == AF_INET6;
     let gue = dest.tun_type == tun::GUE;
-    let overhead =
-        if outer6 { Ipv6Hdr::LEN } else { Ipv4Hdr::LEN } + if gue { UDP_LEN + GUE_LEN } else { 0 };
-    if p.l3_len as u32 + overhead as u32 > dest.mtu {
+    let gre = dest.tun_type == tun::GRE;
+    let csum = dest.tun_csum == tun::CSUM;
+    let outer_ip_len = if outer6 { Ipv6Hdr::LEN } else { Ipv4Hdr::LEN };
+    // The most this packet's encapsulation can add (GRE's checksum option may be left out).
+    let most = outer_ip_len
+        + if gue {
+            UDP_LEN + GUE_LEN
+        } else if gre && csum {
+            GRE_CSUM_LEN
+        } else if gre {
+            GRE_LEN
+        } else {
+            0
+        };
+    if p.l3_len as u32 + most as u32 > dest.mtu {
         // The client's packets must shrink by the tunnel's overhead.
-        return crate::icmp::send_too_big(ctx, p, dest.mtu.saturating_sub(overhead as u32));
+        return crate::icmp::send_too_big(ctx, p, dest.mtu.saturating_sub(most as u32));
     }
     counters::account_in(s.svc.id, s.dest_id, p.l3_len as u64);
     if let Err(action) = decrement_ttl(ctx, p.flow.af) {
@@ -92,10 +111,18 @@ pub fn run(ctx: &XdpContext) -> u32 {
     let Some(inner) = inner_fields(ctx, p.ipv6()) else {
         return xdp_action::XDP_DROP;
     };
-    let inner_sum = if gue && dest.tun_csum == tun::CSUM {
+    // The inner packet's sum (after the TTL decrement), for outer checksums computed without
+    // reading the payload. A GRE packet whose sum cannot be had that way goes without the
+    // checksum option; a GUE one with a zero UDP checksum.
+    let inner_sum = if (gue || gre) && csum {
         inner_sum(ctx, p)
     } else {
         None
+    };
+    let overhead = if gre && inner_sum.is_none() {
+        outer_ip_len + GRE_LEN
+    } else {
+        most
     };
     // SAFETY: grows the frame at its head; every pointer is taken again afterwards.
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, -(overhead as i32)) } != 0 {
@@ -105,7 +132,13 @@ pub fn run(ctx: &XdpContext) -> u32 {
         return xdp_action::XDP_DROP;
     };
     let inner_proto = if p.ipv6() { IPPROTO_IPV6 } else { IPPROTO_IPIP };
-    let outer_proto = if gue { IPPROTO_UDP } else { inner_proto };
+    let outer_proto = if gue {
+        IPPROTO_UDP
+    } else if gre {
+        IPPROTO_GRE
+    } else {
+        inner_proto
+    };
     let total = p.l3_len as usize + overhead;
     // SAFETY: bounds checked by ptr_at.
     unsafe {
@@ -142,7 +175,42 @@ pub fn run(ctx: &XdpContext) -> u32 {
     {
         return xdp_action::XDP_DROP;
     }
+    if gre && !write_gre(ctx, ip_len, p.ipv6(), inner_sum) {
+        return xdp_action::XDP_DROP;
+    }
     transmit(p, dest.ifindex)
+}
+
+/// The GRE header after the outer IP header: version 0, the inner packet's EtherType, and with
+/// `inner_sum` the checksum option over the GRE header and the inner packet.
+#[inline(always)]
+fn write_gre(ctx: &XdpContext, ip_len: usize, inner6: bool, inner_sum: Option<u32>) -> bool {
+    let at = EthHdr::LEN + (ip_len & 0x3f);
+    let ether_type = if inner6 { ETH_P_IPV6 } else { ETH_P_IP };
+    match inner_sum {
+        Some(inner) => {
+            let Some(h) = ptr_at::<[u8; GRE_CSUM_LEN]>(ctx, at) else {
+                return false;
+            };
+            let mut b = [0u8; GRE_CSUM_LEN];
+            b[0..2].copy_from_slice(&GRE_CSUM.to_be_bytes());
+            b[2..4].copy_from_slice(&ether_type.to_be_bytes());
+            let sum = inner + GRE_CSUM as u32 + ether_type as u32;
+            b[4..6].copy_from_slice(&(!csum::fold(sum)).to_be_bytes());
+            // SAFETY: bounds checked by ptr_at.
+            unsafe { *h = b };
+        }
+        None => {
+            let Some(h) = ptr_at::<[u8; GRE_LEN]>(ctx, at) else {
+                return false;
+            };
+            let mut b = [0u8; GRE_LEN];
+            b[2..4].copy_from_slice(&ether_type.to_be_bytes());
+            // SAFETY: bounds checked by ptr_at.
+            unsafe { *h = b };
+        }
+    }
+    true
 }
 
 #[inline(always)]
