@@ -13,6 +13,8 @@
 //! - [`Host`], [`Link`]: one machine of a topology and its interfaces (addresses, MTU).
 //! - [`TcpServer`], [`UdpServer`]: in-process servers answering with their host's name, on
 //!   both address families; the TCP one also serves [`bulk`] transfers.
+//! - [`HttpServer`] (also over TLS), [`SmtpServer`], [`DnsServer`]: protocol servers a test
+//!   can tell to fail, for health checks; they count connections by client address.
 //! - [`client`]: requests to those servers from a client namespace, and checked bulk transfers.
 //! - [`spawn_in`]: a long-running program (rvsd) in a namespace, with a log file.
 //! - [`cleanup_stale`]: removes what dead processes left behind.
@@ -54,4 +56,4 @@ pub use nat::{BACK_IFNAME, BACK6, NatCluster, NatClusterBuilder};
 pub use netns::{Netns, RUN_TIMEOUT};
 pub use poll::poll_until;
 pub use process::{NsProcess, spawn_in};
-pub use servers::{TcpServer, UdpServer};
+pub use servers::{DnsServer, HttpServer, ReceivedMail, SmtpServer, TcpServer, UdpServer};

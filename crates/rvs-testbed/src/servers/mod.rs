@@ -4,14 +4,21 @@
 //! Every blocking call in them wakes up at least every [`TICK`] to look at the stop flag, so
 //! dropping a server's handle ends its threads promptly.
 
+mod accept;
 mod bulk;
+mod dns;
+mod http;
 mod lines;
+mod smtp;
 mod socket;
 mod tcp;
 mod udp;
 
 use std::time::Duration;
 
+pub use dns::DnsServer;
+pub use http::HttpServer;
+pub use smtp::{ReceivedMail, SmtpServer};
 pub use tcp::TcpServer;
 pub use udp::UdpServer;
 

@@ -1,19 +1,28 @@
 //! rvsd: the rvs director daemon. Loads the XDP director onto the given interfaces with its maps
 //! pinned in bpffs, keeps the model of services and real servers, serves rvsadm on a Unix socket,
-//! expires connections, estimates rates and keeps real servers' next hops resolved.
+//! expires connections, estimates rates and keeps real servers' next hops resolved. With
+//! `-f keepalived.conf` it also runs the file's services and health checkers (SIGHUP reloads).
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
 use rvs::{
     control::{self, server},
-    daemon::{Director, DirectorOptions, expiry, state},
+    daemon::{Director, DirectorOptions, expiry, keepalived::Keepalived, state},
     dataplane::{AttachMode, Dataplane, DirectorMaps, LoadOptions, Neighbours, cleanup_pins},
+    keepalived::KeepalivedConfig,
     model::Model,
 };
 use rvs_common::maps::{Config, DEFAULT_CONN_TABLE_SIZE, MAX_DESTS, MAX_SERVICES, config_flags};
-use tokio::{signal::unix::SignalKind, sync::Mutex};
+use tokio::{
+    signal::unix::SignalKind,
+    sync::{Mutex, oneshot},
+};
 use tracing::{info, warn};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -71,6 +80,13 @@ struct Args {
     /// (lblcr_expiration).
     #[arg(long, default_value_t = 86400)]
     lblcr_expiration: u64,
+    /// keepalived.conf to run: its virtual servers, real servers and health checkers. SIGHUP
+    /// re-reads it.
+    #[arg(short = 'f', long = "use-file", value_name = "FILE")]
+    use_file: Option<PathBuf>,
+    /// Check the file given with -f and exit: 0 when it can be used, 1 when not.
+    #[arg(long, alias = "config-test", requires = "use_file")]
+    check_config: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -92,6 +108,13 @@ fn real_main() -> Result<()> {
         )
         .init();
     let args = Args::parse();
+    if args.check_config {
+        let path = args
+            .use_file
+            .as_deref()
+            .context("--check-config needs -f FILE")?;
+        return check_config(path);
+    }
     if args.cleanup {
         cleanup_pins(&args.pin_dir)?;
         for f in [&args.state_file, &args.socket] {
@@ -108,14 +131,40 @@ fn real_main() -> Result<()> {
     if args.conn_table_size == 0 {
         bail!("--conn-table-size must be at least 1");
     }
+    // A configuration that cannot be used stops rvsd before it touches the data plane.
+    let keepalived = match &args.use_file {
+        Some(path) => {
+            let cfg = rvs::keepalived::load(path)?;
+            rvs::daemon::keepalived::log_warnings(path, &cfg);
+            Some((path.clone(), cfg))
+        }
+        None => None,
+    };
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?
-        .block_on(run(args))
+        .block_on(run(args, keepalived))
 }
 
-async fn run(args: Args) -> Result<()> {
+/// `--check-config -f FILE`: the warnings and the first error, as rvsd would log them.
+fn check_config(path: &Path) -> Result<()> {
+    let cfg = rvs::keepalived::load(path)?;
+    let warnings = rvs::daemon::keepalived::warnings(path, &cfg);
+    for w in &warnings {
+        eprintln!("{w}");
+    }
+    let services = rvs::keepalived::desired_services(&cfg);
+    eprintln!(
+        "{}: configuration OK ({} virtual services, {} warnings)",
+        path.display(),
+        services.len(),
+        warnings.len()
+    );
+    Ok(())
+}
+
+async fn run(args: Args, keepalived: Option<(PathBuf, KeepalivedConfig)>) -> Result<()> {
     let listener = server::bind(&args.socket)?;
     let _socket_file = server::SocketFile(args.socket.clone());
     let opts = LoadOptions {
@@ -179,6 +228,15 @@ async fn run(args: Args) -> Result<()> {
     );
     director.reconcile(resumed).await?;
     let director = Arc::new(Mutex::new(director));
+    // The configured services are in place before rvsadm is served.
+    let (stop_keepalived, stopped) = oneshot::channel();
+    let mut keepalived = match keepalived {
+        Some((path, cfg)) => {
+            let k = Keepalived::start(path, cfg, director.clone()).await?;
+            Some(tokio::spawn(k.run(stopped)))
+        }
+        None => None,
+    };
 
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(server::serve(listener, director.clone()));
@@ -199,8 +257,17 @@ async fn run(args: Args) -> Result<()> {
         _ = term.recv() => info!("SIGTERM: detaching and exiting"),
         _ = int.recv() => info!("SIGINT: detaching and exiting"),
         r = tasks.join_next() => warn!("a task ended unexpectedly: {r:?}"),
+        r = async { keepalived.as_mut().expect("guarded").await }, if keepalived.is_some() => {
+            warn!("the keepalived checkers ended unexpectedly: {r:?}");
+            keepalived = None;
+        }
     }
     tasks.abort_all();
+    if let Some(k) = keepalived {
+        // Lets omega notifiers run; the table is kept for the next rvsd.
+        let _ = stop_keepalived.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(10), k).await;
+    }
     drop(plane_program);
     info!("detached; pinned maps kept in {}", args.pin_dir.display());
     Ok(())

@@ -5,6 +5,7 @@
 mod director;
 pub mod estimator;
 pub mod expiry;
+pub mod keepalived;
 pub mod locality;
 pub mod state;
 mod views;
