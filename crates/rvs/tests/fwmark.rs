@@ -131,7 +131,7 @@ fn a_mark_takes_precedence_over_an_address_service_and_rules_can_be_removed() {
     // -S saves the rule with the services; -C clears both; -R brings both back.
     let saved = lab.ok(&["-S", "-n"]);
     assert!(
-        saved.contains(&format!("--add-mark -f 7 --match any:198.18.0.0/24")),
+        saved.contains("--add-mark -f 7 --match any:198.18.0.0/24"),
         "{saved}"
     );
     lab.ok(&["-C"]);

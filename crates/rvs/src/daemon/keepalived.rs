@@ -35,7 +35,7 @@ use crate::{
     },
     control::proto::{Request, Response},
     keepalived::{self, KeepalivedConfig, LvsTimeouts},
-    model::{DestAddr, DestConfig, ServiceId},
+    model::{DestAddr, DestConfig, MarkRule, ServiceId},
 };
 
 /// Room for checker events waiting while the director is busy.
@@ -57,6 +57,8 @@ pub struct Keepalived {
     mail: Option<MailSettings>,
     timeouts: LvsTimeouts,
     installed: Vec<Installed>,
+    /// The `rvs_mark` rules this driver added.
+    marks: Vec<MarkRule>,
     runner: Runner,
     events: mpsc::Receiver<CheckEvent>,
     mailer: mpsc::UnboundedSender<(MailSettings, Mail)>,
@@ -103,6 +105,7 @@ impl Keepalived {
             mail: keepalived::mail_settings(&cfg.global),
             timeouts: LvsTimeouts::default(),
             installed: Vec::new(),
+            marks: Vec::new(),
             runner: Runner::start(&[], events_tx),
             events,
             mailer: mail_tx,
@@ -113,6 +116,7 @@ impl Keepalived {
             k.request(Request::Clear).await;
         }
         k.set_timeouts(cfg.global.lvs_timeouts).await;
+        k.sync_marks(cfg.mark_rules()).await;
         for svc in keepalived::desired_services(&cfg) {
             k.install(svc, &ServerStates::new()).await;
         }
@@ -193,6 +197,7 @@ impl Keepalived {
             .await;
         }
         self.set_timeouts(cfg.global.lvs_timeouts).await;
+        self.sync_marks(cfg.mark_rules()).await;
         let (mut unchanged, mut changed, mut added) = (0, 0, 0);
         for svc in wanted {
             match kept.iter().position(|k| k.desired.service == svc.service) {
@@ -299,6 +304,30 @@ impl Keepalived {
         let old = std::mem::replace(&mut self.runner, Runner::start_from(&services, tx, states));
         old.stop().await;
         self.events = rx;
+    }
+
+    /// `rvs_mark` rules: those of the file are added (one already there, from a previous rvsd or
+    /// rvsadm, counts as added), those this driver added that the file no longer has are
+    /// removed; rules added by hand are left alone.
+    async fn sync_marks(&mut self, wanted: Vec<MarkRule>) {
+        for rule in std::mem::take(&mut self.marks) {
+            if !wanted.contains(&rule) {
+                info!("removing mark rule {rule}: no longer in the configuration");
+                self.request(Request::DeleteMarkRule { rule }).await;
+            }
+        }
+        for rule in wanted {
+            match self.handle(Request::AddMarkRule { rule }).await {
+                Response::Ok => {}
+                Response::Error { errno, .. } if errno == libc::EEXIST => {}
+                Response::Error { detail, .. } => {
+                    warn!("mark rule {rule}: {detail}");
+                    continue;
+                }
+                other => warn!("mark rule {rule}: unexpected answer {other:?}"),
+            }
+            self.marks.push(rule);
+        }
     }
 
     /// `lvs_timeouts`: the values given replace the running ones.
