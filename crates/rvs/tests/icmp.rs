@@ -50,7 +50,7 @@ fn send_too_big(client: &Host, proto: u8, src: SocketAddr, dst: SocketAddr) {
             m.extend(1300u16.to_be_bytes());
             m.extend(ip);
             m.extend(&l4);
-            let c = checksum(&m);
+            let c = common::inet_checksum(&m);
             m[2..4].copy_from_slice(&c.to_be_bytes());
             (libc::AF_INET, libc::IPPROTO_ICMP, m)
         }
@@ -112,17 +112,6 @@ fn send_too_big(client: &Host, proto: u8, src: SocketAddr, dst: SocketAddr) {
             }
         })
         .unwrap();
-}
-
-fn checksum(bytes: &[u8]) -> u16 {
-    let mut sum: u32 = 0;
-    for c in bytes.chunks(2) {
-        sum += u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32;
-    }
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
 }
 
 /// Opens a connection to `vip` and sends an error about the server's answers on it; returns

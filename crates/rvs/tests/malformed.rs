@@ -12,17 +12,6 @@ use common::Lab;
 const PORT: u16 = 80;
 const UDP_PORT: u16 = 53;
 
-fn checksum(bytes: &[u8]) -> u16 {
-    let mut sum: u32 = 0;
-    for c in bytes.chunks(2) {
-        sum += u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32;
-    }
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
 /// An IPv4 packet in an Ethernet frame. `options` go after the 20-byte header (a multiple of
 /// 4); `tot_len` overrides the IP length; `frags` is the flags/offset field.
 struct V4 {
@@ -62,7 +51,7 @@ impl V4 {
         ip.extend(self.src.octets());
         ip.extend(self.dst.octets());
         ip.extend(&self.options);
-        let c = checksum(&ip);
+        let c = common::inet_checksum(&ip);
         ip[10..12].copy_from_slice(&c.to_be_bytes());
         let mut f = Vec::new();
         f.extend(dmac);

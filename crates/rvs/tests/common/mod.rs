@@ -400,3 +400,15 @@ pub fn poll(mut f: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// The Internet checksum (RFC 1071) of `bytes`.
+pub fn inet_checksum(bytes: &[u8]) -> u16 {
+    let mut sum: u32 = 0;
+    for c in bytes.chunks(2) {
+        sum += u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32;
+    }
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}

@@ -335,36 +335,40 @@ const KEEP4: usize = 28;
 /// ... and an ICMPv6 error: its header and 8 bytes (well under the 1280-byte minimum).
 const KEEP6: usize = 48;
 
+/// Makes the frame room for an ICMP error about the packet in it: `room` more bytes at the head
+/// (for the error's IP and ICMP headers) and the packet cut to its first `keep` bytes. Returns
+/// the frame's (source, destination) MACs; every pointer must be taken again afterwards.
+#[inline(always)]
+fn make_room(ctx: &XdpContext, room: usize, keep: usize) -> Option<([u8; 6], [u8; 6])> {
+    let eth = ptr_at::<EthHdr>(ctx, 0)?;
+    // SAFETY: bounds checked by ptr_at.
+    let macs = unsafe { ((*eth).src_addr, (*eth).dst_addr) };
+    let len = rvs_ebpf::packet::frame_len(ctx);
+    // SAFETY: grows the head and trims the tail; the caller takes its pointers again.
+    unsafe {
+        if bpf_xdp_adjust_head(ctx.ctx, -(room as i32)) != 0 {
+            return None;
+        }
+        let want = EthHdr::LEN + room + keep;
+        let have = len + room;
+        if have > want && bpf_xdp_adjust_tail(ctx.ctx, -((have - want) as i32)) != 0 {
+            return None;
+        }
+    }
+    Some(macs)
+}
+
 #[inline(always)]
 fn too_big4(ctx: &XdpContext, mtu: u32) -> u32 {
     const ROOM: usize = Ipv4Hdr::LEN + 8;
-    let Some(eth) = ptr_at::<EthHdr>(ctx, 0) else {
-        return xdp_action::XDP_DROP;
-    };
     let Some(ip) = ptr_at::<Ipv4Hdr>(ctx, EthHdr::LEN) else {
         return xdp_action::XDP_DROP;
     };
     // SAFETY: bounds checked by ptr_at.
-    let (src_mac, dst_mac, client, vip) = unsafe {
-        (
-            (*eth).src_addr,
-            (*eth).dst_addr,
-            (*ip).src_addr,
-            (*ip).dst_addr,
-        )
+    let (client, vip) = unsafe { ((*ip).src_addr, (*ip).dst_addr) };
+    let Some((src_mac, dst_mac)) = make_room(ctx, ROOM, KEEP4) else {
+        return xdp_action::XDP_DROP;
     };
-    let len = rvs_ebpf::packet::frame_len(ctx);
-    // SAFETY: grows the head and trims the tail; pointers are taken again afterwards.
-    unsafe {
-        if bpf_xdp_adjust_head(ctx.ctx, -(ROOM as i32)) != 0 {
-            return xdp_action::XDP_DROP;
-        }
-        let want = EthHdr::LEN + ROOM + KEEP4;
-        let have = len + ROOM;
-        if have > want && bpf_xdp_adjust_tail(ctx.ctx, -((have - want) as i32)) != 0 {
-            return xdp_action::XDP_DROP;
-        }
-    }
     let Some(frame) = ptr_at::<[u8; EthHdr::LEN + ROOM + KEEP4]>(ctx, 0) else {
         return xdp_action::XDP_DROP;
     };
@@ -421,33 +425,14 @@ fn too_big4(ctx: &XdpContext, mtu: u32) -> u32 {
 #[inline(always)]
 fn too_big6(ctx: &XdpContext, mtu: u32) -> u32 {
     const ROOM: usize = Ipv6Hdr::LEN + 8;
-    let Some(eth) = ptr_at::<EthHdr>(ctx, 0) else {
-        return xdp_action::XDP_DROP;
-    };
     let Some(ip) = ptr_at::<Ipv6Hdr>(ctx, EthHdr::LEN) else {
         return xdp_action::XDP_DROP;
     };
     // SAFETY: bounds checked by ptr_at.
-    let (src_mac, dst_mac, client, vip) = unsafe {
-        (
-            (*eth).src_addr,
-            (*eth).dst_addr,
-            (*ip).src_addr,
-            (*ip).dst_addr,
-        )
+    let (client, vip) = unsafe { ((*ip).src_addr, (*ip).dst_addr) };
+    let Some((src_mac, dst_mac)) = make_room(ctx, ROOM, KEEP6) else {
+        return xdp_action::XDP_DROP;
     };
-    let len = rvs_ebpf::packet::frame_len(ctx);
-    // SAFETY: grows the head and trims the tail; pointers are taken again afterwards.
-    unsafe {
-        if bpf_xdp_adjust_head(ctx.ctx, -(ROOM as i32)) != 0 {
-            return xdp_action::XDP_DROP;
-        }
-        let want = EthHdr::LEN + ROOM + KEEP6;
-        let have = len + ROOM;
-        if have > want && bpf_xdp_adjust_tail(ctx.ctx, -((have - want) as i32)) != 0 {
-            return xdp_action::XDP_DROP;
-        }
-    }
     let Some(frame) = ptr_at::<[u8; EthHdr::LEN + ROOM + KEEP6]>(ctx, 0) else {
         return xdp_action::XDP_DROP;
     };
