@@ -14,7 +14,14 @@ use std::{
 use anyhow::{Context, bail};
 
 const PACKAGE: &str = "rvs-ebpf";
-const PROGRAMS: &[&str] = &["rvs-director", "rvs-pass", "rvs-decap"];
+const PROGRAMS: &[&str] = &[
+    "rvs-director",
+    "rvs-pass",
+    "rvs-decap",
+    "rvs-bench-gen",
+    "rvs-bench-fwd",
+    "rvs-bench-sink",
+];
 const TARGET: &str = "bpfel-unknown-none";
 
 fn main() -> anyhow::Result<()> {
