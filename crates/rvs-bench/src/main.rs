@@ -130,7 +130,7 @@ impl Plan {
             tcp_reps: 1,
             pps_time: Duration::from_millis(500),
             tcp_secs: 2,
-            // 1000 real servers take 20 s to add (see add_servers): the ends only.
+            // The ends only.
             scale_servers: vec![1, 1000],
             perf: false,
             ..Plan::full()
@@ -581,38 +581,17 @@ fn profile(bench: &mut Bench, dir: &Path, case: &str, t: Duration, rep: &mut Rep
     }
 }
 
-/// Adds real servers `from..to` to the UDP service. Each addition writes the service's whole
-/// real-server list to fresh space in the data plane's list array (2 × 16384 entries), and the
-/// old space is reused only a second later; running out leaves rvsd refusing the change (and,
-/// as seen, unresponsive), so the additions go in batches that stay within the space, a second
-/// apart. See the report's notes.
+/// Adds real servers `from..to` to the UDP service, in one `rvsadm -R`.
 fn add_servers(rvsd: &Rvsd, from: usize, to: usize) -> Result<()> {
-    // The array's size (rvs_common::maps::SCHED_LIST_SIZE), less a margin.
-    const BUDGET: usize = 2 * 16384 - 2048;
-    let mut n = from;
-    while n < to {
-        let t0 = Instant::now();
-        let mut batch = String::new();
-        // The live list stays allocated while the batch's lists are written.
-        let mut used = n;
-        let start = n;
-        while n < to && (n == start || used + n < BUDGET) {
-            n += 1;
-            used += n;
-            let _ = writeln!(
-                batch,
-                "-a -u {VIP}:{UDP_PORT} -r {}:{UDP_PORT} -g -w 1",
-                Line::real_server(n - 1)
-            );
-        }
-        rvsd.rvsadm_in(&["-R"], &batch)?;
-        if std::env::var_os("RVS_BENCH_DEBUG").is_some() {
-            progress(&format!("    added {start}..{n} in {:?}", t0.elapsed()));
-        }
-        if n < to {
-            std::thread::sleep(Duration::from_millis(1100));
-        }
+    let mut batch = String::new();
+    for n in from..to {
+        let _ = writeln!(
+            batch,
+            "-a -u {VIP}:{UDP_PORT} -r {}:{UDP_PORT} -g -w 1",
+            Line::real_server(n)
+        );
     }
+    rvsd.rvsadm_in(&["-R"], &batch)?;
     Ok(())
 }
 

@@ -561,3 +561,60 @@ fn rvs_rs_prepares_a_direct_routing_real_server() {
         .unwrap();
     assert!(lab.cluster.client().tcp_request(lab.vip(), PORT).is_err());
 }
+
+#[test]
+fn hundreds_of_real_servers_come_and_go_in_one_restore() {
+    // 400 lists of up to 403 entries outgrow the list array (2 × 16384) many times over.
+    const FAKE: usize = 400;
+    let lab = Lab::with(3, PORT, 16, &[]);
+    let vip = lab.vip_port(PORT);
+    lab.ok(&["-A", "-t", &vip, "-s", "rr"]);
+    add_servers(&lab, &vip, &[1, 1, 1]);
+    // Hundreds more on the LAN, quiescent so that the three real ones still answer; their MACs
+    // are given to the director so that adding them does not wait on address resolution.
+    let fake = |i: usize| format!("198.18.{}.{}", 4 + i / 250, i % 250 + 1);
+    let director = lab.cluster.director();
+    let neigh: String = (0..FAKE)
+        .map(|i| {
+            format!(
+                "neigh add {} lladdr 02:00:00:00:{:02x}:{:02x} dev {} nud permanent\n",
+                fake(i),
+                i / 256,
+                i % 256,
+                director.ifname()
+            )
+        })
+        .collect();
+    let batch = std::env::temp_dir().join(format!("rvs-neigh-{}", std::process::id()));
+    std::fs::write(&batch, neigh).unwrap();
+    director
+        .netns()
+        .ip(&["-batch", batch.to_str().unwrap()])
+        .unwrap();
+    std::fs::remove_file(&batch).unwrap();
+
+    // Every add rewrites the service's list and retires the old one: the list space must keep up.
+    let adds: String = (0..FAKE)
+        .map(|i| format!("-a -t {vip} -r {}:{PORT} -g -w 0\n", fake(i)))
+        .collect();
+    let out = lab.rvsadm_with_stdin(&["-R"], &adds);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(dest_rows(&lab.ok(&["-L", "-n"])).len(), FAKE + 3);
+    let picks: Vec<String> = (0..6).map(|_| lab.ask(PORT)).collect();
+    assert_eq!(
+        tally(&picks).values().copied().collect::<Vec<_>>(),
+        [2, 2, 2]
+    );
+
+    let dels: String = (0..FAKE)
+        .map(|i| format!("-d -t {vip} -r {}:{PORT}\n", fake(i)))
+        .collect();
+    let out = lab.rvsadm_with_stdin(&["-R"], &dels);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(dest_rows(&lab.ok(&["-L", "-n"])).len(), 3);
+    let picks: Vec<String> = (0..6).map(|_| lab.ask(PORT)).collect();
+    assert_eq!(
+        tally(&picks).values().copied().collect::<Vec<_>>(),
+        [2, 2, 2]
+    );
+}

@@ -6,9 +6,10 @@
 use std::{net::IpAddr, time::Duration};
 
 use anyhow::{Context, Result, anyhow, bail};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
+use netlink_packet_core::{NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::{
-    AddressFamily,
+    AddressFamily, RouteNetlinkMessage,
     link::LinkAttribute,
     neighbour::{
         NeighbourAddress, NeighbourAttribute, NeighbourExtFlags, NeighbourMessage, NeighbourState,
@@ -130,12 +131,34 @@ impl Neighbours {
         Ok((mac, mtu))
     }
 
-    /// The MAC of a usable neighbour entry for `addr` on `ifindex`.
+    /// The MAC of a usable neighbour entry for `addr` on `ifindex`. One entry is asked for (as
+    /// `ip neigh get` does), not the table dumped: with a thousand real servers a dump per lookup
+    /// made adding them quadratic.
     async fn neighbour(&self, ifindex: u32, addr: IpAddr) -> Result<Option<[u8; 6]>> {
-        let mut req = self.handle.neighbours().get();
-        req.message_mut().header.family = family(&addr);
-        let mut entries = req.execute();
-        while let Some(n) = entries.try_next().await? {
+        let mut msg = NeighbourMessage::default();
+        msg.header.family = family(&addr);
+        msg.header.ifindex = ifindex;
+        msg.attributes
+            .push(NeighbourAttribute::Destination(match addr {
+                IpAddr::V4(a) => NeighbourAddress::Inet(a),
+                IpAddr::V6(a) => NeighbourAddress::Inet6(a),
+            }));
+        let mut req = NetlinkMessage::from(RouteNetlinkMessage::GetNeighbour(msg));
+        req.header.flags = NLM_F_REQUEST;
+        let mut replies = self
+            .handle
+            .clone()
+            .request(req)
+            .context("asking for a neighbour entry")?;
+        while let Some(reply) = replies.next().await {
+            let n = match reply.payload {
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewNeighbour(n)) => n,
+                NetlinkPayload::Error(e) if e.raw_code() == -libc::ENOENT => return Ok(None),
+                NetlinkPayload::Error(e) => {
+                    return Err(anyhow!("neighbour entry for {addr}: {e}"));
+                }
+                _ => continue,
+            };
             if n.header.ifindex != ifindex
                 || !matches!(
                     n.header.state,
@@ -147,27 +170,14 @@ impl Neighbours {
                         | NeighbourState::Noarp
                 )
             {
-                continue;
+                return Ok(None);
             }
-            let mut dst = None;
-            let mut mac = None;
-            for attr in &n.attributes {
-                match attr {
-                    NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => {
-                        dst = Some(IpAddr::V4(*a))
-                    }
-                    NeighbourAttribute::Destination(NeighbourAddress::Inet6(a)) => {
-                        dst = Some(IpAddr::V6(*a))
-                    }
-                    NeighbourAttribute::LinkLayerAddress(l) if l.len() == 6 => {
-                        mac = Some(<[u8; 6]>::try_from(l.as_slice()).expect("length checked"))
-                    }
-                    _ => {}
+            return Ok(n.attributes.iter().find_map(|attr| match attr {
+                NeighbourAttribute::LinkLayerAddress(l) if l.len() == 6 => {
+                    Some(<[u8; 6]>::try_from(l.as_slice()).expect("length checked"))
                 }
-            }
-            if dst == Some(addr) {
-                return Ok(mac);
-            }
+                _ => None,
+            }));
         }
         Ok(None)
     }

@@ -193,8 +193,19 @@ pub fn program_service(
                     .with_context(|| format!("writing the scheduler table of {}", svc.id))?;
             }
             let len = svc.dests.len() as u32;
-            let Some(off) = space.alloc(len) else {
-                bail!("no room left for the real-server list of {}", svc.id);
+            let off = match space.alloc(len) {
+                Some(off) => off,
+                None => {
+                    // Lists retired moments ago are still in their grace period: wait for the
+                    // first to come free (at most the grace period) rather than refuse.
+                    if let Some(wait) = space.next_release() {
+                        std::thread::sleep(wait);
+                    }
+                    let Some(off) = space.alloc(len) else {
+                        bail!("no room left for the real-server list of {}", svc.id);
+                    };
+                    off
+                }
             };
             for (i, d) in svc.dests.iter().enumerate() {
                 let item = SchedDest {
