@@ -322,7 +322,15 @@ async fn next_hop_loop(director: Arc<Mutex<Director>>) {
     }
 }
 
-/// Walks the connection table about once a second (back to back when a walk takes longer).
+/// Flows of the main table walked per second at most, on average; the period between walks is
+/// between 1 and 8 seconds.
+const MAIN_WALK_RATE: usize = 250_000;
+
+fn main_walk_period(entries: usize) -> Duration {
+    Duration::from_millis((entries * 1000 / MAIN_WALK_RATE).clamp(1000, 8000) as u64)
+}
+
+/// Walks the connection tables about once a second (back to back when a walk takes longer).
 async fn expiry_loop(director: Arc<Mutex<Director>>, pin_dir: PathBuf) {
     let maps = match DirectorMaps::open(&pin_dir) {
         Ok(m) => Arc::new(std::sync::Mutex::new(m)),
@@ -332,10 +340,15 @@ async fn expiry_loop(director: Arc<Mutex<Director>>, pin_dir: PathBuf) {
         }
     };
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // The embryonic table is walked every second (a SYN flood is shed from it); the main table
+    // as often while it is small, and less often as it grows, so that a table of millions of
+    // flows does not keep a CPU busy walking it (flows then expire up to a few seconds late).
+    let mut main_due = tokio::time::Instant::now();
     loop {
         tick.tick().await;
         let (inputs, trash) = director.lock().await.expiry_inputs();
         let m = maps.clone();
+        let walk_main = tokio::time::Instant::now() >= main_due;
         let sweep = tokio::task::spawn_blocking(move || {
             let mut m = m.lock().expect("expiry maps");
             let m = &mut *m;
@@ -345,11 +358,15 @@ async fn expiry_loop(director: Arc<Mutex<Director>>, pin_dir: PathBuf) {
                 &mut m.nat_replies,
                 &m.dest_conns,
                 &inputs,
+                walk_main,
             )
         })
         .await;
         match sweep {
             Ok(s) => {
+                if walk_main {
+                    main_due = tokio::time::Instant::now() + main_walk_period(s.walked_main);
+                }
                 if s.expired + s.flushed > 0 {
                     tracing::debug!(
                         "expired {} and flushed {} of {} connections",

@@ -82,6 +82,8 @@ const EMBRYONIC_GRACE_NS: u64 = 1_000_000_000;
 #[derive(Debug, Default)]
 pub struct Sweep {
     pub walked: usize,
+    /// Entries of the main table walked (0 when only the embryonic one was).
+    pub walked_main: usize,
     pub expired: usize,
     pub flushed: usize,
     /// Idle handshakes dropped because the embryonic table was nearly full.
@@ -131,10 +133,13 @@ pub fn sweep(
     replies: &mut HashMap<MapData, ConnKey, ConnKey>,
     counters: &SharedConns,
     inputs: &Inputs,
+    walk_main: bool,
 ) -> Sweep {
     let now = monotonic_ns();
+    // Without the main table, the walk does not know every live flow: templates are left for a
+    // whole walk to judge, and nothing can be said about which servers are still referenced.
     let mut out = Sweep {
-        complete: true,
+        complete: walk_main,
         ..Sweep::default()
     };
     let mut live_templates: HashSet<ConnKey> = HashSet::new();
@@ -143,8 +148,14 @@ pub fn sweep(
     let mut embryonic = 0u32;
     let mut idle_handshakes: Vec<ConnKey> = Vec::new();
     for (is_new, table) in [(true, &*conns_new), (false, &*conns)] {
+        if !is_new && !walk_main {
+            continue;
+        }
         let walk = batch::for_each::<ConnKey, Conn>(table.map().fd().as_fd(), 4096, |key, conn| {
             out.walked += 1;
+            if !is_new {
+                out.walked_main += 1;
+            }
             if key.kind == KIND_TEMPLATE {
                 templates.push((is_new, *key, *conn));
                 return;
@@ -178,7 +189,7 @@ pub fn sweep(
     if pressure {
         doomed.extend(idle_handshakes.into_iter().map(|k| (true, k)));
     }
-    for (is_new, key, t) in templates {
+    for (is_new, key, t) in templates.into_iter().filter(|_| walk_main) {
         let idle = now.saturating_sub(t.last_seen_ns);
         let ttl = inputs
             .persist

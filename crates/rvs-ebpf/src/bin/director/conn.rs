@@ -59,13 +59,28 @@ impl From<Found> for Existing {
     }
 }
 
-/// Looks the packet's flow up in both tables, advancing its state.
+/// The packet's flow in the main table (established TCP flows, UDP flows), if there: found
+/// without its service, so the entry program tries it first, as IPVS looks the connection up
+/// before the service.
 #[inline(always)]
-pub fn existing(key: &ConnKey, svc: &ServiceEntry, p: &Packet, now: u64) -> Existing {
-    if let Some(c) = CONNS.get_ptr_mut(key) {
-        // SAFETY: a pointer into the map value, valid for this program run.
-        return found(key, unsafe { &mut *c }, p.tcp, now, &CONNS).into();
-    }
+pub fn lookup_established(key: &ConnKey) -> Option<*mut Conn> {
+    CONNS.get_ptr_mut(key)
+}
+
+/// A packet of flow `c` of the main table: refresh it, advance its state or end it. Returns the
+/// verdict and the flow's service id.
+#[inline(always)]
+pub fn established(key: &ConnKey, c: *mut Conn, p: &Packet, now: u64) -> (Existing, u32) {
+    // SAFETY: a pointer into the map value, valid for this program run.
+    let c = unsafe { &mut *c };
+    let svc_id = c.svc_id;
+    (found(key, c, p.tcp, now, &CONNS).into(), svc_id)
+}
+
+/// Looks the packet's flow up in the embryonic table (the main one was tried first), advancing
+/// its state and promoting it (with its persistence template) when it is established.
+#[inline(always)]
+pub fn embryonic(key: &ConnKey, svc: &ServiceEntry, p: &Packet, now: u64) -> Existing {
     if let Some(c) = CONNS_NEW.get_ptr_mut(key) {
         // SAFETY: as above.
         let c = unsafe { &mut *c };

@@ -25,7 +25,7 @@ mod schedule;
 mod xmit;
 
 use aya_ebpf::{
-    bindings::xdp_action, helpers::bpf_ktime_get_ns, macros::xdp, programs::XdpContext,
+    bindings::xdp_action, helpers::bpf_ktime_get_coarse_ns, macros::xdp, programs::XdpContext,
 };
 use rvs_common::{
     conn::{ConnKey, KIND_REPLY},
@@ -125,11 +125,34 @@ fn entry(ctx: &XdpContext) -> u32 {
         Ok(p) => p,
         Err(action) => return action,
     };
-    // SAFETY: bpf_ktime_get_ns has no preconditions.
-    s.now = unsafe { bpf_ktime_get_ns() };
+    // The coarse clock (CLOCK_MONOTONIC at tick resolution) costs no time-stamp-counter read;
+    // timeouts are counted in seconds.
+    // SAFETY: bpf_ktime_get_coarse_ns has no preconditions.
+    s.now = unsafe { bpf_ktime_get_coarse_ns() };
     s.dest_id = 0;
     if s.packet.flow.proto == IPPROTO_ICMP || s.packet.flow.proto == IPPROTO_ICMPV6 {
         return icmp_error(ctx, s);
+    }
+    s.key = s.packet.conn_key();
+    // A known flow first, as IPVS looks the connection up before the service: one hash lookup
+    // for most packets. Fragments go the service's way (they are counted and passed).
+    if !s.packet.fragment
+        && let Some(c) = conn::lookup_established(&s.key)
+    {
+        if let Err(action) = parse::check_l4(ctx, &mut s.packet) {
+            return action;
+        }
+        match conn::established(&s.key, c, &s.packet, s.now) {
+            (Existing::Forward(dest_id, fwd), svc_id) => {
+                s.dest_id = dest_id;
+                // The forwarding programs read only the service's id.
+                s.svc.id = svc_id;
+                return hand_over(ctx, programs::xmit_slot(fwd));
+            }
+            (Existing::Action(action), _) => return action,
+            // The flow ended (a SYN reusing a closed flow's ports): schedule it afresh.
+            (Existing::New, _) => {}
+        }
     }
     s.svc = match find_service(s) {
         Some(svc) => svc,
@@ -138,8 +161,7 @@ fn entry(ctx: &XdpContext) -> u32 {
     if let Err(action) = parse::check_l4(ctx, &mut s.packet) {
         return action;
     }
-    s.key = s.packet.conn_key();
-    match conn::existing(&s.key, &s.svc, &s.packet, s.now) {
+    match conn::embryonic(&s.key, &s.svc, &s.packet, s.now) {
         Existing::Forward(dest_id, fwd) => {
             s.dest_id = dest_id;
             hand_over(ctx, programs::xmit_slot(fwd))
