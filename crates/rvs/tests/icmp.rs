@@ -17,7 +17,8 @@ use rvs_testbed::{DrCluster, Host, NatCluster, Netns};
 
 const PORT: u16 = 80;
 
-/// tcpdump on `port` of the LAN `lan`, printing ICMP with its embedded packet.
+/// tcpdump on `port` of the LAN `lan`, printing ICMP with its embedded packet. (The filters
+/// name the ICMPv6 type: neighbour discovery is ICMPv6 too.)
 fn capture(lan: &Netns, port: &str, filter: &[&str]) -> Child {
     let mut args = vec!["-l", "-n", "-v", "-c", "1", "-i", port];
     args.extend(filter);
@@ -192,7 +193,12 @@ fn errors_about_direct_routing_and_tunnelled_flows_reach_their_real_server() {
         out.contains(&format!("{vip4}.{PORT} > {}.{}", local.ip(), local.port())),
         "{out}"
     );
-    let (out, _) = error_about_a_flow(&lab, lab.cluster.lan(), vip6, &["icmp6"]);
+    let (out, _) = error_about_a_flow(
+        &lab,
+        lab.cluster.lan(),
+        vip6,
+        &["icmp6", "and", "ip6[40]", "==", "2"],
+    );
     assert!(
         out.contains("packet too big") && out.contains("mtu 1300"),
         "{out}"
@@ -278,7 +284,12 @@ fn nat_rewrites_errors_both_ways() {
         .unwrap_or_else(|| panic!("inner header not rewritten to a real server:\n{out}"));
     assert!(out.contains(&format!("> {served_by}: ICMP")), "{out}");
     // tcpdump does not decode the packet inside "packet too big": read the bytes (-x).
-    let (out, local) = error_about_a_flow(&lab, lab.cluster.back_lan(), vip6, &["-x", "icmp6"]);
+    let (out, local) = error_about_a_flow(
+        &lab,
+        lab.cluster.back_lan(),
+        vip6,
+        &["-x", "icmp6", "and", "ip6[40]", "==", "2"],
+    );
     assert!(
         out.contains("packet too big") && out.contains("[icmp6 sum ok]"),
         "{out}"
