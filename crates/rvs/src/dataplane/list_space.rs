@@ -71,6 +71,13 @@ impl ListSpace {
             .min()
     }
 
+    /// Returns a range no packet has seen at once.
+    pub fn release(&mut self, off: u32, len: u32) {
+        if len > 0 {
+            self.used.remove(&off);
+        }
+    }
+
     /// Returns a range once the grace period has passed.
     pub fn retire(&mut self, off: u32, len: u32) {
         if len > 0 && self.used.contains_key(&off) {
@@ -95,5 +102,20 @@ mod tests {
         assert_eq!(s.alloc(0), Some(0));
         s.retired[0].2 -= GRACE;
         assert_eq!(s.alloc(3), Some(0));
+        assert_eq!(s.next_release(), None);
+    }
+
+    #[test]
+    fn released_ranges_are_free_at_once_and_retired_ones_say_when() {
+        let mut s = ListSpace::new(8);
+        assert_eq!(s.alloc(8), Some(0));
+        s.release(0, 8);
+        assert_eq!(s.alloc(4), Some(0));
+        s.retire(0, 4);
+        let wait = s.next_release().unwrap();
+        assert!(wait > Duration::ZERO && wait <= GRACE);
+        assert_eq!(s.alloc(6), None);
+        std::thread::sleep(wait);
+        assert_eq!(s.alloc(6), Some(0));
     }
 }

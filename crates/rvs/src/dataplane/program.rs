@@ -181,6 +181,19 @@ pub fn program_service(
                 .with_context(|| format!("writing service {}", svc.id));
         }
         Table::New(plan, base) => {
+            // Room for the list first, so that a refusal leaves nothing half-written.
+            let len = svc.dests.len() as u32;
+            let off = loop {
+                if let Some(off) = space.alloc(len) {
+                    break off;
+                }
+                // Lists retired moments ago are still in their grace period: wait for them to
+                // come free (the grace period at most) rather than refuse.
+                match space.next_release() {
+                    Some(wait) => std::thread::sleep(wait),
+                    None => bail!("no room left for the real-server list of {}", svc.id),
+                }
+            };
             let gen_ = old.map_or(0, |o| o.table_gen.wrapping_add(1));
             for (index, dest_id) in plan.slots.iter().enumerate() {
                 let slot = SlotKey {
@@ -188,25 +201,13 @@ pub fn program_service(
                     gen_,
                     index: index as u32,
                 };
-                maps.slots
-                    .insert(slot, dest_id, 0)
-                    .with_context(|| format!("writing the scheduler table of {}", svc.id))?;
-            }
-            let len = svc.dests.len() as u32;
-            let off = match space.alloc(len) {
-                Some(off) => off,
-                None => {
-                    // Lists retired moments ago are still in their grace period: wait for the
-                    // first to come free (at most the grace period) rather than refuse.
-                    if let Some(wait) = space.next_release() {
-                        std::thread::sleep(wait);
-                    }
-                    let Some(off) = space.alloc(len) else {
-                        bail!("no room left for the real-server list of {}", svc.id);
-                    };
-                    off
+                if let Err(e) = maps.slots.insert(slot, dest_id, 0) {
+                    delete_slots(maps, svc.index, gen_, index as u32);
+                    space.release(off, len);
+                    return Err(e)
+                        .with_context(|| format!("writing the scheduler table of {}", svc.id));
                 }
-            };
+            }
             for (i, d) in svc.dests.iter().enumerate() {
                 let item = SchedDest {
                     dest_id: d.id,
