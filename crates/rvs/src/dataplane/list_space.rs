@@ -62,8 +62,19 @@ impl ListSpace {
         Some(next)
     }
 
+    /// As `alloc`, but when ranges retired moments ago are what stands in the way, waits for
+    /// them to come free (the grace period at most) rather than refuse.
+    pub fn alloc_waiting(&mut self, len: u32) -> Option<u32> {
+        loop {
+            if let Some(off) = self.alloc(len) {
+                return Some(off);
+            }
+            std::thread::sleep(self.next_release()?);
+        }
+    }
+
     /// How long until the first retired range can be reused (None: nothing is waiting).
-    pub fn next_release(&self) -> Option<Duration> {
+    fn next_release(&self) -> Option<Duration> {
         let now = Instant::now();
         self.retired
             .iter()
@@ -115,7 +126,7 @@ mod tests {
         let wait = s.next_release().unwrap();
         assert!(wait > Duration::ZERO && wait <= GRACE);
         assert_eq!(s.alloc(6), None);
-        std::thread::sleep(wait);
-        assert_eq!(s.alloc(6), Some(0));
+        assert_eq!(s.alloc_waiting(6), Some(0));
+        assert_eq!(s.alloc_waiting(4), None, "nothing retired to wait for");
     }
 }

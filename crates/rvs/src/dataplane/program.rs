@@ -183,16 +183,8 @@ pub fn program_service(
         Table::New(plan, base) => {
             // Room for the list first, so that a refusal leaves nothing half-written.
             let len = svc.dests.len() as u32;
-            let off = loop {
-                if let Some(off) = space.alloc(len) {
-                    break off;
-                }
-                // Lists retired moments ago are still in their grace period: wait for them to
-                // come free (the grace period at most) rather than refuse.
-                match space.next_release() {
-                    Some(wait) => std::thread::sleep(wait),
-                    None => bail!("no room left for the real-server list of {}", svc.id),
-                }
+            let Some(off) = space.alloc_waiting(len) else {
+                bail!("no room left for the real-server list of {}", svc.id);
             };
             let gen_ = old.map_or(0, |o| o.table_gen.wrapping_add(1));
             for (index, dest_id) in plan.slots.iter().enumerate() {
