@@ -222,3 +222,36 @@ fn expire_nodest_conn_ends_a_deleted_servers_flows() {
     );
     assert_eq!(lab.ask(PORT), "rs1");
 }
+
+#[test]
+fn a_syn_on_a_deleted_servers_draining_flow_is_a_new_connection() {
+    let lab = Lab::new(2, PORT);
+    let client = lab.cluster.client();
+    // The client reconnects from the port of its closed connection (still in TIME_WAIT there).
+    client.netns().sysctl(&["net.ipv4.tcp_tw_reuse=1"]).unwrap();
+    let from = std::net::SocketAddr::new(client.ip().into(), 40404);
+    let vip = lab.vip_port(PORT);
+    lab.ok(&["-A", "-t", &vip, "-s", "rr"]);
+    lab.ok(&["-a", "-t", &vip, "-r", &format!("{}:{PORT}", lab.rs_ip(0))]);
+    let mut conn = client.open_tcp_from(from, lab.vip(), PORT).unwrap();
+    assert_eq!(conn.ask("first").unwrap(), "rs0");
+    // The client closes: the director sees its FIN, never the server's; the flow waits in
+    // FIN_WAIT.
+    drop(conn);
+    poll_until(Duration::from_secs(5), "FIN_WAIT", || {
+        let rows = conn_rows(&lab);
+        Ok((rows.len() == 1 && rows[0][2] == "FIN_WAIT").then_some(()))
+    })
+    .unwrap();
+    // The service is made again with another server (as `-C` then `-R` would).
+    lab.ok(&["-D", "-t", &vip]);
+    lab.ok(&["-A", "-t", &vip, "-s", "rr"]);
+    lab.ok(&["-a", "-t", &vip, "-r", &format!("{}:{PORT}", lab.rs_ip(1))]);
+    // A SYN on the same ports is scheduled afresh, and its connection outlives the flush of the
+    // old service's flows (a sweep a second).
+    std::thread::sleep(Duration::from_millis(1100));
+    let mut conn = client.open_tcp_from(from, lab.vip(), PORT).unwrap();
+    assert_eq!(conn.ask("second").unwrap(), "rs1");
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(conn.ask("still there").unwrap(), "rs1");
+}

@@ -127,14 +127,18 @@ fn found(
     };
     let syn = tcp.is_some_and(|f| f.syn);
     let nodest = config().flags & config_flags::EXPIRE_NODEST_CONN != 0;
-    if nodest && d.flags & dest_flags::AVAILABLE == 0 {
+    let deleted = d.flags & dest_flags::AVAILABLE == 0;
+    if nodest && deleted {
         // expire_nodest_conn: the flow of a deleted server ends now; a SYN starts afresh.
         end(key, c, &d, table);
         return if syn { Found::Reschedule } else { Found::Drop };
     }
-    if syn && ((nodest && d.weight == 0) || reusable(c)) {
+    if syn && (deleted || (nodest && d.weight == 0) || reusable(c)) {
         // conn_reuse_mode: a SYN on a closed flow's ports is a new connection (with
-        // expire_nodest_conn, so is any SYN on a flow to a quiesced server).
+        // expire_nodest_conn, so is any SYN on a flow to a quiesced server). So is a SYN on a
+        // draining flow of a deleted server (one the client closed, its last ACK unseen): the
+        // new connection must not go to a server out of the table, nor ride a flow that is
+        // about to be flushed, which would leave the connection without a flow mid-way.
         end(key, c, &d, table);
         return Found::Reschedule;
     }
