@@ -58,6 +58,36 @@ impl Plane {
             space,
         }
     }
+
+    /// Resolves real server `d`'s next hop (waiting a little for address resolution), records it
+    /// and writes the server's entry as available. An unresolved server is written all the same:
+    /// its flows wait until the next-hop refresh finds its MAC.
+    async fn place_dest(&mut self, svc_index: u32, d: &crate::model::Dest) -> Result<()> {
+        let hop = match self.neigh.resolve(d.addr.addr, RESOLVE_WAIT).await {
+            Ok(Some(hop)) => Some(hop),
+            Ok(None) => {
+                warn!(
+                    "real server {}: no answer to address resolution yet; its flows wait",
+                    d.addr
+                );
+                None
+            }
+            Err(e) => {
+                warn!("real server {}: {e:#}", d.addr);
+                None
+            }
+        };
+        self.hops.insert(d.id, hop);
+        dataplane::write_dest(
+            &mut self.maps,
+            svc_index,
+            d,
+            DestPlacement {
+                next_hop: hop,
+                available: true,
+            },
+        )
+    }
 }
 
 /// Which estimator: a service (by index) or a real server (by id).
@@ -109,24 +139,7 @@ impl Director {
         let services = self.model.services.clone();
         for svc in &services {
             for d in &svc.dests {
-                let hop = plane
-                    .neigh
-                    .resolve(d.addr.addr, RESOLVE_WAIT)
-                    .await
-                    .unwrap_or_else(|e| {
-                        warn!("real server {}: {e:#}", d.addr);
-                        None
-                    });
-                plane.hops.insert(d.id, hop);
-                dataplane::write_dest(
-                    &mut plane.maps,
-                    svc.index,
-                    d,
-                    DestPlacement {
-                        next_hop: hop,
-                        available: true,
-                    },
-                )?;
+                plane.place_dest(svc.index, d).await?;
             }
             let key = dataplane_service_key(&svc.id);
             if !resumed || plane.maps.services.get(&key, 0).is_err() {
@@ -378,30 +391,7 @@ impl Director {
                         plane.maps.zero_dest(d.id)?;
                         self.estimators.remove(&EstKey::Dest(d.id));
                     }
-                    let hop = match plane.neigh.resolve(d.addr.addr, RESOLVE_WAIT).await {
-                        Ok(Some(hop)) => Some(hop),
-                        Ok(None) => {
-                            warn!(
-                                "real server {}: no answer to address resolution yet; its flows wait",
-                                d.addr
-                            );
-                            None
-                        }
-                        Err(e) => {
-                            warn!("real server {}: {e:#}", d.addr);
-                            None
-                        }
-                    };
-                    plane.hops.insert(d.id, hop);
-                    dataplane::write_dest(
-                        &mut plane.maps,
-                        svc.index,
-                        d,
-                        DestPlacement {
-                            next_hop: hop,
-                            available: true,
-                        },
-                    )?;
+                    plane.place_dest(svc.index, d).await?;
                 }
                 if replan == Replan::Yes {
                     let plan = sched::plan(svc);
