@@ -358,6 +358,25 @@ fn make_room(ctx: &XdpContext, room: usize, keep: usize) -> Option<([u8; 6], [u8
     Some(macs)
 }
 
+/// The frame turned around for an ICMP error (`make_room`), its Ethernet header addressed back
+/// to the sender with `ethertype`: the `N` bytes of Ethernet header, `room` and `keep`.
+#[inline(always)]
+fn error_frame<const N: usize>(
+    ctx: &XdpContext,
+    room: usize,
+    keep: usize,
+    ethertype: u16,
+) -> Option<&mut [u8; N]> {
+    let (src_mac, dst_mac) = make_room(ctx, room, keep)?;
+    let frame = ptr_at::<[u8; N]>(ctx, 0)?;
+    // SAFETY: bounds checked by ptr_at.
+    let f = unsafe { &mut *frame };
+    f[0..6].copy_from_slice(&src_mac);
+    f[6..12].copy_from_slice(&dst_mac);
+    f[12..14].copy_from_slice(&ethertype.to_be_bytes());
+    Some(f)
+}
+
 #[inline(always)]
 fn too_big4(ctx: &XdpContext, mtu: u32) -> u32 {
     const ROOM: usize = Ipv4Hdr::LEN + 8;
@@ -366,17 +385,11 @@ fn too_big4(ctx: &XdpContext, mtu: u32) -> u32 {
     };
     // SAFETY: bounds checked by ptr_at.
     let (client, vip) = unsafe { ((*ip).src_addr, (*ip).dst_addr) };
-    let Some((src_mac, dst_mac)) = make_room(ctx, ROOM, KEEP4) else {
+    let Some(f) =
+        error_frame::<{ EthHdr::LEN + ROOM + KEEP4 }>(ctx, ROOM, KEEP4, crate::parse::ETH_P_IP)
+    else {
         return xdp_action::XDP_DROP;
     };
-    let Some(frame) = ptr_at::<[u8; EthHdr::LEN + ROOM + KEEP4]>(ctx, 0) else {
-        return xdp_action::XDP_DROP;
-    };
-    // SAFETY: bounds checked by ptr_at.
-    let f = unsafe { &mut *frame };
-    f[0..6].copy_from_slice(&src_mac);
-    f[6..12].copy_from_slice(&dst_mac);
-    f[12..14].copy_from_slice(&crate::parse::ETH_P_IP.to_be_bytes());
     let total = (ROOM + KEEP4) as u16;
     let h = &mut f[14..34];
     h.copy_from_slice(&[
@@ -430,17 +443,11 @@ fn too_big6(ctx: &XdpContext, mtu: u32) -> u32 {
     };
     // SAFETY: bounds checked by ptr_at.
     let (client, vip) = unsafe { ((*ip).src_addr, (*ip).dst_addr) };
-    let Some((src_mac, dst_mac)) = make_room(ctx, ROOM, KEEP6) else {
+    let Some(f) =
+        error_frame::<{ EthHdr::LEN + ROOM + KEEP6 }>(ctx, ROOM, KEEP6, crate::parse::ETH_P_IPV6)
+    else {
         return xdp_action::XDP_DROP;
     };
-    let Some(frame) = ptr_at::<[u8; EthHdr::LEN + ROOM + KEEP6]>(ctx, 0) else {
-        return xdp_action::XDP_DROP;
-    };
-    // SAFETY: bounds checked by ptr_at.
-    let f = unsafe { &mut *frame };
-    f[0..6].copy_from_slice(&src_mac);
-    f[6..12].copy_from_slice(&dst_mac);
-    f[12..14].copy_from_slice(&crate::parse::ETH_P_IPV6.to_be_bytes());
     let plen = (8 + KEEP6) as u16;
     let h = &mut f[14..54];
     h[0..4].copy_from_slice(&(6u32 << 28).to_be_bytes());
