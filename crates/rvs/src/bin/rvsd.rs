@@ -1,29 +1,22 @@
-//! rvsd: the rvs director daemon. Loads the XDP director onto the given interfaces with its maps
-//! pinned in bpffs, keeps the model of services and real servers, serves rvsadm on a Unix socket,
-//! expires connections, estimates rates and keeps real servers' next hops resolved. With
-//! `-f keepalived.conf` it also runs the file's services and health checkers (SIGHUP reloads).
+//! rvsd: the rvs director daemon. Parses its options and hands them to the supervisor
+//! (`rvs::daemon::supervisor`), which loads the XDP director, makes the director and runs its
+//! tasks: the control socket, expiry, rates, next hops, locality caches and, with
+//! `-f keepalived.conf`, the file's services and health checkers (SIGHUP reloads).
 
 use std::{
     path::{Path, PathBuf},
-    sync::Arc,
     time::Duration,
 };
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
 use rvs::{
-    control::{self, server},
-    daemon::{Director, DirectorOptions, expiry, keepalived::Keepalived, state},
-    dataplane::{AttachMode, Dataplane, DirectorMaps, LoadOptions, Neighbours, cleanup_pins},
-    keepalived::KeepalivedConfig,
-    model::Model,
+    control,
+    daemon::supervisor::{self, Settings},
+    dataplane::{AttachMode, cleanup_pins},
 };
-use rvs_common::maps::{Config, DEFAULT_CONN_TABLE_SIZE, MAX_DESTS, MAX_SERVICES, config_flags};
-use tokio::{
-    signal::unix::SignalKind,
-    sync::{Mutex, oneshot},
-};
-use tracing::{info, warn};
+use rvs_common::maps::{Config, DEFAULT_CONN_TABLE_SIZE, config_flags};
+use tracing::info;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum XdpModeArg {
@@ -87,6 +80,10 @@ struct Args {
     /// Check the file given with -f and exit: 0 when it can be used, 1 when not.
     #[arg(long, alias = "config-test", requires = "use_file")]
     check_config: bool,
+    /// With --check-config: print what was understood (services, real servers, checkers with
+    /// their effective timings after keepalived's inheritance and defaults).
+    #[arg(long, requires = "check_config")]
+    dump: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -113,7 +110,7 @@ fn real_main() -> Result<()> {
             .use_file
             .as_deref()
             .context("--check-config needs -f FILE")?;
-        return check_config(path);
+        return check_config(path, args.dump);
     }
     if args.cleanup {
         cleanup_pins(&args.pin_dir)?;
@@ -140,21 +137,51 @@ fn real_main() -> Result<()> {
         }
         None => None,
     };
+    let mut flags = 0;
+    if args.expire_nodest_conn {
+        flags |= config_flags::EXPIRE_NODEST_CONN;
+    }
+    if args.expire_quiescent_template {
+        flags |= config_flags::EXPIRE_QUIESCENT_TEMPLATE;
+    }
+    let settings = Settings {
+        socket: args.socket,
+        pin_dir: args.pin_dir,
+        state_file: args.state_file,
+        interfaces: args.interfaces,
+        mode: match args.xdp_mode {
+            XdpModeArg::Driver => AttachMode::Driver,
+            XdpModeArg::Generic => AttachMode::Generic,
+        },
+        conn_table_size: args.conn_table_size,
+        dataplane: Config {
+            flags,
+            new_flow_rate: args.new_flow_rate,
+            lblcr_expiration_ns: args.lblcr_expiration.saturating_mul(1_000_000_000),
+        },
+        lblc_expiration: Duration::from_secs(args.lblc_expiration),
+        lblcr_expiration: Duration::from_secs(args.lblcr_expiration),
+        keepalived,
+    };
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?
-        .block_on(run(args, keepalived))
+        .block_on(supervisor::run(settings))
 }
 
-/// `--check-config -f FILE`: the warnings and the first error, as rvsd would log them.
-fn check_config(path: &Path) -> Result<()> {
+/// `--check-config -f FILE`: the warnings and the first error, as rvsd would log them; with
+/// `--dump`, what was understood, on standard output.
+fn check_config(path: &Path, dump: bool) -> Result<()> {
     let cfg = rvs::keepalived::load(path)?;
     let warnings = rvs::daemon::keepalived::warnings(path, &cfg);
     for w in &warnings {
         eprintln!("{w}");
     }
     let services = rvs::keepalived::desired_services(&cfg);
+    if dump {
+        print!("{}", rvs::keepalived::dump(&cfg, &services));
+    }
     eprintln!(
         "{}: configuration OK ({} virtual services, {} warnings)",
         path.display(),
@@ -164,220 +191,3 @@ fn check_config(path: &Path) -> Result<()> {
     Ok(())
 }
 
-async fn run(args: Args, keepalived: Option<(PathBuf, KeepalivedConfig)>) -> Result<()> {
-    let listener = server::bind(&args.socket)?;
-    let _socket_file = server::SocketFile(args.socket.clone());
-    let opts = LoadOptions {
-        pin_dir: args.pin_dir.clone(),
-        interfaces: args.interfaces.clone(),
-        mode: match args.xdp_mode {
-            XdpModeArg::Driver => AttachMode::Driver,
-            XdpModeArg::Generic => AttachMode::Generic,
-        },
-        conn_table_size: args.conn_table_size,
-    };
-    let plane_program = Dataplane::load(&opts)?;
-    let resumed = plane_program.resumed;
-    for (name, ifindex) in &plane_program.interfaces {
-        info!(
-            "director attached to {name} (ifindex {ifindex}, {:?} mode)",
-            opts.mode
-        );
-    }
-    let model = match state::load(&args.state_file)? {
-        Some(m) => {
-            info!(
-                "loaded {} services from {}{}",
-                m.services.len(),
-                args.state_file.display(),
-                if resumed {
-                    "; connections carried over"
-                } else {
-                    "; maps are new, connections start afresh"
-                }
-            );
-            m
-        }
-        None => Model::new(MAX_SERVICES, MAX_DESTS),
-    };
-    let mut plane = dataplane_handles(&args)?;
-    let mut flags = 0;
-    if args.expire_nodest_conn {
-        flags |= config_flags::EXPIRE_NODEST_CONN;
-    }
-    if args.expire_quiescent_template {
-        flags |= config_flags::EXPIRE_QUIESCENT_TEMPLATE;
-    }
-    let config = Config {
-        flags,
-        new_flow_rate: args.new_flow_rate,
-        lblcr_expiration_ns: args.lblcr_expiration.saturating_mul(1_000_000_000),
-    };
-    plane
-        .maps
-        .config
-        .set(0, config, 0)
-        .context("writing the data plane's settings")?;
-    let mut director = Director::new(
-        model,
-        Some(plane),
-        DirectorOptions {
-            state_file: Some(args.state_file.clone()),
-            conn_table_size: args.conn_table_size,
-        },
-    );
-    director.reconcile(resumed).await?;
-    let director = Arc::new(Mutex::new(director));
-    // The configured services are in place before rvsadm is served.
-    let (stop_keepalived, stopped) = oneshot::channel();
-    let mut keepalived = match keepalived {
-        Some((path, cfg)) => {
-            let k = Keepalived::start(path, cfg, director.clone()).await?;
-            Some(tokio::spawn(k.run(stopped)))
-        }
-        None => None,
-    };
-
-    let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(server::serve(listener, director.clone()));
-    tasks.spawn(estimator_loop(director.clone()));
-    tasks.spawn(next_hop_loop(director.clone()));
-    tasks.spawn(expiry_loop(director.clone(), args.pin_dir.clone()));
-    tasks.spawn(locality_loop(
-        director.clone(),
-        args.pin_dir.clone(),
-        Duration::from_secs(args.lblc_expiration),
-        Duration::from_secs(args.lblcr_expiration),
-    ));
-    info!("serving rvsadm on {}", args.socket.display());
-
-    let mut term = tokio::signal::unix::signal(SignalKind::terminate())?;
-    let mut int = tokio::signal::unix::signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => info!("SIGTERM: detaching and exiting"),
-        _ = int.recv() => info!("SIGINT: detaching and exiting"),
-        r = tasks.join_next() => warn!("a task ended unexpectedly: {r:?}"),
-        r = async { keepalived.as_mut().expect("guarded").await }, if keepalived.is_some() => {
-            warn!("the keepalived checkers ended unexpectedly: {r:?}");
-            keepalived = None;
-        }
-    }
-    tasks.abort_all();
-    if let Some(k) = keepalived {
-        // Lets omega notifiers run; the table is kept for the next rvsd.
-        let _ = stop_keepalived.send(());
-        let _ = tokio::time::timeout(Duration::from_secs(10), k).await;
-    }
-    drop(plane_program);
-    info!("detached; pinned maps kept in {}", args.pin_dir.display());
-    Ok(())
-}
-
-fn dataplane_handles(args: &Args) -> Result<rvs::daemon::Plane> {
-    Ok(rvs::daemon::Plane::new(
-        DirectorMaps::open(&args.pin_dir)?,
-        Neighbours::new()?,
-    ))
-}
-
-/// Expires the lblc and lblcr caches.
-async fn locality_loop(
-    director: Arc<Mutex<Director>>,
-    pin_dir: PathBuf,
-    lblc: Duration,
-    lblcr: Duration,
-) {
-    let mut maps = match DirectorMaps::open(&pin_dir) {
-        Ok(m) => m,
-        Err(e) => {
-            warn!("locality cache expiry disabled: {e:#}");
-            return;
-        }
-    };
-    let mut tick = tokio::time::interval(rvs::daemon::locality::INTERVAL);
-    loop {
-        tick.tick().await;
-        let (lblc_services, lblcr_services) = director.lock().await.locality_services();
-        let gone = rvs::daemon::locality::sweep(&mut maps.lblc, &lblc_services, lblc)
-            + rvs::daemon::locality::sweep(&mut maps.lblcr, &lblcr_services, lblcr);
-        if gone > 0 {
-            tracing::debug!("expired {gone} locality cache entries");
-        }
-    }
-}
-
-async fn estimator_loop(director: Arc<Mutex<Director>>) {
-    let mut tick = tokio::time::interval(rvs::daemon::estimator::INTERVAL);
-    loop {
-        tick.tick().await;
-        director.lock().await.estimate();
-    }
-}
-
-async fn next_hop_loop(director: Arc<Mutex<Director>>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(5));
-    loop {
-        tick.tick().await;
-        director.lock().await.refresh_next_hops().await;
-    }
-}
-
-/// Flows of the main table walked per second at most, on average; the period between walks is
-/// between 1 and 8 seconds.
-const MAIN_WALK_RATE: usize = 250_000;
-
-fn main_walk_period(entries: usize) -> Duration {
-    Duration::from_millis((entries * 1000 / MAIN_WALK_RATE).clamp(1000, 8000) as u64)
-}
-
-/// Walks the connection tables about once a second (back to back when a walk takes longer).
-async fn expiry_loop(director: Arc<Mutex<Director>>, pin_dir: PathBuf) {
-    let maps = match DirectorMaps::open(&pin_dir) {
-        Ok(m) => Arc::new(std::sync::Mutex::new(m)),
-        Err(e) => {
-            warn!("connection expiry disabled: {e:#}");
-            return;
-        }
-    };
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    // The embryonic table is walked every second (a SYN flood is shed from it); the main table
-    // as often while it is small, and less often as it grows, so that a table of millions of
-    // flows does not keep a CPU busy walking it (flows then expire up to a few seconds late).
-    let mut main_due = tokio::time::Instant::now();
-    loop {
-        tick.tick().await;
-        let (inputs, trash) = director.lock().await.expiry_inputs();
-        let m = maps.clone();
-        let walk_main = tokio::time::Instant::now() >= main_due;
-        let sweep = tokio::task::spawn_blocking(move || {
-            let mut m = m.lock().expect("expiry maps");
-            let m = &mut *m;
-            expiry::sweep(
-                &mut m.conns_new,
-                &mut m.conns,
-                &mut m.nat_replies,
-                &m.dest_conns,
-                &inputs,
-                walk_main,
-            )
-        })
-        .await;
-        match sweep {
-            Ok(s) => {
-                if walk_main {
-                    main_due = tokio::time::Instant::now() + main_walk_period(s.walked_main);
-                }
-                if s.expired + s.flushed > 0 {
-                    tracing::debug!(
-                        "expired {} and flushed {} of {} connections",
-                        s.expired,
-                        s.flushed,
-                        s.walked
-                    );
-                }
-                director.lock().await.expiry_done(&s, &trash);
-            }
-            Err(e) => warn!("connection expiry walk failed: {e}"),
-        }
-    }
-}

@@ -1,22 +1,21 @@
-//! The server side, in rvsd: a Unix socket, one task per client, requests applied one at a time
-//! to the director.
+//! The control task, in rvsd: a Unix socket, one task per client. Listings are answered from
+//! the director's published view and the maps, changes are queued to the director; so a client
+//! waiting for a slow change (a real server whose MAC does not resolve) holds up nobody else.
 
 use std::{
     os::unix::fs::{FileTypeExt, PermissionsExt},
     path::{Path, PathBuf},
-    sync::Arc,
 };
 
 use anyhow::{Context, Result, bail};
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
     net::{UnixListener, UnixStream},
-    sync::Mutex,
 };
 use tracing::{debug, warn};
 
 use super::proto::{Request, Response};
-use crate::daemon::Director;
+use crate::daemon::DirectorHandle;
 
 /// Binds the control socket, refusing if another rvsd answers on it.
 pub fn bind(path: &Path) -> Result<UnixListener> {
@@ -39,7 +38,7 @@ pub fn bind(path: &Path) -> Result<UnixListener> {
 }
 
 /// Serves clients until the task is dropped.
-pub async fn serve(listener: UnixListener, director: Arc<Mutex<Director>>) {
+pub async fn serve(listener: UnixListener, director: DirectorHandle) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
@@ -55,12 +54,12 @@ pub async fn serve(listener: UnixListener, director: Arc<Mutex<Director>>) {
     }
 }
 
-async fn client(stream: UnixStream, director: Arc<Mutex<Director>>) -> Result<()> {
+async fn client(stream: UnixStream, director: DirectorHandle) -> Result<()> {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read).lines();
     while let Some(line) = lines.next_line().await? {
         let response = match serde_json::from_str::<Request>(&line) {
-            Ok(req) => director.lock().await.handle(req).await,
+            Ok(req) => director.request(req).await,
             Err(e) => Response::Error {
                 errno: libc::EINVAL,
                 detail: format!("rvs: malformed request: {e}"),

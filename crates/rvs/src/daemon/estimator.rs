@@ -109,3 +109,12 @@ mod tests {
         assert_eq!(e.rates().cps, 0);
     }
 }
+
+/// The estimator task: asks the director to sample its counters every [`INTERVAL`].
+pub async fn task(director: super::DirectorHandle) {
+    let mut tick = tokio::time::interval(INTERVAL);
+    loop {
+        tick.tick().await;
+        director.estimate().await;
+    }
+}

@@ -340,3 +340,126 @@ mod tests {
         assert_eq!(any.vport, 0);
     }
 }
+
+/// What a walk needs from `model`, and the real-server ids in its trash when the walk starts.
+pub fn inputs(model: &crate::model::Model, conn_table_size: u32) -> (Inputs, BTreeSet<u32>) {
+    let trash = model.trash.iter().map(|t| t.dest.id).collect();
+    let mut inputs = Inputs {
+        timeouts: model.timeouts,
+        flush: model.flushed_dest_ids(),
+        embryonic_capacity: rvs_common::maps::conns_new_size(conn_table_size),
+        ..Default::default()
+    };
+    for s in &model.services {
+        for d in &s.dests {
+            inputs
+                .thresholds
+                .insert(d.id, (d.config.u_threshold, d.config.l_threshold));
+        }
+        if s.config.persistent() {
+            let port = s.id.port();
+            inputs.persist.insert(
+                s.index,
+                PersistRule {
+                    timeout_s: s.config.timeout,
+                    netmask4: if s.id.is_ipv6() {
+                        0
+                    } else {
+                        s.config.netmask.to_be()
+                    },
+                    prefix6: if s.id.is_ipv6() {
+                        s.config.netmask.min(128) as u8
+                    } else {
+                        0
+                    },
+                    any_port: port == 0 || port == 21,
+                },
+            );
+        }
+    }
+    for t in &model.trash {
+        inputs.thresholds.insert(
+            t.dest.id,
+            (t.dest.config.u_threshold, t.dest.config.l_threshold),
+        );
+    }
+    for d in model
+        .services
+        .iter()
+        .flat_map(|s| s.dests.iter())
+        .chain(model.trash.iter().map(|t| &t.dest))
+        .filter(|d| d.config.fwd == crate::model::FwdMethod::Masq)
+    {
+        inputs.nat_dests.insert(
+            d.id,
+            (
+                crate::dataplane::ip_words(&d.addr.addr),
+                d.addr.port.to_be(),
+            ),
+        );
+    }
+    (inputs, trash)
+}
+
+/// Flows of the main table walked per second at most, on average; the period between walks is
+/// between 1 and 8 seconds.
+const MAIN_WALK_RATE: usize = 250_000;
+
+fn main_walk_period(entries: usize) -> std::time::Duration {
+    std::time::Duration::from_millis((entries * 1000 / MAIN_WALK_RATE).clamp(1000, 8000) as u64)
+}
+
+/// The expiry task: walks the connection tables about once a second (back to back when a walk
+/// takes longer) with its own handles on the maps, off the runtime's threads, and tells the
+/// director which trashed real servers no flow refers to any more.
+pub async fn task(director: super::DirectorHandle, pin_dir: std::path::PathBuf) {
+    let maps = match crate::dataplane::DirectorMaps::open(&pin_dir) {
+        Ok(m) => std::sync::Arc::new(std::sync::Mutex::new(m)),
+        Err(e) => {
+            tracing::warn!("connection expiry disabled: {e:#}");
+            return;
+        }
+    };
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    // The embryonic table is walked every second (a SYN flood is shed from it); the main table
+    // as often while it is small, and less often as it grows, so that a table of millions of
+    // flows does not keep a CPU busy walking it (flows then expire up to a few seconds late).
+    let mut main_due = tokio::time::Instant::now();
+    loop {
+        tick.tick().await;
+        let view = director.view();
+        let (inputs, trash) = inputs(&view.model, view.conn_table_size);
+        let m = maps.clone();
+        let walk_main = tokio::time::Instant::now() >= main_due;
+        let walked = tokio::task::spawn_blocking(move || {
+            let mut m = m.lock().expect("expiry maps");
+            let m = &mut *m;
+            sweep(
+                &mut m.conns_new,
+                &mut m.conns,
+                &mut m.nat_replies,
+                &m.dest_conns,
+                &inputs,
+                walk_main,
+            )
+        })
+        .await;
+        match walked {
+            Ok(s) => {
+                if walk_main {
+                    main_due = tokio::time::Instant::now() + main_walk_period(s.walked_main);
+                }
+                if s.expired + s.flushed > 0 {
+                    tracing::debug!(
+                        "expired {} and flushed {} of {} connections",
+                        s.expired,
+                        s.flushed,
+                        s.walked
+                    );
+                }
+                director.expiry_done(s, trash).await;
+            }
+            Err(e) => tracing::warn!("connection expiry walk failed: {e}"),
+        }
+    }
+}

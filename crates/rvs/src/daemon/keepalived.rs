@@ -16,18 +16,18 @@
 //! - services rvsadm added by hand are left alone, also by `lvs_flush`-less reloads.
 
 use std::{
+    net::IpAddr,
     path::{Path, PathBuf},
-    sync::Arc,
     time::Duration,
 };
 
 use tokio::{
     signal::unix::{Signal, SignalKind, signal},
-    sync::{Mutex, mpsc, oneshot},
+    sync::{mpsc, oneshot},
 };
 use tracing::{debug, error, info, warn};
 
-use super::Director;
+use super::{Director, DirectorHandle};
 use crate::{
     check::{
         Action, CheckEvent, DesiredService, Health, Mail, Runner, ServerStates,
@@ -52,7 +52,7 @@ struct Installed {
 /// The running configuration: what it installed, its checkers and where mail goes.
 pub struct Keepalived {
     path: PathBuf,
-    director: Arc<Mutex<Director>>,
+    director: DirectorHandle,
     router_id: String,
     mail: Option<MailSettings>,
     timeouts: LvsTimeouts,
@@ -91,7 +91,7 @@ impl Keepalived {
     pub async fn start(
         path: PathBuf,
         cfg: KeepalivedConfig,
-        director: Arc<Mutex<Director>>,
+        director: DirectorHandle,
     ) -> std::io::Result<Keepalived> {
         // Before anything slow: from now on SIGHUP reloads instead of ending rvsd.
         let hangup = signal(SignalKind::hangup())?;
@@ -230,8 +230,8 @@ impl Keepalived {
     /// its current table otherwise (only the differences are applied).
     async fn install(&mut self, svc: DesiredService, states: &ServerStates) {
         let current = {
-            let d = self.director.lock().await;
-            d.model().service(&svc.service).map(|s| {
+            let view = self.director.view();
+            view.model.service(&svc.service).map(|s| {
                 let table: Vec<(DestAddr, DestConfig)> =
                     s.dests.iter().map(|d| (d.addr, d.config.clone())).collect();
                 (s.config.clone(), table)
@@ -241,9 +241,6 @@ impl Keepalived {
         let actions = match current {
             None => {
                 let r = self
-                    .director
-                    .lock()
-                    .await
                     .handle(Request::AddService {
                         service: svc.service,
                         config: svc.config.clone(),
@@ -262,9 +259,6 @@ impl Keepalived {
                 if config != svc.config {
                     info!("VS {}: settings changed", svc.name);
                     let r = self
-                        .director
-                        .lock()
-                        .await
                         .handle(Request::EditService {
                             service: svc.service,
                             config: svc.config.clone(),
@@ -336,13 +330,7 @@ impl Keepalived {
             return;
         }
         self.timeouts = wanted;
-        let current = match self
-            .director
-            .lock()
-            .await
-            .handle(Request::GetTimeouts)
-            .await
-        {
+        let current = match self.handle(Request::GetTimeouts).await {
             Response::Timeouts { timeouts } => timeouts,
             other => {
                 warn!("lvs_timeouts: cannot read the running timeouts: {other:?}");
@@ -357,14 +345,35 @@ impl Keepalived {
         self.request(Request::SetTimeouts { timeouts }).await;
     }
 
-    /// Carries out a service's actions in order. The director is held for all of them, so
-    /// rvsadm and the data plane see a server swap (real servers out, sorry server in) as one.
+    /// Carries out a service's actions in order. The table changes go to the director as one
+    /// job, so rvsadm and the data plane see a server swap (real servers out, sorry server in)
+    /// as one; scripts, mail and logs follow.
     async fn carry_out(&mut self, actions: Vec<Action>) {
-        let director = self.director.clone();
-        let mut director = director.lock().await;
+        let changes: Vec<Request> = actions.iter().filter_map(table_request).collect();
+        if !changes.is_empty() {
+            let servers: Vec<IpAddr> = changes
+                .iter()
+                .filter_map(|r| match r {
+                    Request::AddDest { dest, .. } | Request::EditDest { dest, .. } => {
+                        Some(dest.addr)
+                    }
+                    _ => None,
+                })
+                .collect();
+            let done = self
+                .director
+                .with(servers, move |d| {
+                    for req in changes {
+                        change_table(d, req);
+                    }
+                })
+                .await;
+            if done.is_none() {
+                warn!("the director stopped: table changes not made");
+            }
+        }
         for action in actions {
-            if let Some(req) = table_request(&action) {
-                change_table(&mut director, req).await;
+            if table_request(&action).is_some() {
                 continue;
             }
             match action {
@@ -382,7 +391,7 @@ impl Keepalived {
     }
 
     async fn handle(&self, req: Request) -> Response {
-        self.director.lock().await.handle(req).await
+        self.director.request(req).await
     }
 
     /// Sends a request; a refusal is logged.
@@ -490,7 +499,7 @@ fn describe(req: &Request) -> String {
 
 /// Sends a table change. One already made by hand (the server added, or removed, with rvsadm)
 /// is taken as done, with the configured settings.
-async fn change_table(director: &mut Director, req: Request) {
+fn change_table(director: &mut Director, req: Request) {
     let what = describe(&req);
     let (done_already, instead) = match &req {
         Request::AddDest {
@@ -519,12 +528,12 @@ async fn change_table(director: &mut Director, req: Request) {
         ),
         _ => (libc::ENOENT, None),
     };
-    let mut r = director.handle(req).await;
+    let mut r = director.handle(req);
     if let Response::Error { errno, .. } = r
         && errno == done_already
     {
         r = match instead {
-            Some(req) => director.handle(req).await,
+            Some(req) => director.handle(req),
             None => Response::Ok,
         };
     }

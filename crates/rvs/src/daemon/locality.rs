@@ -63,3 +63,43 @@ pub fn sweep<V: Entry>(
     }
     removed
 }
+
+/// Service indexes using lblc and using lblcr (their caches keep only these).
+pub fn services(model: &crate::model::Model) -> (BTreeSet<u32>, BTreeSet<u32>) {
+    use crate::sched::Scheduler;
+    let of = |which: Scheduler| {
+        model
+            .services
+            .iter()
+            .filter(|s| Scheduler::from_name(&s.config.scheduler) == Some(which))
+            .map(|s| s.index)
+            .collect()
+    };
+    (of(Scheduler::Lblc), of(Scheduler::Lblcr))
+}
+
+/// The locality task: expires the lblc and lblcr caches every [`INTERVAL`], with its own handles.
+pub async fn task(
+    director: super::DirectorHandle,
+    pin_dir: std::path::PathBuf,
+    lblc: Duration,
+    lblcr: Duration,
+) {
+    let mut maps = match crate::dataplane::DirectorMaps::open(&pin_dir) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!("locality cache expiry disabled: {e:#}");
+            return;
+        }
+    };
+    let mut tick = tokio::time::interval(INTERVAL);
+    loop {
+        tick.tick().await;
+        let (lblc_services, lblcr_services) = services(&director.view().model);
+        let gone = sweep(&mut maps.lblc, &lblc_services, lblc)
+            + sweep(&mut maps.lblcr, &lblcr_services, lblcr);
+        if gone > 0 {
+            tracing::debug!("expired {gone} locality cache entries");
+        }
+    }
+}

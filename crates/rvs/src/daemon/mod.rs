@@ -1,13 +1,24 @@
-//! What rvsd runs: the director (requests against the model and the maps), connection expiry,
-//! rate estimation, next-hop refresh, and the saved model that lets a restart pick up where it
-//! left off.
+//! What rvsd runs, one task a file, started and stopped by the [`supervisor`]:
+//! - [`owner`]: the director's task, the one owner of the model and the map writer
+//!   ([`director`]), applying changes in order and publishing a [`view::DirectorView`] after each;
+//! - [`view`]: what readers see, and the answers to requests that only read;
+//! - [`expiry`]: connection expiry; [`estimator`]: rate estimation; [`next_hop`]: next-hop
+//!   refresh; [`locality`]: the lblc/lblcr caches; [`keepalived`]: keepalived.conf's services
+//!   and health checkers;
+//! - [`state`]: the saved model that lets a restart pick up where it left off.
+//!
+//! The control socket's task is in `control/server.rs`.
 
-mod director;
+pub mod director;
 pub mod estimator;
 pub mod expiry;
 pub mod keepalived;
 pub mod locality;
+pub mod next_hop;
+pub mod owner;
 pub mod state;
-mod views;
+pub mod supervisor;
+pub mod view;
 
-pub use director::{Director, DirectorOptions, Plane};
+pub use director::{Director, DirectorOptions};
+pub use owner::DirectorHandle;

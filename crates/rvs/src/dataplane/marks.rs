@@ -4,16 +4,16 @@
 use std::net::IpAddr;
 
 use anyhow::{Context, Result};
-use aya::maps::lpm_trie::Key;
 use rvs_common::{
     AF_INET, AF_INET6,
     mark::{FAMILY_BITS, MAX_RULES_PER_PREFIX, MarkPrefix, MarkRule as RuleEntry, MarkRules},
 };
 
-use super::maps::DirectorMaps;
+use super::store::MapsWrite;
 use crate::model::{CompiledPrefix, MarkRule, compile_mark_rules};
 
-fn trie_key(addr: IpAddr, prefix_len: u8) -> Key<MarkPrefix> {
+/// The trie key of a prefix: (length in bits, including the family byte; data).
+fn trie_key(addr: IpAddr, prefix_len: u8) -> (u32, MarkPrefix) {
     let mut data = MarkPrefix::default();
     match addr {
         IpAddr::V4(a) => {
@@ -25,7 +25,7 @@ fn trie_key(addr: IpAddr, prefix_len: u8) -> Key<MarkPrefix> {
             data.addr = a.octets();
         }
     }
-    Key::new(FAMILY_BITS + prefix_len as u32, data)
+    (FAMILY_BITS + prefix_len as u32, data)
 }
 
 fn entry(p: &CompiledPrefix) -> MarkRules {
@@ -44,30 +44,23 @@ fn entry(p: &CompiledPrefix) -> MarkRules {
 }
 
 /// Makes the trie hold exactly `rules`.
-pub fn write_mark_rules(maps: &mut DirectorMaps, rules: &[MarkRule]) -> Result<()> {
+pub fn write_mark_rules(maps: &mut dyn MapsWrite, rules: &[MarkRule]) -> Result<()> {
     let compiled = compile_mark_rules(rules).map_err(anyhow::Error::msg)?;
-    let wanted: Vec<Key<MarkPrefix>> = compiled
+    let wanted: Vec<(u32, MarkPrefix)> = compiled
         .iter()
         .map(|p| trie_key(p.addr, p.prefix_len))
         .collect();
-    for (p, key) in compiled.iter().zip(&wanted) {
-        maps.mark_rules
-            .insert(key, entry(p), 0)
+    for (p, (bits, key)) in compiled.iter().zip(&wanted) {
+        maps.set_mark_prefix(*bits, *key, entry(p))
             .with_context(|| format!("writing the mark rules of {}/{}", p.addr, p.prefix_len))?;
     }
-    let stale: Vec<Key<MarkPrefix>> = maps
-        .mark_rules
-        .keys()
-        .filter_map(|k| k.ok())
-        .filter(|k| {
-            !wanted
-                .iter()
-                .any(|w| w.prefix_len() == k.prefix_len() && w.data() == k.data())
-        })
+    let stale: Vec<(u32, MarkPrefix)> = maps
+        .mark_prefixes()
+        .into_iter()
+        .filter(|k| !wanted.contains(k))
         .collect();
-    for k in stale {
-        maps.mark_rules
-            .remove(&k)
+    for (bits, key) in stale {
+        maps.remove_mark_prefix(bits, key)
             .context("removing a stale mark prefix")?;
     }
     Ok(())

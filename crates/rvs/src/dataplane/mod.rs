@@ -7,10 +7,13 @@ mod list_space;
 mod loader;
 mod maps;
 mod marks;
+#[cfg(test)]
+pub mod memory;
 mod neigh;
 mod pass;
 mod program;
 mod shared;
+mod store;
 
 pub use addr::{ip_from_words, ip_words, port_be};
 pub use list_space::ListSpace;
@@ -21,3 +24,4 @@ pub use neigh::{Neighbours, NextHop};
 pub use pass::{PassProgram, attach_pass_program};
 pub use program::{DestPlacement, Table, program_service, remove_service, service_key, write_dest};
 pub use shared::{Field, SharedConns};
+pub use store::{MapsRead, MapsWrite};

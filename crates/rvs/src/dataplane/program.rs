@@ -13,8 +13,8 @@ use rvs_common::{
 use super::{
     addr::{ip_words, port_be},
     list_space::ListSpace,
-    maps::DirectorMaps,
     neigh::NextHop,
+    store::MapsWrite,
 };
 use crate::{
     model::{Dest, Service, ServiceId, TunCsum, TunType, svc_flags as model_flags},
@@ -48,7 +48,7 @@ pub struct DestPlacement {
 
 /// Writes the forwarding entry of a real server.
 pub fn write_dest(
-    maps: &mut DirectorMaps,
+    maps: &mut dyn MapsWrite,
     svc_index: u32,
     dest: &Dest,
     at: DestPlacement,
@@ -99,8 +99,7 @@ pub fn write_dest(
         mtu: hop.mtu,
         src_addr: hop.src.map(|a| ip_words(&a)).unwrap_or_default(),
     };
-    maps.dests
-        .set(dest.id, entry, 0)
+    maps.set_dest(dest.id, entry)
         .with_context(|| format!("writing real server {}", dest.addr))
 }
 
@@ -141,13 +140,13 @@ fn entry_flags(svc: &Service) -> u8 {
 
 /// Writes a service's entry (and, with `Table::New`, its table and real-server list).
 pub fn program_service(
-    maps: &mut DirectorMaps,
+    maps: &mut dyn MapsWrite,
     space: &mut ListSpace,
     svc: &Service,
     table: Table<'_>,
 ) -> Result<()> {
     let key = service_key(&svc.id);
-    let old = maps.services.get(&key, 0).ok();
+    let old = maps.service(&key);
     let ipv6 = svc.id.is_ipv6();
     let mut entry = ServiceEntry {
         id: svc.index,
@@ -176,8 +175,7 @@ pub fn program_service(
             entry.list_len = old.list_len;
             entry.counter_base = old.counter_base;
             return maps
-                .services
-                .insert(key, entry, 0)
+                .set_service(key, entry)
                 .with_context(|| format!("writing service {}", svc.id));
         }
         Table::New(plan, base) => {
@@ -193,7 +191,7 @@ pub fn program_service(
                     gen_,
                     index: index as u32,
                 };
-                if let Err(e) = maps.slots.insert(slot, dest_id, 0) {
+                if let Err(e) = maps.set_slot(slot, *dest_id) {
                     delete_slots(maps, svc.index, gen_, index as u32);
                     space.release(off, len);
                     return Err(e)
@@ -205,7 +203,12 @@ pub fn program_service(
                     dest_id: d.id,
                     weight: d.config.weight,
                 };
-                maps.sched_list.set(off + i as u32, item, 0)?;
+                if let Err(e) = maps.set_list_item(off + i as u32, item) {
+                    delete_slots(maps, svc.index, gen_, plan.slots.len() as u32);
+                    space.release(off, len);
+                    return Err(e)
+                        .with_context(|| format!("writing the real-server list of {}", svc.id));
+                }
             }
             entry.pick = plan.pick as u8;
             entry.table_gen = gen_;
@@ -216,9 +219,11 @@ pub fn program_service(
             entry.counter_base = base;
         }
     }
-    maps.services
-        .insert(key, entry, 0)
-        .with_context(|| format!("writing service {}", svc.id))?;
+    if let Err(e) = maps.set_service(key, entry) {
+        delete_slots(maps, svc.index, entry.table_gen, entry.table_len);
+        space.release(entry.list_off, entry.list_len);
+        return Err(e).with_context(|| format!("writing service {}", svc.id));
+    }
     if let Some(old) = old {
         delete_slots(maps, svc.index, old.table_gen, old.table_len);
         space.retire(old.list_off, old.list_len);
@@ -227,11 +232,14 @@ pub fn program_service(
 }
 
 /// Removes a service's entry and table.
-pub fn remove_service(maps: &mut DirectorMaps, space: &mut ListSpace, svc: &Service) -> Result<()> {
+pub fn remove_service(
+    maps: &mut dyn MapsWrite,
+    space: &mut ListSpace,
+    svc: &Service,
+) -> Result<()> {
     let key = service_key(&svc.id);
-    if let Ok(old) = maps.services.get(&key, 0) {
-        maps.services
-            .remove(&key)
+    if let Some(old) = maps.service(&key) {
+        maps.remove_service(&key)
             .with_context(|| format!("removing {}", svc.id))?;
         delete_slots(maps, svc.index, old.table_gen, old.table_len);
         space.retire(old.list_off, old.list_len);
@@ -239,9 +247,9 @@ pub fn remove_service(maps: &mut DirectorMaps, space: &mut ListSpace, svc: &Serv
     Ok(())
 }
 
-fn delete_slots(maps: &mut DirectorMaps, svc_id: u32, gen_: u32, len: u32) {
+fn delete_slots(maps: &mut dyn MapsWrite, svc_id: u32, gen_: u32, len: u32) {
     for index in 0..len {
-        let _ = maps.slots.remove(&SlotKey {
+        maps.remove_slot(&SlotKey {
             svc_id,
             gen_,
             index,

@@ -16,6 +16,7 @@ use super::{
     table::{OPTIONS, OptId},
 };
 use crate::model::{FwdMethod, MarkMatch, Timeouts, TunCsum, TunType, svc_flags};
+use crate::sched::Scheduler;
 
 /// MAX_TIMEOUT: 31 days.
 const MAX_TIMEOUT: i64 = 86400 * 31;
@@ -367,7 +368,7 @@ impl CommandEntry {
                 ));
             }
             if svc.scheduler.is_empty() {
-                svc.scheduler = "wlc".to_owned();
+                svc.scheduler = Scheduler::DEFAULT.name().to_owned();
             }
         }
         if self.cmd == Cmd::StartDaemon && self.daemon.mcast_interface.is_empty() {
@@ -427,27 +428,15 @@ fn parse_fwmark(text: &str) -> Result<u32, Abort> {
 
 /// `-b`: comma-separated flags, checked against the scheduler (`wlc` when none was given).
 fn parse_sched_flags(scheduler: &str, text: &str) -> Result<u32, Abort> {
-    let scheduler = if scheduler.is_empty() {
-        "wlc"
-    } else {
-        scheduler
-    };
+    // An unknown name takes only the generic flags; the daemon refuses the name itself.
+    let scheduler = Scheduler::from_name(scheduler).unwrap_or(Scheduler::DEFAULT);
     let mut flags = 0;
     for flag in text.split(',').filter(|f| !f.is_empty()) {
-        let (bit, only_for) = match flag {
-            "flag-1" => (svc_flags::SCHED1, None),
-            "flag-2" => (svc_flags::SCHED2, None),
-            "flag-3" => (svc_flags::SCHED3, None),
-            "sh-fallback" => (svc_flags::SCHED1, Some("sh")),
-            "sh-port" => (svc_flags::SCHED2, Some("sh")),
-            "mh-fallback" => (svc_flags::SCHED1, Some("mh")),
-            "mh-port" => (svc_flags::SCHED2, Some("mh")),
-            _ => return Err(fail(format!("invalid scheduler flag `{flag}'"))),
+        flags |= match scheduler.flag(flag) {
+            Ok(bit) => bit,
+            Err(true) => return Err(fail(format!("incompatible scheduler flag `{flag}'"))),
+            Err(false) => return Err(fail(format!("invalid scheduler flag `{flag}'"))),
         };
-        if only_for.is_some_and(|s| s != scheduler) {
-            return Err(fail(format!("incompatible scheduler flag `{flag}'")));
-        }
-        flags |= bit;
     }
     Ok(flags)
 }

@@ -10,6 +10,7 @@ use super::{
 };
 use crate::control::proto::{DestView, ServiceView};
 use crate::model::{FwdMethod, ServiceId, TunCsum, TunType, svc_flags};
+use crate::sched::Scheduler;
 
 /// ipvsadm's `FMT_*` flags.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -147,29 +148,12 @@ fn svc_name(id: &ServiceId, format: &Format, resolver: &dyn Resolver) -> String 
     }
 }
 
-/// The scheduler flags by the names of the scheduler they belong to, comma-separated.
+/// The scheduler flags by the names of the scheduler they belong to, comma-separated (an
+/// unknown scheduler's as `flag-N`).
 fn sched_flags(scheduler: &str, flags: u32) -> String {
-    let names: &[(u32, &str)] = match scheduler {
-        "sh" => &[
-            (svc_flags::SCHED1, "sh-fallback"),
-            (svc_flags::SCHED2, "sh-port"),
-        ],
-        "mh" => &[
-            (svc_flags::SCHED1, "mh-fallback"),
-            (svc_flags::SCHED2, "mh-port"),
-        ],
-        _ => &[
-            (svc_flags::SCHED1, "flag-1"),
-            (svc_flags::SCHED2, "flag-2"),
-            (svc_flags::SCHED3, "flag-3"),
-        ],
-    };
-    names
-        .iter()
-        .filter(|(bit, _)| flags & bit != 0)
-        .map(|(_, name)| *name)
-        .collect::<Vec<_>>()
-        .join(",")
+    Scheduler::from_name(scheduler)
+        .unwrap_or(Scheduler::DEFAULT)
+        .flag_names(flags)
 }
 
 /// The persistence mask as shown after ` mask ` / ` -M `, when not the default.

@@ -1,5 +1,5 @@
-//! Test doubles: a resolver with a fixed table, and a backend that applies requests to a
-//! [`Model`] the way rvsd does (without a daemon or a data plane).
+//! Test doubles: a resolver with a fixed table, and a backend that hands requests to rvsd's own
+//! [`Director`] over in-memory maps (no daemon, no kernel), so these tests check the director too.
 
 use std::{
     cell::RefCell,
@@ -11,9 +11,11 @@ use std::{
 use super::{Io, resolve::Resolver, run_with};
 use crate::control::{
     client::Backend,
-    proto::{ConnView, DestView, Info, Request, Response, ServiceView},
+    proto::{Request, Response},
 };
-use crate::model::{Model, ModelError, ServiceId};
+use crate::daemon::{Director, DirectorOptions};
+use crate::dataplane::memory::MemoryMaps;
+use crate::model::Model;
 
 /// Names for a few addresses and ports, nothing else.
 pub struct FakeResolver;
@@ -64,145 +66,50 @@ impl Resolver for FakeResolver {
 }
 
 /// What the test backend holds; shared with the test through an `Rc`.
-#[derive(Default)]
 pub struct State {
-    pub model: Model,
-    /// Extra services answered by ListServices (features the model refuses, with counters).
-    pub canned: Vec<ServiceView>,
-    pub conns: Vec<ConnView>,
+    /// rvsd's own director, over in-memory maps.
+    pub director: Director,
+    /// The maps it writes, where a test sets counters and flows as the data plane would.
+    pub maps: MemoryMaps,
     /// Every request but Info.
     pub log: Vec<Request>,
     /// Answer every request but Info with this error.
     pub fail_with: Option<(i32, String)>,
 }
 
-pub struct ModelBackend(pub Rc<RefCell<State>>);
-
-fn done(r: Result<(), ModelError>) -> Response {
-    match r {
-        Ok(()) => Response::Ok,
-        Err(e) => Response::Error {
-            errno: e.errno,
-            detail: e.detail,
-        },
-    }
-}
-
-fn no_such_service() -> Response {
-    Response::Error {
-        errno: libc::ESRCH,
-        detail: String::new(),
-    }
-}
-
-fn view(svc: &crate::model::Service) -> ServiceView {
-    ServiceView {
-        service: svc.id,
-        config: svc.config.clone(),
-        stats: Default::default(),
-        rate: Default::default(),
-        dests: svc
-            .dests
-            .iter()
-            .map(|d| DestView {
-                dest: d.addr,
-                config: d.config.clone(),
-                active_conns: 0,
-                inactive_conns: 0,
-                persist_conns: 0,
-                stats: Default::default(),
-                rate: Default::default(),
-            })
-            .collect(),
-    }
-}
-
 impl State {
-    fn services(&self, only: Option<&ServiceId>) -> Vec<ServiceView> {
-        self.model
-            .services
-            .iter()
-            .map(view)
-            .chain(self.canned.iter().cloned())
-            .filter(|v| only.is_none_or(|id| v.service == *id))
-            .collect()
-    }
-
-    fn answer(&mut self, req: &Request) -> Response {
-        let m = &mut self.model;
-        match req {
-            Request::Info => unreachable!("answered by the backend"),
-            Request::AddService { service, config } => {
-                done(m.add_service(*service, config.clone()))
-            }
-            Request::EditService { service, config } => {
-                done(m.edit_service(service, config.clone()))
-            }
-            Request::DeleteService { service } => done(m.delete_service(service)),
-            Request::Clear => {
-                m.clear();
-                Response::Ok
-            }
-            Request::AddDest {
-                service,
-                dest,
-                config,
-            } => done(m.add_dest(service, *dest, config.clone()).map(|_| ())),
-            Request::EditDest {
-                service,
-                dest,
-                config,
-            } => done(m.edit_dest(service, *dest, config.clone())),
-            Request::DeleteDest { service, dest } => done(m.delete_dest(service, *dest)),
-            Request::Zero { service } => match service {
-                Some(id) if m.service(id).is_none() => no_such_service(),
-                _ => Response::Ok,
+    fn new() -> State {
+        let maps = MemoryMaps::new();
+        let director = Director::new(
+            Model::new(64, 64),
+            Box::new(maps.clone()),
+            DirectorOptions {
+                state_file: None,
+                conn_table_size: 4096,
             },
-            Request::SetTimeouts { timeouts } => {
-                m.set_timeouts(*timeouts);
-                Response::Ok
-            }
-            Request::GetTimeouts => Response::Timeouts {
-                timeouts: m.timeouts,
-            },
-            Request::ListServices { service } => {
-                let services = self.services(service.as_ref());
-                if service.is_some() && services.is_empty() {
-                    no_such_service()
-                } else {
-                    Response::Services { services }
-                }
-            }
-            Request::ListConns => Response::Conns {
-                conns: self.conns.clone(),
-            },
-            Request::AddMarkRule { rule } => done(m.add_mark_rule(*rule)),
-            Request::DeleteMarkRule { rule } => done(m.delete_mark_rule(*rule)),
-            Request::ListMarkRules => Response::MarkRules {
-                rules: m.mark_rules.clone(),
-            },
-            Request::Counters => Response::Counters {
-                counters: vec![("xdp_pass".to_owned(), 7), ("xdp_drop".to_owned(), 0)],
-            },
+        );
+        State {
+            director,
+            maps,
+            log: Vec::new(),
+            fail_with: None,
         }
     }
 }
 
-impl Backend for ModelBackend {
+/// The client end of a connection to that director, as the control socket serves it.
+pub struct DirectorBackend(pub Rc<RefCell<State>>);
+
+impl Backend for DirectorBackend {
     fn call(&mut self, req: &Request) -> io::Result<Response> {
-        if *req == Request::Info {
-            return Ok(Response::Info(Info {
-                ipvs_version: crate::IPVS_VERSION.to_owned(),
-                rvs_version: crate::VERSION.to_owned(),
-                conn_table_size: 4096,
-            }));
-        }
         let mut state = self.0.borrow_mut();
-        state.log.push(req.clone());
-        if let Some((errno, detail)) = state.fail_with.clone() {
-            return Ok(Response::Error { errno, detail });
+        if *req != Request::Info {
+            state.log.push(req.clone());
+            if let Some((errno, detail)) = state.fail_with.clone() {
+                return Ok(Response::Error { errno, detail });
+            }
         }
-        Ok(state.answer(req))
+        Ok(state.director.handle(req.clone()))
     }
 }
 
@@ -224,10 +131,7 @@ pub struct Harness {
 impl Harness {
     pub fn new() -> Harness {
         Harness {
-            state: Rc::new(RefCell::new(State {
-                model: Model::new(64, 64),
-                ..State::default()
-            })),
+            state: Rc::new(RefCell::new(State::new())),
             refuse: None,
         }
     }
@@ -247,7 +151,7 @@ impl Harness {
         let mut connect = move || -> io::Result<Box<dyn Backend>> {
             match refuse {
                 Some(errno) => Err(io::Error::from_raw_os_error(errno)),
-                None => Ok(Box::new(ModelBackend(Rc::clone(&state)))),
+                None => Ok(Box::new(DirectorBackend(Rc::clone(&state)))),
             }
         };
         let mut input = stdin.as_bytes();

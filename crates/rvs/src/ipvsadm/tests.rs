@@ -1,7 +1,7 @@
 //! End-to-end tests: whole command lines through parsing, checks and a model-backed rvsd.
 
 use super::testing::{Harness, Outcome};
-use crate::control::proto::{ConnView, Request};
+use crate::control::proto::Request;
 use crate::model::{
     DestAddr, DestConfig, FwdMethod, Protocol, ServiceConfig, ServiceId, Timeouts, TunCsum,
     TunType, svc_flags,
@@ -700,19 +700,35 @@ fn timeouts() {
 #[test]
 fn connections_and_counters() {
     let h = Harness::new();
-    h.state.borrow_mut().conns = vec![ConnView {
-        protocol: Some(Protocol::Udp),
-        client: "192.168.0.1".parse().unwrap(),
-        client_port: 5353,
-        virtual_addr: "10.0.0.1".parse().unwrap(),
-        virtual_port: 53,
-        dest: "192.168.1.16".parse().unwrap(),
-        dest_port: 53,
-        state: "UDP".into(),
-        expires: 299,
-        pe_name: None,
-        pe_data: None,
-    }];
+    assert_eq!(h.run(&["-A", "-u", "10.0.0.1:53"]).code, 0);
+    assert_eq!(
+        h.run(&["-a", "-u", "10.0.0.1:53", "-r", "192.168.1.16:53"]).code,
+        0
+    );
+    // A flow as the data plane records it, last seen 1.5 s ago: 299 s left of UDP's 300.
+    let dest_id = h.state.borrow().director.model().services[0].dests[0].id;
+    let words = |a: &str| crate::dataplane::ip_words(&a.parse().unwrap());
+    let now = crate::daemon::expiry::monotonic_ns();
+    h.state.borrow().maps.with(|t| {
+        t.conns.push((
+            rvs_common::conn::ConnKey {
+                caddr: words("192.168.0.1"),
+                vaddr: words("10.0.0.1"),
+                cport: 5353u16.to_be(),
+                vport: 53u16.to_be(),
+                proto: rvs_common::IPPROTO_UDP,
+                af: rvs_common::AF_INET,
+                ..Default::default()
+            },
+            rvs_common::conn::Conn {
+                dest_id,
+                last_seen_ns: now - 1_500_000_000,
+                state: rvs_common::tcp_state::UDP,
+                ..Default::default()
+            },
+        ));
+        t.counters = vec![3, 7];
+    });
     let header = "IPVS connection entries\npro expire state       source             virtual            destination\n";
     assert_outcome(
         &h.run(&["-L", "-c", "-n"]),
@@ -730,7 +746,14 @@ fn connections_and_counters() {
         ),
         "",
     );
-    assert_outcome(&h.run(&["--dataplane"]), 0, "xdp_pass 7\nxdp_drop 0\n", "");
+    let counters = h.run(&["--dataplane"]);
+    assert_eq!(counters.code, 0);
+    assert!(
+        counters.out.starts_with("forwarded 3\npass_no_conn 7\npass_fragment 0\n"),
+        "{}",
+        counters.out
+    );
+    assert!(counters.out.ends_with("drop_embryonic 0\n"), "{}", counters.out);
     assert_outcome(
         &h.run(&["--dataplane", "-n"]),
         2,

@@ -19,7 +19,8 @@ pub mod defaults {
 
     pub const DELAY_LOOP: Duration = Duration::from_secs(60);
     pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-    pub const SCHEDULER: &str = "wlc";
+    /// keepalived's default scheduler, which is ipvsadm's.
+    pub const SCHEDULER: crate::sched::Scheduler = crate::sched::Scheduler::DEFAULT;
     /// `persistence_timeout` without a value.
     pub const PERSISTENCE_TIMEOUT: u32 = 360;
     pub const QUORUM: u32 = 1;
@@ -260,7 +261,7 @@ impl VirtualServer {
         VirtualServer {
             pos,
             addr,
-            scheduler: defaults::SCHEDULER.to_owned(),
+            scheduler: defaults::SCHEDULER.name().to_owned(),
             sched_flags: 0,
             one_packet: false,
             method: LvsMethod::Nat,

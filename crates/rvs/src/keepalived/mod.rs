@@ -32,6 +32,7 @@ mod checker;
 mod config;
 mod desired;
 mod diag;
+mod dump;
 mod global;
 mod lexer;
 mod parse;
@@ -48,6 +49,7 @@ use std::path::Path;
 pub use config::*;
 pub use desired::{desired_services, expand, mail_settings, router_id, service_name};
 pub use diag::{ConfigError, Diagnostic, Pos};
+pub use dump::dump;
 pub use value::Netmask;
 
 pub use crate::check::{DesiredDest, DesiredService, SorryServer};

@@ -14,12 +14,10 @@ use super::{
     tree::{Node, Word},
     value::{self, Args},
 };
-use crate::model::{Protocol, TunCsum, TunType, svc_flags};
-
-/// The schedulers rvs implements (all of IPVS's).
-const SCHEDULERS: &[&str] = &[
-    "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos",
-];
+use crate::{
+    model::{Protocol, TunCsum, TunType, svc_flags},
+    sched::Scheduler,
+};
 
 /// The largest persistence timeout IPVS takes (31 days).
 const MAX_PERSISTENCE: u32 = 31 * 86400;
@@ -230,13 +228,13 @@ fn scheduler(ctx: &mut Ctx, n: &Node) -> Result<String, ConfigError> {
     let mut a = Args::new(n);
     let w = a.required("a scheduler name")?;
     a.finish(&mut ctx.warnings);
-    if !SCHEDULERS.contains(&w.text.as_str()) {
+    if Scheduler::from_name(&w.text).is_none() {
         return Err(ConfigError::at(
             &w.pos,
             format!(
                 "unknown scheduler '{}' (expected one of {})",
                 w.text,
-                SCHEDULERS.join(", ")
+                Scheduler::names()
             ),
         ));
     }

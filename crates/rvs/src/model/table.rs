@@ -341,19 +341,10 @@ fn allocate(used: &mut BTreeSet<u32>, max: u32) -> Option<u32> {
 }
 
 fn validate_service(id: &ServiceId, config: &ServiceConfig) -> Result<(), ModelError> {
-    if !sched::is_known(&config.scheduler) {
+    if sched::Scheduler::from_name(&config.scheduler).is_none() {
         return Err(ModelError::new(
             ENOENT,
             format!("unknown scheduler {:?}", config.scheduler),
-        ));
-    }
-    if !sched::is_implemented(&config.scheduler) {
-        return Err(ModelError::new(
-            ENOENT,
-            format!(
-                "scheduler {} is not available in this rvs yet",
-                config.scheduler
-            ),
         ));
     }
     if let Some(pe) = &config.pe_name {

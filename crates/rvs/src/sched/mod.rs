@@ -23,6 +23,7 @@ pub mod nq;
 pub mod ovf;
 pub mod reference;
 mod rr;
+mod scheduler;
 pub mod sed;
 pub mod sh;
 pub mod twos;
@@ -33,47 +34,10 @@ mod wrr;
 
 pub use hash32::{fold, hash_32};
 use rvs_common::service::PickMethod;
+pub use scheduler::{SchedFlag, Scheduler};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Dest, DestAddr, Service};
-
-/// Every scheduler IPVS has, as ipvsadm names them.
-pub const IPVS_SCHEDULERS: &[&str] = &[
-    "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "twos", "mh",
-];
-
-/// Schedulers this rvs's data plane can run.
-pub const IMPLEMENTED: &[&str] = &[
-    "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "twos", "mh",
-];
-
-pub fn is_known(name: &str) -> bool {
-    IPVS_SCHEDULERS.contains(&name)
-}
-
-pub fn is_implemented(name: &str) -> bool {
-    IMPLEMENTED.contains(&name)
-}
-
-/// The data-plane rule of a scheduler.
-pub fn pick_method(name: &str) -> PickMethod {
-    match name {
-        "rr" | "wrr" => PickMethod::Sequence,
-        "lc" => PickMethod::LeastConn,
-        "wlc" => PickMethod::WeightedLeastConn,
-        "sed" => PickMethod::ShortestExpectedDelay,
-        "nq" => PickMethod::NeverQueue,
-        "fo" => PickMethod::WeightedFailover,
-        "ovf" => PickMethod::WeightedOverflow,
-        "twos" => PickMethod::TwoRandomChoices,
-        "sh" => PickMethod::SourceHash,
-        "dh" => PickMethod::DestinationHash,
-        "mh" => PickMethod::Maglev,
-        "lblc" => PickMethod::Lblc,
-        "lblcr" => PickMethod::Lblcr,
-        _ => PickMethod::None,
-    }
-}
 
 /// The kernel's per-service scheduler state, as of the last plan install.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,10 +53,10 @@ pub enum SchedState {
 impl SchedState {
     /// The state a scheduler starts with when bound to a service (init_service).
     pub fn initial(scheduler: &str) -> SchedState {
-        match scheduler {
-            "rr" => SchedState::Rr(rr::State::default()),
-            "wrr" => SchedState::Wrr(wrr::State::default()),
-            other => SchedState::Stateless(other.to_owned()),
+        match Scheduler::from_name(scheduler) {
+            Some(Scheduler::Rr) => SchedState::Rr(rr::State::default()),
+            Some(Scheduler::Wrr) => SchedState::Wrr(wrr::State::default()),
+            _ => SchedState::Stateless(scheduler.to_owned()),
         }
     }
 
@@ -153,12 +117,12 @@ pub fn installed_plan(svc: &Service) -> Plan {
     match &svc.sched {
         SchedState::Rr(s) => s.plan(&svc.dests),
         SchedState::Wrr(s) => s.plan(&svc.dests),
-        SchedState::Stateless(name) => match name.as_str() {
-            "sh" => sh::plan(&svc.dests),
-            "dh" => dh::plan(&svc.dests),
-            "mh" => mh::plan(&svc.dests),
+        SchedState::Stateless(name) => match Scheduler::from_name(name) {
+            Some(Scheduler::Sh) => sh::plan(&svc.dests),
+            Some(Scheduler::Dh) => dh::plan(&svc.dests),
+            Some(Scheduler::Mh) => mh::plan(&svc.dests),
             other => Plan {
-                pick: pick_method(other),
+                pick: other.map_or(PickMethod::None, |s| s.pick_method()),
                 slots: Vec::new(),
                 start: 0,
             },

@@ -1,0 +1,181 @@
+//! rvsd's supervisor: loads the data plane, makes the director and starts every task under a
+//! name, then waits for a signal (or for a task that ends, which it reports by name) and stops
+//! them. The tasks, each in its own file of `daemon/`:
+//!
+//! | task | owns | talks to the director by |
+//! |---|---|---|
+//! | `director` (owner.rs) | the model, the map writer | — |
+//! | `control` (control/server.rs) | the rvsadm socket | reads: the view; changes: messages |
+//! | `estimator` | — | a tick message every 2 s |
+//! | `expiry` | its own map handles | reads the view; reports a walk |
+//! | `next-hop` | an rtnetlink socket | reads the view; reports next hops |
+//! | `locality` | its own map handles | reads the view |
+//! | `keepalived` | the checkers, notify, mail | changes: messages |
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use anyhow::{Context, Result};
+use rvs_common::maps::{Config, MAX_DESTS, MAX_SERVICES};
+use tokio::{signal::unix::SignalKind, sync::oneshot, task::JoinSet};
+use tracing::{info, warn};
+
+use super::{
+    Director, DirectorOptions, estimator, expiry, keepalived::Keepalived, locality, next_hop,
+    owner, state,
+};
+use crate::{
+    control::server,
+    dataplane::{AttachMode, Dataplane, DirectorMaps, LoadOptions, MapsRead, Neighbours},
+    keepalived::KeepalivedConfig,
+    model::Model,
+};
+
+/// What rvsd was asked to run.
+pub struct Settings {
+    pub socket: PathBuf,
+    pub pin_dir: PathBuf,
+    pub state_file: PathBuf,
+    pub interfaces: Vec<String>,
+    pub mode: AttachMode,
+    pub conn_table_size: u32,
+    /// The data plane's settings (flags, admission rate, lblcr expiry).
+    pub dataplane: Config,
+    pub lblc_expiration: Duration,
+    pub lblcr_expiration: Duration,
+    /// keepalived.conf already loaded (it was checked before anything was touched).
+    pub keepalived: Option<(PathBuf, KeepalivedConfig)>,
+}
+
+/// Runs rvsd until SIGTERM or SIGINT.
+pub async fn run(s: Settings) -> Result<()> {
+    let listener = server::bind(&s.socket)?;
+    let _socket_file = server::SocketFile(s.socket.clone());
+    let opts = LoadOptions {
+        pin_dir: s.pin_dir.clone(),
+        interfaces: s.interfaces.clone(),
+        mode: s.mode,
+        conn_table_size: s.conn_table_size,
+    };
+    let program = Dataplane::load(&opts)?;
+    for (name, ifindex) in &program.interfaces {
+        info!("director attached to {name} (ifindex {ifindex}, {:?} mode)", s.mode);
+    }
+    let model = load_model(&s, program.resumed)?;
+    let mut writer = DirectorMaps::open(&s.pin_dir)?;
+    crate::dataplane::MapsWrite::set_config(&mut writer, s.dataplane)?;
+    let readers: Arc<dyn MapsRead> = Arc::new(DirectorMaps::open(&s.pin_dir)?);
+    let neigh = Neighbours::new()?;
+    let director = Director::new(
+        model,
+        Box::new(writer),
+        DirectorOptions {
+            state_file: Some(s.state_file.clone()),
+            conn_table_size: s.conn_table_size,
+        },
+    );
+    // Next hops of the saved real servers are found before they are written, all at once.
+    let saved: Vec<_> = director
+        .model()
+        .services
+        .iter()
+        .flat_map(|svc| svc.dests.iter())
+        .chain(director.model().trash.iter().map(|t| &t.dest))
+        .map(|d| d.addr.addr)
+        .collect();
+    let (handle, owner_task) = owner::spawn(director, readers.clone(), Some(neigh.clone()));
+    let hops = handle.resolve(saved).await;
+    handle
+        .with(Vec::new(), move |d| {
+            d.learn_next_hops(hops);
+            d.reconcile(program.resumed)
+        })
+        .await
+        .context("the director stopped")??;
+
+    // The configured services are in place before rvsadm is served.
+    let (stop_keepalived, stopped) = oneshot::channel();
+    let mut tasks = JoinSet::new();
+    let mut spawn = |name: &'static str, f: futures::future::BoxFuture<'static, ()>| {
+        tasks.spawn(async move {
+            f.await;
+            name
+        });
+    };
+    let keepalived = match s.keepalived {
+        Some((path, cfg)) => {
+            let k = Keepalived::start(path, cfg, handle.clone()).await?;
+            Some(tokio::spawn(k.run(stopped)))
+        }
+        None => None,
+    };
+    spawn(
+        "control",
+        Box::pin(server::serve(listener, handle.clone())),
+    );
+    spawn("estimator", Box::pin(estimator::task(handle.clone())));
+    spawn(
+        "next-hop",
+        Box::pin(next_hop::task(handle.clone(), neigh.clone())),
+    );
+    spawn(
+        "expiry",
+        Box::pin(expiry::task(handle.clone(), s.pin_dir.clone())),
+    );
+    spawn(
+        "locality",
+        Box::pin(locality::task(
+            handle.clone(),
+            s.pin_dir.clone(),
+            s.lblc_expiration,
+            s.lblcr_expiration,
+        )),
+    );
+    info!("serving rvsadm on {}", s.socket.display());
+
+    let mut term = tokio::signal::unix::signal(SignalKind::terminate())?;
+    let mut int = tokio::signal::unix::signal(SignalKind::interrupt())?;
+    let mut keepalived = keepalived;
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM: detaching and exiting"),
+        _ = int.recv() => info!("SIGINT: detaching and exiting"),
+        r = tasks.join_next() => match r {
+            Some(Ok(name)) => warn!("the {name} task ended unexpectedly"),
+            other => warn!("a task ended unexpectedly: {other:?}"),
+        },
+        r = async { keepalived.as_mut().expect("guarded").await }, if keepalived.is_some() => {
+            warn!("the keepalived task ended unexpectedly: {r:?}");
+            keepalived = None;
+        }
+    }
+    tasks.abort_all();
+    if let Some(k) = keepalived {
+        // Lets omega notifiers run; the table is kept for the next rvsd.
+        let _ = stop_keepalived.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(10), k).await;
+    }
+    drop(handle);
+    owner_task.abort();
+    drop(program);
+    info!("detached; pinned maps kept in {}", s.pin_dir.display());
+    Ok(())
+}
+
+/// The saved model, or an empty one.
+fn load_model(s: &Settings, resumed: bool) -> Result<Model> {
+    Ok(match state::load(&s.state_file)? {
+        Some(m) => {
+            info!(
+                "loaded {} services from {}{}",
+                m.services.len(),
+                s.state_file.display(),
+                if resumed {
+                    "; connections carried over"
+                } else {
+                    "; maps are new, connections start afresh"
+                }
+            );
+            m
+        }
+        None => Model::new(MAX_SERVICES, MAX_DESTS),
+    })
+}

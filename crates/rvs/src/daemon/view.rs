@@ -1,0 +1,193 @@
+//! What readers see of the director, and the answers to requests that only read: services with
+//! counters, rates and connection counts; the connection table; the data plane's event counters;
+//! timeouts and mark rules. The director publishes a [`DirectorView`] after every change; these
+//! answers combine it with the live counters read from the maps, so no reader ever waits for the
+//! director (rvsadm's listings, and later the monitor and the metrics, read the same view).
+
+use std::{collections::HashMap, sync::Arc};
+
+use rvs_common::{IPPROTO_TCP, conn::KIND_TEMPLATE, stats::COUNTER_NAMES, stats::Stats, tcp_state};
+
+use super::expiry::{monotonic_ns, timeout_secs};
+use crate::{
+    control::proto::{ConnView, DestView, Info, RateView, Request, Response, ServiceView, StatsView},
+    dataplane::{MapsRead, ip_from_words},
+    model::{Dest, Model, Protocol, ServiceId},
+};
+
+/// Which estimator: a service (by index) or a real server (by id).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EstKey {
+    Service(u32),
+    Dest(u32),
+}
+
+/// The director as of its last change.
+#[derive(Clone, Debug)]
+pub struct DirectorView {
+    pub model: Arc<Model>,
+    pub rates: Arc<HashMap<EstKey, RateView>>,
+    pub dropped_embryonic: u64,
+    pub conn_table_size: u32,
+}
+
+impl Default for DirectorView {
+    fn default() -> DirectorView {
+        DirectorView {
+            model: Arc::default(),
+            rates: Arc::default(),
+            dropped_embryonic: 0,
+            conn_table_size: 0,
+        }
+    }
+}
+
+/// The answer to `req` if it only reads; None for a change (the director's to make).
+pub fn answer_read(view: &DirectorView, maps: &dyn MapsRead, req: &Request) -> Option<Response> {
+    Some(match req {
+        Request::Info => Response::Info(Info {
+            ipvs_version: crate::IPVS_VERSION.to_owned(),
+            rvs_version: crate::VERSION.to_owned(),
+            conn_table_size: view.conn_table_size,
+        }),
+        Request::ListServices { service } => services(view, maps, *service),
+        Request::ListConns => conns(view, maps),
+        Request::Counters => counters(view, maps),
+        Request::GetTimeouts => Response::Timeouts {
+            timeouts: view.model.timeouts,
+        },
+        Request::ListMarkRules => Response::MarkRules {
+            rules: view.model.mark_rules.clone(),
+        },
+        _ => return None,
+    })
+}
+
+pub fn stats_view(s: Stats) -> StatsView {
+    StatsView {
+        conns: s.conns,
+        inpkts: s.inpkts,
+        outpkts: s.outpkts,
+        inbytes: s.inbytes,
+        outbytes: s.outbytes,
+    }
+}
+
+pub fn services(dir: &DirectorView, maps: &dyn MapsRead, only: Option<ServiceId>) -> Response {
+    if let Some(id) = &only
+        && dir.model.service(id).is_none()
+    {
+        return Response::Error {
+            errno: libc::ESRCH,
+            detail: format!("service {id} does not exist"),
+        };
+    }
+    let rate = |k: EstKey| dir.rates.get(&k).copied().unwrap_or_default();
+    let services = dir
+        .model
+        .services
+        .iter()
+        .filter(|s| only.is_none_or(|id| s.id == id))
+        .map(|s| {
+            let stats = stats_view(maps.service_stats(s.index));
+            ServiceView {
+                service: s.id,
+                config: s.config.clone(),
+                stats,
+                rate: rate(EstKey::Service(s.index)),
+                dests: s
+                    .dests
+                    .iter()
+                    .map(|d| dest_view(maps, d, rate(EstKey::Dest(d.id))))
+                    .collect(),
+            }
+        })
+        .collect();
+    Response::Services { services }
+}
+
+fn dest_view(maps: &dyn MapsRead, d: &Dest, rate: RateView) -> DestView {
+    let (active, inactive, persist) = maps.dest_conn_counts(d.id);
+    let stats = stats_view(maps.dest_stats(d.id));
+    DestView {
+        dest: d.addr,
+        config: d.config.clone(),
+        active_conns: active,
+        inactive_conns: inactive,
+        persist_conns: persist,
+        stats,
+        rate,
+    }
+}
+
+pub fn conns(dir: &DirectorView, maps: &dyn MapsRead) -> Response {
+    let now = monotonic_ns();
+    // Looked up once per flow: indexed first, so a walk of millions of flows stays linear.
+    let dests: HashMap<u32, crate::model::DestAddr> = dir
+        .model
+        .services
+        .iter()
+        .flat_map(|s| s.dests.iter())
+        .chain(dir.model.trash.iter().map(|t| &t.dest))
+        .map(|d| (d.id, d.addr))
+        .collect();
+    let timeouts: HashMap<u32, u64> = dir
+        .model
+        .services
+        .iter()
+        .map(|s| (s.index, s.config.timeout as u64))
+        .collect();
+    let dest_of = |id: u32| dests.get(&id).copied();
+    let persist_timeout = |index: u32| timeouts.get(&index).copied().unwrap_or(0);
+    let mut conns = Vec::new();
+    maps.for_each_conn(&mut |key, conn| {
+            let Some(dest) = dest_of(conn.dest_id) else {
+                return;
+            };
+            let ipv6 = key.af == rvs_common::AF_INET6;
+            let template = key.kind == KIND_TEMPLATE;
+            let ttl = if template {
+                persist_timeout(conn.svc_id)
+            } else {
+                timeout_secs(key.proto, conn.state, &dir.model.timeouts)
+            };
+            let idle = now.saturating_sub(conn.last_seen_ns) / 1_000_000_000;
+            let state = if template {
+                "NONE"
+            } else if key.proto == IPPROTO_TCP {
+                tcp_state::name(conn.state)
+            } else {
+                "UDP"
+            };
+            conns.push(ConnView {
+                protocol: Protocol::from_number(key.proto),
+                client: ip_from_words(&key.caddr, ipv6),
+                client_port: u16::from_be(key.cport),
+                virtual_addr: ip_from_words(&key.vaddr, ipv6),
+                virtual_port: u16::from_be(key.vport),
+                dest: dest.addr,
+                // A template of a port-zero service has no port of its own.
+                dest_port: if template && key.vport == 0 {
+                    0
+                } else {
+                    dest.port
+                },
+                state: state.to_owned(),
+                expires: ttl.saturating_sub(idle),
+                pe_name: None,
+                pe_data: None,
+            });
+    });
+    Response::Conns { conns }
+}
+
+pub fn counters(dir: &DirectorView, maps: &dyn MapsRead) -> Response {
+    let values = maps.event_counters();
+    let mut counters: Vec<(String, u64)> = COUNTER_NAMES
+        .iter()
+        .enumerate()
+        .map(|(i, n)| ((*n).to_owned(), values.get(i).copied().unwrap_or(0)))
+        .collect();
+    counters.push(("drop_embryonic".to_owned(), dir.dropped_embryonic));
+    Response::Counters { counters }
+}
