@@ -68,7 +68,7 @@ impl MemoryMaps {
         f(&mut self.lock().tables)
     }
 
-    /// Refuses every write after the next `n` (None: accept all again).
+    /// Refuses the write that comes after the next `n` (once; None: refuse none).
     pub fn refuse_after(&self, n: Option<usize>) {
         self.lock().writes_left = n;
     }
@@ -82,7 +82,10 @@ impl MemoryMaps {
     fn write<T>(&self, f: impl FnOnce(&mut Tables) -> T) -> Result<T> {
         let mut inner = self.lock();
         match &mut inner.writes_left {
-            Some(0) => bail!("refused by the test"),
+            Some(0) => {
+                inner.writes_left = None;
+                bail!("refused by the test");
+            }
             Some(n) => *n -= 1,
             None => {}
         }
