@@ -1,5 +1,7 @@
 //! The model saved as JSON after every change, so a restarted rvsd knows the services that the
-//! pinned maps serve. Written to a temporary file and renamed over the old one.
+//! pinned maps serve. Written to a temporary file, flushed to disk, renamed over the old one and
+//! the directory flushed too: a crash at any moment leaves the old file or the new one, never a
+//! truncated one.
 
 use std::{fs, io::Write, path::Path};
 
@@ -12,10 +14,25 @@ pub fn save(path: &Path, model: &Model) -> Result<()> {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let tmp = path.with_extension("tmp");
-    let mut f = fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all(&serde_json::to_vec_pretty(model)?)?;
-    f.sync_all()?;
-    fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
+    let written = (|| {
+        let mut f =
+            fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        f.write_all(&serde_json::to_vec_pretty(model)?)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        f.sync_all()
+            .with_context(|| format!("flushing {}", tmp.display()))?;
+        fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written?;
+    // The rename is durable once the directory is flushed.
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("flushing {}", dir.display()))?;
+    }
     Ok(())
 }
 
