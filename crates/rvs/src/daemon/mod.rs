@@ -8,6 +8,7 @@ pub mod expiry;
 pub mod keepalived;
 pub mod locality;
 pub mod state;
+pub mod sync;
 mod views;
 
 pub use director::{Director, DirectorOptions, Plane};
