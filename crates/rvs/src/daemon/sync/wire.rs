@@ -546,8 +546,10 @@ pub struct Packer {
 }
 
 impl Packer {
+    /// `maxlen` above 65535 counts as 65535, what the header's size can say.
     pub fn new(syncid: u8, maxlen: usize) -> Packer {
-        let mut buf = Vec::with_capacity(maxlen.clamp(HEADER_LEN, u16::MAX as usize));
+        let maxlen = maxlen.min(u16::MAX as usize);
+        let mut buf = Vec::with_capacity(maxlen.max(HEADER_LEN));
         start_v1(&mut buf, syncid);
         Packer {
             syncid,
@@ -608,6 +610,7 @@ impl Packer {
 /// `entries`, in order, as fit, and returns how many that is (at least one when `entries` is not
 /// empty, see [`Packer`]).
 pub fn pack_one(syncid: u8, maxlen: usize, entries: &[ConnEntry], out: &mut Vec<u8>) -> usize {
+    let maxlen = maxlen.min(u16::MAX as usize);
     start_v1(out, syncid);
     let mut n = 0;
     for e in entries {
@@ -1463,6 +1466,14 @@ mod tests {
         assert_eq!(sync_maxlen(Role::Backup, true, 1500, 70000), 65487);
     }
 
+    /// The longest entry there is.
+    fn p_big() -> ConnEntry {
+        let mut big = e6();
+        big.flags |= flags::SEQ_MASK;
+        big.pe = PeInfo::new(&[b'n'; 16], &[7; 255]);
+        big
+    }
+
     #[test]
     fn packer_splits_at_maxlen_and_255_entries() {
         let entries = vec![e4(); 100];
@@ -1482,6 +1493,26 @@ mod tests {
             all.iter().map(|d| d[4]).collect::<Vec<_>>(),
             vec![255, 255, 90]
         );
+        // The 16-bit size field bounds maxlen: 255 of the longest entries would not fit it.
+        let big = p_big();
+        assert_eq!(big.wire_len(), MAX_ENTRY_LEN);
+        let all = pack(7, usize::MAX, &vec![big.clone(); 300]);
+        assert!(all.iter().all(|d| d.len() <= u16::MAX as usize));
+        let n: usize = all
+            .iter()
+            .map(|d| decode(d, 7).unwrap().message.entries.len())
+            .sum();
+        assert_eq!(n, 300);
+        let mut p = Packer::new(7, usize::MAX);
+        let mut out: Vec<Vec<u8>> = vec![big; 300].iter().filter_map(|e| p.push(e)).collect();
+        out.extend(p.flush());
+        assert_eq!(out, all);
+        assert_eq!(encode(&v1(vec![e4(); 255])).unwrap().len(), 8 + 255 * 36);
+        assert_eq!(
+            encode(&v1(vec![e4(); 256])),
+            Err(EncodeError::TooManyEntries)
+        );
+        assert_eq!(encode(&v1(vec![p_big(); 255])), Err(EncodeError::TooLong));
         // An entry larger than maxlen travels alone, as the kernel sizes its buffer for it.
         let all = pack(7, 20, &[e4(), e4()]);
         assert_eq!(all.len(), 2);
