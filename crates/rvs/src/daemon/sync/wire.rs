@@ -148,7 +148,9 @@ pub mod udp {
     pub const LAST: u16 = 1;
 }
 
-/// IPVS's SCTP states.
+/// IPVS's SCTP states, as numbered since the SCTP state machine was reworked (around Linux
+/// 3.18). Older kernels had other numbers (ESTABLISHED was 7, 13 states): an SCTP entry from such
+/// a master would be read with another state.
 pub mod sctp {
     pub const NONE: u16 = 0;
     pub const INIT1: u16 = 1;
