@@ -5,7 +5,8 @@
 //! - [`expiry`]: connection expiry; [`estimator`]: rate estimation; [`next_hop`]: next-hop
 //!   refresh; [`locality`]: the lblc/lblcr caches; [`keepalived`]: keepalived.conf's services
 //!   and health checkers;
-//! - [`state`]: the saved model that lets a restart pick up where it left off.
+//! - [`state`]: the saved model that lets a restart pick up where it left off;
+//! - [`sync`]: connection sync between directors (its wire format so far).
 //!
 //! The control socket's task is in `control/server.rs`.
 
@@ -18,6 +19,7 @@ pub mod next_hop;
 pub mod owner;
 pub mod state;
 pub mod supervisor;
+pub mod sync;
 pub mod view;
 
 pub use director::{Director, DirectorOptions};

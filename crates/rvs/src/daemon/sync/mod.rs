@@ -1,0 +1,24 @@
+//! Connection sync between directors, so that a failover (and, beyond IPVS, a failback) breaks no
+//! connection.
+//!
+//! The sync task will be what IPVS's sync daemon is, in rvsd: as master it collects the new
+//! connections and state changes the data plane reports, chooses which to send by IPVS's rules
+//! (`sync_threshold` / `sync_period`, TCP only in the states IPVS syncs, state changes at once,
+//! `sync_refresh_period` and `sync_retries`, templates along with the connections they control),
+//! packs them into datagrams of at most `sync_maxlen` bytes and sends them by UDP multicast to
+//! 224.0.0.81:8848 with TTL 1 (or to a configured peer), flushing within 2 s; as backup it
+//! receives them, drops and counts what is malformed or foreign, and writes the entries into its
+//! own connection maps, each real server found by address, so that its XDP program forwards them
+//! from the first packet after a takeover. Both roles may run at once.
+//!
+//! [`wire`] is its first part: the datagrams themselves, version 1 (IPv4 and IPv6 entries,
+//! sequence and persistence-engine options) and version 0, laid out byte for byte as
+//! net/netfilter/ipvs/ip_vs_sync.c does, so that a kernel IPVS backup reads what rvs sends and
+//! rvs reads what a kernel master sends.
+//!
+//! Next: the sync task itself (sockets, batching, counters, `ipvsadm --start-daemon` and
+//! keepalived's `lvs_sync_daemon`), the BPF ring buffer that feeds it from the data plane, bulk
+//! sync of the whole table to a director that (re)joins before it may become MASTER, and an
+//! optional authenticated envelope (HMAC and sequence number) around these datagrams.
+
+pub mod wire;
