@@ -40,11 +40,15 @@ fn main() -> anyhow::Result<()> {
         .join("bpf");
     let toolchain = toolchain(&workspace.join("crates/rvs-ebpf/rust-toolchain.toml"))?;
 
+    // aya-ebpf reads the architecture of the kernel the programs run on (for its pt_regs
+    // helpers) from this cfg: the host being built for, not the build machine.
+    let arch = env::var("CARGO_CFG_TARGET_ARCH").context("CARGO_CFG_TARGET_ARCH")?;
+    let arch_cfg = format!("--cfg=bpf_target_arch=\"{arch}\"");
     let rustflags = [
         "-Ctarget-cpu=v3",
         "-Cdebuginfo=2",
         "-Clink-arg=--btf",
-        "--cfg=bpf_target_arch=\"x86_64\"",
+        arch_cfg.as_str(),
     ]
     .join("\x1f");
     let mut cmd = Command::new("rustup");

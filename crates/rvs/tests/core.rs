@@ -25,7 +25,14 @@ fn listings_answer_while_a_slow_restore_holds_the_socket() {
     let lab = Lab::with(2, PORT, 16, &[]);
     let vip = lab.vip_port(PORT);
     lab.ok(&["-A", "-t", &vip, "-s", "rr"]);
-    lab.ok(&["-a", "-t", &vip, "-r", &format!("{}:{PORT}", lab.rs_ip(0)), "-g"]);
+    lab.ok(&[
+        "-a",
+        "-t",
+        &vip,
+        "-r",
+        &format!("{}:{PORT}", lab.rs_ip(0)),
+        "-g",
+    ]);
     let adds: String = (0..1000)
         .map(|i| format!("-a -t {vip} -r {}:{PORT} -g\n", silent(i)))
         .collect();
@@ -44,9 +51,11 @@ fn listings_answer_while_a_slow_restore_holds_the_socket() {
         .write_all(adds.as_bytes())
         .unwrap();
     // The restore is under way: its first silent server is in the table, waiting.
-    poll_until(Duration::from_secs(10), "the restore's first server", || {
-        Ok((dest_rows(&lab.ok(&["-L", "-n"])).len() >= 2).then_some(()))
-    })
+    poll_until(
+        Duration::from_secs(10),
+        "the restore's first server",
+        || Ok((dest_rows(&lab.ok(&["-L", "-n"])).len() >= 2).then_some(())),
+    )
     .unwrap();
 
     let mut times = Vec::new();
@@ -62,7 +71,10 @@ fn listings_answer_while_a_slow_restore_holds_the_socket() {
     let still_busy = restore.try_wait().unwrap().is_none();
     let _ = restore.kill();
     let _ = restore.wait();
-    assert!(still_busy, "the restore finished: the socket was not held busy");
+    assert!(
+        still_busy,
+        "the restore finished: the socket was not held busy"
+    );
     times.sort();
     let median = times[times.len() / 2];
     let worst = *times.last().unwrap();
@@ -77,9 +89,11 @@ fn listings_answer_while_a_slow_restore_holds_the_socket() {
         "a listing took {worst:?} while the restore waited"
     );
     // The restore went on meanwhile: its second silent server goes in after its own wait.
-    poll_until(Duration::from_secs(5), "the restore's second server", || {
-        Ok((dest_rows(&lab.ok(&["-L", "-n"])).len() >= 3).then_some(()))
-    })
+    poll_until(
+        Duration::from_secs(5),
+        "the restore's second server",
+        || Ok((dest_rows(&lab.ok(&["-L", "-n"])).len() >= 3).then_some(())),
+    )
     .unwrap();
 }
 

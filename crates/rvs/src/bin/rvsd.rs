@@ -190,4 +190,3 @@ fn check_config(path: &Path, dump: bool) -> Result<()> {
     );
     Ok(())
 }
-

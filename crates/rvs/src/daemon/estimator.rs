@@ -60,6 +60,15 @@ impl Estimator {
     }
 }
 
+/// The estimator task: asks the director to sample its counters every [`INTERVAL`].
+pub async fn task(director: super::DirectorHandle) {
+    let mut tick = tokio::time::interval(INTERVAL);
+    loop {
+        tick.tick().await;
+        director.estimate().await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,14 +116,5 @@ mod tests {
             e.sample(stats(8000));
         }
         assert_eq!(e.rates().cps, 0);
-    }
-}
-
-/// The estimator task: asks the director to sample its counters every [`INTERVAL`].
-pub async fn task(director: super::DirectorHandle) {
-    let mut tick = tokio::time::interval(INTERVAL);
-    loop {
-        tick.tick().await;
-        director.estimate().await;
     }
 }

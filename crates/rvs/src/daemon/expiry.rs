@@ -284,63 +284,6 @@ fn unbind(counters: &SharedConns, conn: &Conn, thresholds: Option<(u32, u32)>) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timeouts_follow_ipvs() {
-        let t = Timeouts::default();
-        assert_eq!(timeout_secs(IPPROTO_TCP, tcp_state::ESTABLISHED, &t), 900);
-        assert_eq!(timeout_secs(IPPROTO_TCP, tcp_state::SYN_RECV, &t), 60);
-        assert_eq!(timeout_secs(IPPROTO_TCP, tcp_state::FIN_WAIT, &t), 120);
-        assert_eq!(timeout_secs(IPPROTO_TCP, tcp_state::CLOSE, &t), 10);
-        assert_eq!(timeout_secs(17, 0, &t), 300);
-        let set = Timeouts {
-            tcp: 30,
-            tcp_fin: 5,
-            udp: 7,
-        };
-        assert_eq!(timeout_secs(IPPROTO_TCP, tcp_state::ESTABLISHED, &set), 30);
-        assert_eq!(timeout_secs(IPPROTO_TCP, tcp_state::FIN_WAIT, &set), 5);
-        assert_eq!(timeout_secs(17, 0, &set), 7);
-    }
-
-    #[test]
-    fn template_keys_mask_the_client_and_drop_its_port() {
-        let key = ConnKey {
-            caddr: [u32::from_ne_bytes([198, 18, 7, 9]), 0, 0, 0],
-            vaddr: [u32::from_ne_bytes([198, 18, 0, 100]), 0, 0, 0],
-            cport: 40000u16.to_be(),
-            vport: 80u16.to_be(),
-            proto: IPPROTO_TCP,
-            af: 2,
-            kind: 0,
-            _pad0: 0,
-        };
-        let rule = PersistRule {
-            timeout_s: 60,
-            netmask4: 0xffff_ff00u32.to_be(),
-            prefix6: 0,
-            any_port: false,
-        };
-        let t = template_key(&key, &rule);
-        assert_eq!(t.caddr[0].to_ne_bytes(), [198, 18, 7, 0]);
-        assert_eq!(
-            (t.cport, t.vport, t.kind),
-            (0, 80u16.to_be(), KIND_TEMPLATE)
-        );
-        let any = template_key(
-            &key,
-            &PersistRule {
-                any_port: true,
-                ..rule
-            },
-        );
-        assert_eq!(any.vport, 0);
-    }
-}
-
 /// What a walk needs from `model`, and the real-server ids in its trash when the walk starts.
 pub fn inputs(model: &crate::model::Model, conn_table_size: u32) -> (Inputs, BTreeSet<u32>) {
     let trash = model.trash.iter().map(|t| t.dest.id).collect();
@@ -461,5 +404,62 @@ pub async fn task(director: super::DirectorHandle, pin_dir: std::path::PathBuf) 
             }
             Err(e) => tracing::warn!("connection expiry walk failed: {e}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_follow_ipvs() {
+        let t = Timeouts::default();
+        assert_eq!(timeout_secs(IPPROTO_TCP, tcp_state::ESTABLISHED, &t), 900);
+        assert_eq!(timeout_secs(IPPROTO_TCP, tcp_state::SYN_RECV, &t), 60);
+        assert_eq!(timeout_secs(IPPROTO_TCP, tcp_state::FIN_WAIT, &t), 120);
+        assert_eq!(timeout_secs(IPPROTO_TCP, tcp_state::CLOSE, &t), 10);
+        assert_eq!(timeout_secs(17, 0, &t), 300);
+        let set = Timeouts {
+            tcp: 30,
+            tcp_fin: 5,
+            udp: 7,
+        };
+        assert_eq!(timeout_secs(IPPROTO_TCP, tcp_state::ESTABLISHED, &set), 30);
+        assert_eq!(timeout_secs(IPPROTO_TCP, tcp_state::FIN_WAIT, &set), 5);
+        assert_eq!(timeout_secs(17, 0, &set), 7);
+    }
+
+    #[test]
+    fn template_keys_mask_the_client_and_drop_its_port() {
+        let key = ConnKey {
+            caddr: [u32::from_ne_bytes([198, 18, 7, 9]), 0, 0, 0],
+            vaddr: [u32::from_ne_bytes([198, 18, 0, 100]), 0, 0, 0],
+            cport: 40000u16.to_be(),
+            vport: 80u16.to_be(),
+            proto: IPPROTO_TCP,
+            af: 2,
+            kind: 0,
+            _pad0: 0,
+        };
+        let rule = PersistRule {
+            timeout_s: 60,
+            netmask4: 0xffff_ff00u32.to_be(),
+            prefix6: 0,
+            any_port: false,
+        };
+        let t = template_key(&key, &rule);
+        assert_eq!(t.caddr[0].to_ne_bytes(), [198, 18, 7, 0]);
+        assert_eq!(
+            (t.cport, t.vport, t.kind),
+            (0, 80u16.to_be(), KIND_TEMPLATE)
+        );
+        let any = template_key(
+            &key,
+            &PersistRule {
+                any_port: true,
+                ..rule
+            },
+        );
+        assert_eq!(any.vport, 0);
     }
 }

@@ -58,7 +58,10 @@ pub async fn run(s: Settings) -> Result<()> {
     };
     let program = Dataplane::load(&opts)?;
     for (name, ifindex) in &program.interfaces {
-        info!("director attached to {name} (ifindex {ifindex}, {:?} mode)", s.mode);
+        info!(
+            "director attached to {name} (ifindex {ifindex}, {:?} mode)",
+            s.mode
+        );
     }
     let model = load_model(&s, program.resumed)?;
     let mut writer = DirectorMaps::open(&s.pin_dir)?;
@@ -108,10 +111,7 @@ pub async fn run(s: Settings) -> Result<()> {
         }
         None => None,
     };
-    spawn(
-        "control",
-        Box::pin(server::serve(listener, handle.clone())),
-    );
+    spawn("control", Box::pin(server::serve(listener, handle.clone())));
     spawn("estimator", Box::pin(estimator::task(handle.clone())));
     spawn(
         "next-hop",

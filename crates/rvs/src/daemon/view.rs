@@ -10,7 +10,9 @@ use rvs_common::{IPPROTO_TCP, conn::KIND_TEMPLATE, stats::COUNTER_NAMES, stats::
 
 use super::expiry::{monotonic_ns, timeout_secs};
 use crate::{
-    control::proto::{ConnView, DestView, Info, RateView, Request, Response, ServiceView, StatsView},
+    control::proto::{
+        ConnView, DestView, Info, RateView, Request, Response, ServiceView, StatsView,
+    },
     dataplane::{MapsRead, ip_from_words},
     model::{Dest, Model, Protocol, ServiceId},
 };
@@ -23,23 +25,12 @@ pub enum EstKey {
 }
 
 /// The director as of its last change.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct DirectorView {
     pub model: Arc<Model>,
     pub rates: Arc<HashMap<EstKey, RateView>>,
     pub dropped_embryonic: u64,
     pub conn_table_size: u32,
-}
-
-impl Default for DirectorView {
-    fn default() -> DirectorView {
-        DirectorView {
-            model: Arc::default(),
-            rates: Arc::default(),
-            dropped_embryonic: 0,
-            conn_table_size: 0,
-        }
-    }
 }
 
 /// The answer to `req` if it only reads; None for a change (the director's to make).
@@ -141,42 +132,42 @@ pub fn conns(dir: &DirectorView, maps: &dyn MapsRead) -> Response {
     let persist_timeout = |index: u32| timeouts.get(&index).copied().unwrap_or(0);
     let mut conns = Vec::new();
     maps.for_each_conn(&mut |key, conn| {
-            let Some(dest) = dest_of(conn.dest_id) else {
-                return;
-            };
-            let ipv6 = key.af == rvs_common::AF_INET6;
-            let template = key.kind == KIND_TEMPLATE;
-            let ttl = if template {
-                persist_timeout(conn.svc_id)
+        let Some(dest) = dest_of(conn.dest_id) else {
+            return;
+        };
+        let ipv6 = key.af == rvs_common::AF_INET6;
+        let template = key.kind == KIND_TEMPLATE;
+        let ttl = if template {
+            persist_timeout(conn.svc_id)
+        } else {
+            timeout_secs(key.proto, conn.state, &dir.model.timeouts)
+        };
+        let idle = now.saturating_sub(conn.last_seen_ns) / 1_000_000_000;
+        let state = if template {
+            "NONE"
+        } else if key.proto == IPPROTO_TCP {
+            tcp_state::name(conn.state)
+        } else {
+            "UDP"
+        };
+        conns.push(ConnView {
+            protocol: Protocol::from_number(key.proto),
+            client: ip_from_words(&key.caddr, ipv6),
+            client_port: u16::from_be(key.cport),
+            virtual_addr: ip_from_words(&key.vaddr, ipv6),
+            virtual_port: u16::from_be(key.vport),
+            dest: dest.addr,
+            // A template of a port-zero service has no port of its own.
+            dest_port: if template && key.vport == 0 {
+                0
             } else {
-                timeout_secs(key.proto, conn.state, &dir.model.timeouts)
-            };
-            let idle = now.saturating_sub(conn.last_seen_ns) / 1_000_000_000;
-            let state = if template {
-                "NONE"
-            } else if key.proto == IPPROTO_TCP {
-                tcp_state::name(conn.state)
-            } else {
-                "UDP"
-            };
-            conns.push(ConnView {
-                protocol: Protocol::from_number(key.proto),
-                client: ip_from_words(&key.caddr, ipv6),
-                client_port: u16::from_be(key.cport),
-                virtual_addr: ip_from_words(&key.vaddr, ipv6),
-                virtual_port: u16::from_be(key.vport),
-                dest: dest.addr,
-                // A template of a port-zero service has no port of its own.
-                dest_port: if template && key.vport == 0 {
-                    0
-                } else {
-                    dest.port
-                },
-                state: state.to_owned(),
-                expires: ttl.saturating_sub(idle),
-                pe_name: None,
-                pe_data: None,
-            });
+                dest.port
+            },
+            state: state.to_owned(),
+            expires: ttl.saturating_sub(idle),
+            pe_name: None,
+            pe_data: None,
+        });
     });
     Response::Conns { conns }
 }

@@ -223,10 +223,12 @@ impl MapsWrite for MemoryMaps {
         self.lock().tables.marks.iter().map(|(k, _)| *k).collect()
     }
     fn set_mark_prefix(&mut self, bits: u32, key: MarkPrefix, rules: MarkRules) -> Result<()> {
-        self.write(|t| match t.marks.iter_mut().find(|(k, _)| *k == (bits, key)) {
-            Some(slot) => slot.1 = rules,
-            None => t.marks.push(((bits, key), rules)),
-        })
+        self.write(
+            |t| match t.marks.iter_mut().find(|(k, _)| *k == (bits, key)) {
+                Some(slot) => slot.1 = rules,
+                None => t.marks.push(((bits, key), rules)),
+            },
+        )
     }
     fn remove_mark_prefix(&mut self, bits: u32, key: MarkPrefix) -> Result<()> {
         self.write(|t| t.marks.retain(|(k, _)| *k != (bits, key)))

@@ -702,7 +702,8 @@ fn connections_and_counters() {
     let h = Harness::new();
     assert_eq!(h.run(&["-A", "-u", "10.0.0.1:53"]).code, 0);
     assert_eq!(
-        h.run(&["-a", "-u", "10.0.0.1:53", "-r", "192.168.1.16:53"]).code,
+        h.run(&["-a", "-u", "10.0.0.1:53", "-r", "192.168.1.16:53"])
+            .code,
         0
     );
     // A flow as the data plane records it, last seen 1.5 s ago: 299 s left of UDP's 300.
@@ -749,11 +750,17 @@ fn connections_and_counters() {
     let counters = h.run(&["--dataplane"]);
     assert_eq!(counters.code, 0);
     assert!(
-        counters.out.starts_with("forwarded 3\npass_no_conn 7\npass_fragment 0\n"),
+        counters
+            .out
+            .starts_with("forwarded 3\npass_no_conn 7\npass_fragment 0\n"),
         "{}",
         counters.out
     );
-    assert!(counters.out.ends_with("drop_embryonic 0\n"), "{}", counters.out);
+    assert!(
+        counters.out.ends_with("drop_embryonic 0\n"),
+        "{}",
+        counters.out
+    );
     assert_outcome(
         &h.run(&["--dataplane", "-n"]),
         2,

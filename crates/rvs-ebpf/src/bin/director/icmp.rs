@@ -361,6 +361,8 @@ fn make_room(ctx: &XdpContext, room: usize, keep: usize) -> Option<([u8; 6], [u8
 /// The frame turned around for an ICMP error (`make_room`), its Ethernet header addressed back
 /// to the sender with `ethertype`: the `N` bytes of Ethernet header, `room` and `keep`.
 #[inline(always)]
+// The context is a handle on the packet: the bytes it reaches are the program's to change.
+#[allow(clippy::mut_from_ref)]
 fn error_frame<const N: usize>(
     ctx: &XdpContext,
     room: usize,

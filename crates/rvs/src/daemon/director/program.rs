@@ -57,8 +57,7 @@ impl Director {
                     {
                         self.maps.clear_overloaded(d.id);
                     }
-                    if !before.contains(&d.id) && !revived.contains(&d.id) && mode == Mode::Change
-                    {
+                    if !before.contains(&d.id) && !revived.contains(&d.id) && mode == Mode::Change {
                         self.maps.zero_dest(d.id)?;
                         self.estimators.remove(&EstKey::Dest(d.id));
                     }

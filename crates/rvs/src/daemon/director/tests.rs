@@ -18,10 +18,7 @@ use crate::{
         NextHop, ip_words,
         memory::{MemoryMaps, Tables},
     },
-    model::{
-        DestAddr, DestConfig, MarkRule, Model, Protocol, ServiceConfig, ServiceId,
-        Timeouts,
-    },
+    model::{DestAddr, DestConfig, MarkRule, Model, Protocol, ServiceConfig, ServiceId, Timeouts},
 };
 
 fn vip() -> ServiceId {
@@ -259,7 +256,11 @@ fn refused_at_every_write(setup: &[Request], change: Request) {
         maps.refuse_after(None);
         match r {
             Response::Ok => {
-                assert_ne!(observable(&maps.tables()), before, "{change:?} changed nothing");
+                assert_ne!(
+                    observable(&maps.tables()),
+                    before,
+                    "{change:?} changed nothing"
+                );
                 assert!(n > 0, "{change:?} needs no write at all?");
                 return;
             }
