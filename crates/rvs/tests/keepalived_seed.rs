@@ -203,3 +203,27 @@ fn check_config_validates_without_root_or_interface() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(stderr(&missing).contains("absent.conf"));
 }
+
+#[test]
+fn check_config_dump_shows_the_effective_settings() {
+    // seed 001 (its addresses moved into the test range): delay_loop 6 is the virtual server's, inherited by its checkers; nb_get_retry is
+    // the old name of retry.
+    let out = Command::new(RVSD)
+        .args(["--check-config", "--dump", "-f"])
+        .arg(seed())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let dump = String::from_utf8(out.stdout).unwrap();
+    for line in [
+        "virtual_server [198.18.0.100]:tcp:80 (TCP 198.18.0.100:80) lvs_sched wrr persistence_timeout 60 quorum 1 hysteresis 0",
+        "  real_server 198.18.0.11:80 lvs_method DR weight 3",
+        "    TCP_CHECK 198.18.0.11:80 connect_timeout 10s retry 3 delay_before_retry 3s delay_loop 6s warmup 6s",
+        "  real_server 198.18.0.12:80 lvs_method DR weight 3",
+    ] {
+        assert!(
+            dump.lines().any(|l| l == line),
+            "missing {line:?} in:\n{dump}"
+        );
+    }
+}
