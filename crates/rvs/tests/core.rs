@@ -5,7 +5,7 @@ mod common;
 
 use std::{
     io::Write,
-    process::{Command, Stdio},
+    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -18,6 +18,25 @@ const PORT: u16 = 80;
 /// its neighbour (1.5 s), so a restore of a thousand holds its client for many minutes.
 fn silent(i: usize) -> String {
     format!("198.18.{}.{}", 20 + i / 250, i % 250 + 1)
+}
+
+/// `rvsadm -R` fed `lines`, left running.
+fn start_restore(lab: &Lab, lines: &str) -> Child {
+    let mut restore = Command::new(RVSADM)
+        .arg("-R")
+        .env("RVS_SOCKET", lab.socket())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting rvsadm -R");
+    restore
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(lines.as_bytes())
+        .unwrap();
+    restore
 }
 
 #[test]
@@ -36,20 +55,7 @@ fn listings_answer_while_a_slow_restore_holds_the_socket() {
     let adds: String = (0..1000)
         .map(|i| format!("-a -t {vip} -r {}:{PORT} -g\n", silent(i)))
         .collect();
-    let mut restore = Command::new(RVSADM)
-        .arg("-R")
-        .env("RVS_SOCKET", lab.socket())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting rvsadm -R");
-    restore
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(adds.as_bytes())
-        .unwrap();
+    let mut restore = start_restore(&lab, &adds);
     // The restore is under way: its first silent server is in the table, waiting.
     poll_until(
         Duration::from_secs(10),
@@ -127,20 +133,7 @@ fn kill_9_during_saves_leaves_the_old_or_the_new_state_file() {
         let adds: String = (round * 100..round * 100 + 100)
             .map(|i| format!("-a -t {vip} -r {}:{PORT} -g -w 0\n", silent(i)))
             .collect();
-        let mut restore = Command::new(RVSADM)
-            .arg("-R")
-            .env("RVS_SOCKET", lab.socket())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting rvsadm -R");
-        restore
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(adds.as_bytes())
-            .unwrap();
+        let mut restore = start_restore(&lab, &adds);
         // Killed in the middle of the stream of saves.
         let before = dest_rows(&lab.ok(&["-L", "-n"])).len();
         poll_until(Duration::from_secs(20), "the restore going on", || {

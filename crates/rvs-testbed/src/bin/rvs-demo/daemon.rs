@@ -72,7 +72,7 @@ impl<'a> Rvsd<'a> {
             .args(args)
             .env(
                 "RVS_LOG",
-                "warn,rvsd=info,rvs::daemon::keepalived=info,rvs::check=info",
+                "warn,rvsd=info,rvs::daemon::supervisor=info,rvs::daemon::keepalived=info,rvs::check=info",
             );
         let mut process = director.spawn(&mut cmd, work.join("rvsd.log"))?;
         if let Err(e) = process.wait_for_log("serving rvsadm", Duration::from_secs(20)) {
