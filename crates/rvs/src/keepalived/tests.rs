@@ -131,11 +131,12 @@ fn seed_document_gives_its_ipvsadm_table() {
     );
     let vi = &cfg.vrrp_instances[0];
     assert_eq!(
-        (vi.name.as_str(), vi.state.as_deref(), vi.virtual_router_id),
-        ("VI_1", Some("MASTER"), Some(51))
+        (vi.name.as_str(), vi.state_master, vi.virtual_router_id),
+        ("VI_1", Some(true), Some(51))
     );
-    assert_eq!(vi.virtual_ipaddress, ["61.164.122.8"]);
-    assert_eq!(vi.auth_pass.as_deref(), Some("1111"));
+    let vips: Vec<_> = vi.virtual_ipaddress.iter().map(|a| a.addr).collect();
+    assert_eq!(vips, ["61.164.122.8".parse::<IpAddr>().unwrap()]);
+    assert_eq!(vi.auth, Some(VrrpAuth::Pass("1111".into())));
 
     // The seed's `ipvsadm -ln`: TCP 61.164.122.8:80 wrr persistent 60, two Route servers of weight 3.
     let s = desired_services(&cfg);
