@@ -135,6 +135,7 @@ fn real_main() -> Result<()> {
     let keepalived = match &args.use_file {
         Some(path) => {
             let cfg = rvs::keepalived::load(path)?;
+            rvs::daemon::vrrp::instance::plan(&cfg)?; // VRRP (issue 11): refuse what cannot run
             rvs::daemon::keepalived::log_warnings(path, &cfg);
             Some((path.clone(), cfg))
         }
@@ -150,6 +151,7 @@ fn real_main() -> Result<()> {
 /// `--check-config -f FILE`: the warnings and the first error, as rvsd would log them.
 fn check_config(path: &Path) -> Result<()> {
     let cfg = rvs::keepalived::load(path)?;
+    rvs::daemon::vrrp::instance::plan(&cfg)?; // VRRP (issue 11): refuse what cannot run
     let warnings = rvs::daemon::keepalived::warnings(path, &cfg);
     for w in &warnings {
         eprintln!("{w}");
@@ -230,6 +232,9 @@ async fn run(args: Args, keepalived: Option<(PathBuf, KeepalivedConfig)>) -> Res
     let director = Arc::new(Mutex::new(director));
     // The configured services are in place before rvsadm is served.
     let (stop_keepalived, stopped) = oneshot::channel();
+    // VRRP (issue 11): its own task, started once the services are in place; rvsadm --vrrp reads
+    // its published status, never the director's lock.
+    let vrrp_conf = keepalived.as_ref().map(|(_, c)| c.clone());
     let mut keepalived = match keepalived {
         Some((path, cfg)) => {
             let k = Keepalived::start(path, cfg, director.clone()).await?;
@@ -237,6 +242,8 @@ async fn run(args: Args, keepalived: Option<(PathBuf, KeepalivedConfig)>) -> Res
         }
         None => None,
     };
+
+    let vrrp = rvs::daemon::vrrp::start_published(vrrp_conf.as_ref())?;
 
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(server::serve(listener, director.clone()));
@@ -263,6 +270,10 @@ async fn run(args: Args, keepalived: Option<(PathBuf, KeepalivedConfig)>) -> Res
         }
     }
     tasks.abort_all();
+    if let Some(v) = vrrp {
+        // Priority 0 to the backups and the addresses removed before anything else stops.
+        v.stop(Duration::from_secs(5)).await;
+    }
     if let Some(k) = keepalived {
         // Lets omega notifiers run; the table is kept for the next rvsd.
         let _ = stop_keepalived.send(());

@@ -60,6 +60,8 @@ async fn client(stream: UnixStream, director: Arc<Mutex<Director>>) -> Result<()
     let mut lines = BufReader::new(read).lines();
     while let Some(line) = lines.next_line().await? {
         let response = match serde_json::from_str::<Request>(&line) {
+            // VRRP (issue 11): answered from its published snapshot, never the director's lock.
+            Ok(Request::Vrrp) => crate::daemon::vrrp::status_response(),
             Ok(req) => director.lock().await.handle(req).await,
             Err(e) => Response::Error {
                 errno: libc::EINVAL,

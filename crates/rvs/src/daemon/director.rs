@@ -284,6 +284,8 @@ impl Director {
             Request::ListServices { service } => views::services(self, service),
             Request::ListConns => views::conns(self),
             Request::Counters => views::counters(self),
+            // VRRP (issue 11): its own snapshot; the control server answers it before locking.
+            Request::Vrrp => super::vrrp::status_response(),
         }
     }
 

@@ -9,5 +9,6 @@ pub mod keepalived;
 pub mod locality;
 pub mod state;
 mod views;
+pub mod vrrp;
 
 pub use director::{Director, DirectorOptions, Plane};

@@ -184,6 +184,8 @@ impl State {
             Request::Counters => Response::Counters {
                 counters: vec![("xdp_pass".to_owned(), 7), ("xdp_drop".to_owned(), 0)],
             },
+            // VRRP (issue 11): no instance runs in the unit tests.
+            Request::Vrrp => crate::daemon::vrrp::status_response(),
         }
     }
 }
