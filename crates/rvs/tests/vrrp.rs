@@ -20,7 +20,7 @@ const PORT: u16 = 80;
 const STATE_BOUND: Duration = Duration::from_secs(15);
 
 /// One director of the pair, as the lab of tests/common sees a topology. The real servers'
-/// TCP servers are started by side 0 only.
+/// TCP servers are the test's (see [`cluster`]), not either lab's.
 struct Side {
     c: Arc<HaCluster>,
     i: usize,
@@ -42,12 +42,8 @@ impl Topology for Side {
     fn interfaces(&self) -> Vec<String> {
         vec!["eth0".into()]
     }
-    fn serve_tcp(&self, port: u16) -> anyhow::Result<Vec<TcpServer>> {
-        if self.i == 0 {
-            self.c.serve_tcp(port)
-        } else {
-            Ok(Vec::new())
-        }
+    fn serve_tcp(&self, _port: u16) -> anyhow::Result<Vec<TcpServer>> {
+        Ok(Vec::new())
     }
     fn serve_udp(&self, _port: u16) -> anyhow::Result<Vec<UdpServer>> {
         Ok(Vec::new())
@@ -115,6 +111,14 @@ fn service(c: &HaCluster, vip: IpAddr) -> String {
     s + "}\n"
 }
 
+/// Two real servers, `vips` VIPs, and the real servers' TCP servers on [`PORT`] (dropped before
+/// the cluster, since they are declared after it).
+fn cluster(vips: usize, ipv6: bool) -> (Arc<HaCluster>, Vec<TcpServer>) {
+    let c = Arc::new(HaCluster::build(2, vips, ipv6).expect("building the cluster"));
+    let tcp = c.serve_tcp(PORT).expect("starting TCP servers");
+    (c, tcp)
+}
+
 fn v4(c: &HaCluster, i: usize) -> IpAddr {
     IpAddr::V4(c.vips()[i])
 }
@@ -169,13 +173,22 @@ fn has_addr(h: &Host, ip: IpAddr) -> bool {
 }
 
 /// New connections from the client succeed (bounded retries while ARP settles).
+#[track_caller]
 fn connects(c: &HaCluster, vip: IpAddr) -> String {
-    poll_until(
+    let r = poll_until(
         Duration::from_secs(10),
         &format!("a connection to {vip}"),
         || Ok(c.client().tcp_request(vip, PORT).ok()),
-    )
-    .unwrap()
+    );
+    r.unwrap_or_else(|e| {
+        let show = |h: &Host, what: &[&str]| h.netns().ip(what).unwrap_or_default();
+        panic!(
+            "{e:#}\nclient neighbours:\n{}\ndirector0:\n{}\ndirector1:\n{}",
+            show(c.client(), &["neigh"]),
+            show(&c.directors()[0], &["addr", "show", "eth0"]),
+            show(&c.directors()[1], &["addr", "show", "eth0"]),
+        )
+    })
 }
 
 fn conns(lab: &Lab<Side>, vip: IpAddr) -> u64 {
@@ -195,7 +208,7 @@ fn kill9(lab: &mut Lab<Side>) {
 
 #[test]
 fn master_holds_the_vip_and_the_backup_takes_over_on_kill_and_link_down() {
-    let c = Arc::new(HaCluster::build(2, 1, false).expect("building the cluster"));
+    let (c, _tcp) = cluster(1, false);
     let dir = ConfDir::new();
     let vip = v4(&c, 0);
     let conf = |prio| service(&c, vip) + &Inst::v3("VI_1", 51, prio, vip).text();
@@ -262,7 +275,7 @@ fn master_holds_the_vip_and_the_backup_takes_over_on_kill_and_link_down() {
 
 #[test]
 fn nopreempt_keeps_the_running_master_and_shutdown_hands_over_at_once() {
-    let c = Arc::new(HaCluster::build(2, 1, false).expect("building the cluster"));
+    let (c, _tcp) = cluster(1, false);
     let dir = ConfDir::new();
     let vip = v4(&c, 0);
     let conf = |prio| service(&c, vip) + &Inst::v3("VI_1", 51, prio, vip).with("nopreempt").text();
@@ -340,7 +353,7 @@ impl Drop for Keepalived {
 }
 
 fn interop(version: u8, ipv6: bool) {
-    let c = Arc::new(HaCluster::build(2, 1, ipv6).expect("building the cluster"));
+    let (c, _tcp) = cluster(1, ipv6);
     let dir = ConfDir::new();
     let vip = if ipv6 {
         IpAddr::V6(c.vip6(0).unwrap())
@@ -440,12 +453,12 @@ fn interop_with_keepalived_vrrpv3_ipv6() {
 
 #[test]
 fn unicast_peers_work_with_multicast_dropped_on_the_lan() {
-    let c = Arc::new(HaCluster::build(2, 1, false).expect("building the cluster"));
+    let (c, _tcp) = cluster(1, false);
     // The LAN drops VRRP multicast, as many clouds do.
     for rule in [
         "add table bridge vrrp_test",
-        "add chain bridge vrrp_test fwd { type filter hook forward priority 0 ; }",
-        "add rule bridge vrrp_test fwd ip daddr 224.0.0.18 counter drop",
+        "add chain bridge vrrp_test lanfilter { type filter hook forward priority 0 ; }",
+        "add rule bridge vrrp_test lanfilter ip daddr 224.0.0.18 counter drop",
     ] {
         let argv: Vec<&str> = std::iter::once("nft").chain(rule.split(' ')).collect();
         c.lan().exec(&argv).unwrap();
@@ -485,7 +498,7 @@ fn unicast_peers_work_with_multicast_dropped_on_the_lan() {
 
 #[test]
 fn a_sync_group_moves_together_and_track_script_faults_it() {
-    let c = Arc::new(HaCluster::build(2, 2, false).expect("building the cluster"));
+    let (c, _tcp) = cluster(2, false);
     let dir = ConfDir::new();
     let (vip1, vip2) = (v4(&c, 0), v4(&c, 1));
     let up = dir.path("director0-up");
@@ -528,7 +541,7 @@ fn a_sync_group_moves_together_and_track_script_faults_it() {
 
 #[test]
 fn track_script_weight_moves_mastership_and_notify_gets_keepalived_s_arguments() {
-    let c = Arc::new(HaCluster::build(2, 1, false).expect("building the cluster"));
+    let (c, _tcp) = cluster(1, false);
     let dir = ConfDir::new();
     let vip = v4(&c, 0);
     let up = dir.path("director0-up");
