@@ -585,3 +585,204 @@ fn track_script_weight_moves_mastership_and_notify_gets_keepalived_s_arguments()
     .unwrap();
     assert!(text.contains("INSTANCE VI_1 BACKUP 100"), "{text}");
 }
+
+/// Sends `messages` as VRRP packets from the client to 224.0.0.18 with `ttl`.
+fn send_raw(c: &HaCluster, ttl: u8, messages: &[Vec<u8>]) {
+    c.client()
+        .netns()
+        .enter(|| {
+            // SAFETY: plain socket calls on a descriptor this closure owns and closes.
+            unsafe {
+                let fd = libc::socket(libc::AF_INET, libc::SOCK_RAW, 112);
+                assert!(fd >= 0, "raw socket: {}", std::io::Error::last_os_error());
+                let mreq = libc::ip_mreqn {
+                    imr_multiaddr: libc::in_addr { s_addr: 0 },
+                    imr_address: libc::in_addr { s_addr: 0 },
+                    imr_ifindex: c.client().eth0().ifindex() as i32,
+                };
+                let t: libc::c_int = ttl.into();
+                let sz = |n: usize| n as libc::socklen_t;
+                libc::setsockopt(
+                    fd,
+                    libc::IPPROTO_IP,
+                    libc::IP_MULTICAST_IF,
+                    (&mreq as *const libc::ip_mreqn).cast(),
+                    sz(std::mem::size_of::<libc::ip_mreqn>()),
+                );
+                libc::setsockopt(
+                    fd,
+                    libc::IPPROTO_IP,
+                    libc::IP_MULTICAST_TTL,
+                    (&t as *const libc::c_int).cast(),
+                    sz(4),
+                );
+                let dst = libc::sockaddr_in {
+                    sin_family: libc::AF_INET as libc::sa_family_t,
+                    sin_port: 0,
+                    sin_addr: libc::in_addr {
+                        s_addr: u32::from_ne_bytes([224, 0, 0, 18]),
+                    },
+                    sin_zero: [0; 8],
+                };
+                for m in messages {
+                    let n = libc::sendto(
+                        fd,
+                        m.as_ptr().cast(),
+                        m.len(),
+                        0,
+                        (&dst as *const libc::sockaddr_in).cast(),
+                        sz(std::mem::size_of::<libc::sockaddr_in>()),
+                    );
+                    assert!(n >= 0, "sendto: {}", std::io::Error::last_os_error());
+                }
+                libc::close(fd);
+            }
+        })
+        .unwrap();
+}
+
+/// The counters line of an instance in `rvsadm --vrrp`, by name.
+fn counters(lab: &Lab<Side>, name: &str) -> std::collections::BTreeMap<String, u64> {
+    let text = lab.ok(&["--vrrp"]);
+    let mut lines = text.lines();
+    lines
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"));
+    let line = lines.next().unwrap_or_default();
+    line.split(", ")
+        .filter_map(|kv| {
+            let (k, v) = kv.trim().split_once(' ')?;
+            Some((k.to_owned(), v.parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn malformed_and_foreign_adverts_are_counted_and_change_nothing() {
+    use rvs::daemon::vrrp::wire::{Advert, Auth, V3Ipv4Checksum};
+    let (c, _tcp) = cluster(1, false);
+    let dir = ConfDir::new();
+    let vip = v4(&c, 0);
+    let a = rvsd(
+        &c,
+        0,
+        &dir,
+        &(service(&c, vip) + &Inst::v3("VI_1", 51, 100, vip).text()),
+    );
+    wait_state(&a, "VI_1", "MASTER");
+    let from: IpAddr = "198.18.0.1".parse().unwrap();
+    let group: IpAddr = "224.0.0.18".parse().unwrap();
+    // Each would win if it were taken: priority 254 against our 100.
+    let good = Advert {
+        version: 3,
+        vrid: 51,
+        priority: 254,
+        interval_cs: 20,
+        auth: Auth::None,
+        addresses: vec![vip],
+    };
+    let enc = |a: &Advert| a.encode(from, group, V3Ipv4Checksum::PseudoHeader);
+    let mut bad_sum = enc(&good);
+    bad_sum[6] ^= 0x55;
+    let other_vrid = enc(&Advert {
+        vrid: 52,
+        ..good.clone()
+    });
+    let v2 = enc(&Advert {
+        version: 2,
+        interval_cs: 100,
+        auth: Auth::pass("x"),
+        ..good.clone()
+    });
+    let other_addrs = enc(&Advert {
+        addresses: vec!["198.18.0.199".parse().unwrap()],
+        ..good.clone()
+    });
+    let mut garbage: Vec<Vec<u8>> = (0..50u32)
+        .map(|i| (0..(i * 7 % 40)).map(|j| (i * 31 + j * 17) as u8).collect())
+        .collect();
+    garbage.push(vec![0x31, 51, 254]);
+    send_raw(&c, 255, &[bad_sum, other_vrid, v2, other_addrs]);
+    send_raw(&c, 255, &garbage);
+    // The right advert with the wrong TTL: it could come from off the LAN.
+    send_raw(&c, 64, &[enc(&good)]);
+    let n = poll_until(STATE_BOUND, "the rejects to be counted", || {
+        let n = counters(&a, "VI_1");
+        let all = [
+            "rx_checksum",
+            "rx_vrid",
+            "rx_version",
+            "rx_address_list",
+            "rx_ttl",
+        ]
+        .iter()
+        .all(|k| n.get(*k).copied().unwrap_or(0) >= 1);
+        Ok(all.then_some(n))
+    })
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", a.ok(&["--vrrp"])));
+    assert!(n["rx_truncated"] >= 1, "{n:?}");
+    assert_eq!(n["adverts_rx"], 0, "{n:?}");
+    assert_eq!(row(&a, "VI_1").unwrap().state, "MASTER");
+    assert!(
+        a.rvsd_log().contains("ignored an advert"),
+        "logged (rate-limited)"
+    );
+    // And the right one is taken: the master yields to it.
+    send_raw(&c, 255, &[enc(&good)]);
+    wait_state(&a, "VI_1", "BACKUP");
+    assert_eq!(counters(&a, "VI_1")["adverts_rx"], 1);
+}
+
+#[test]
+fn a_healed_partition_leaves_one_master_that_re_announces() {
+    let (c, _tcp) = cluster(1, false);
+    let dir = ConfDir::new();
+    let vip = v4(&c, 0);
+    let conf = |prio| service(&c, vip) + &Inst::v3("VI_1", 51, prio, vip).text();
+    let a = rvsd(&c, 0, &dir, &conf(150));
+    let b = rvsd(&c, 1, &dir, &conf(100));
+    wait_state(&a, "VI_1", "MASTER");
+    wait_state(&b, "VI_1", "BACKUP");
+    connects(&c, vip);
+    // Partition: the directors stop hearing each other; both become MASTER.
+    for rule in [
+        "add table bridge split",
+        "add chain bridge split lanfilter { type filter hook forward priority 0 ; }",
+        "add rule bridge split lanfilter ip daddr 224.0.0.18 drop",
+    ] {
+        let argv: Vec<&str> = std::iter::once("nft").chain(rule.split(' ')).collect();
+        c.lan().exec(&argv).unwrap();
+    }
+    wait_state(&b, "VI_1", "MASTER");
+    assert_eq!(row(&a, "VI_1").unwrap().state, "MASTER", "split brain");
+    // B announced itself last; let the neighbour cache's lock time pass.
+    let neigh = || {
+        c.client()
+            .netns()
+            .ip(&["neigh", "show", &vip.to_string()])
+            .unwrap_or_default()
+    };
+    poll_until(STATE_BOUND, "the client to follow B", || {
+        Ok(neigh()
+            .contains(&c.directors()[1].mac().to_string())
+            .then_some(()))
+    })
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    // Healed: B yields to A's advert, A answers B's with its own and re-announces.
+    c.lan()
+        .exec(&["nft", "delete", "table", "bridge", "split"])
+        .unwrap();
+    wait_state(&b, "VI_1", "BACKUP");
+    assert_eq!(row(&a, "VI_1").unwrap().state, "MASTER");
+    poll_until(STATE_BOUND, "the client to follow A again", || {
+        Ok(neigh()
+            .contains(&c.directors()[0].mac().to_string())
+            .then_some(()))
+    })
+    .unwrap_or_else(|e| panic!("{e:#}: {}", neigh()));
+    assert!(!has_addr(&c.directors()[1], vip));
+    let before = conns(&a, vip);
+    connects(&c, vip);
+    assert!(conns(&a, vip) > before);
+}

@@ -8,9 +8,11 @@
 //!   priority is at least its own, or it is still within `preempt_delay`; otherwise it ignores
 //!   it and preempts when the timer runs out. Priority 0 (the master leaving) cuts the timer to
 //!   the skew.
-//! - A master yields to a higher priority, or an equal one from a higher primary address; to a
-//!   lower one it answers at once with its own advert and re-announces its addresses (a
-//!   partition that heals leaves one master within one interval).
+//! - A master yields to a higher priority, or an equal one from a higher primary address, with a
+//!   priority-0 advert; to a lower one, or a priority 0, it answers at once with its own advert
+//!   and re-announces its addresses. So a partition that heals leaves one master within one
+//!   interval, and the LAN follows it whichever advert crossed first (rvs's choice: keepalived
+//!   yields silently and re-announces only on lower-priority adverts).
 //! - Priority 255 (the address owner) with `state MASTER` starts as MASTER; tracking never moves
 //!   it. Others start as BACKUP and become MASTER when no master speaks.
 //! - A fault (tracked interface or weight-0 script down) is FAULT: a master leaves with a
@@ -359,7 +361,10 @@ impl Machine {
             State::Master => {
                 let mine = self.effective_priority();
                 if prio == 0 {
+                    // Another master stepped down (a partition healed, or it stops): assert
+                    // ourselves, and re-announce in case the LAN followed it.
                     self.send_advert(now, out);
+                    out.push(Action::Announce);
                     return;
                 }
                 let yields = prio > mine || (prio == mine && addr_greater(from, self.p.primary));
@@ -377,6 +382,9 @@ impl Machine {
                     } else {
                         Reason::EqualPriorityHigherAddress { from }
                     };
+                    // Saying so lets the winner re-announce when the LAN had followed us (after
+                    // a partition it may never hear our lower-priority adverts otherwise).
+                    out.push(Action::SendAdvert { priority: 0 });
                     out.push(Action::RemoveAddresses);
                     self.become_backup(now, reason, out);
                 } else {
@@ -672,8 +680,14 @@ mod tests {
         assert_eq!(m.state(), State::Master);
         let a = advert(&mut m, 50, ms(4000));
         assert_eq!(a, [Action::SendAdvert { priority: 100 }, Action::Announce]);
+        // Another master stepping down (priority 0): the same.
+        let a = advert(&mut m, 0, ms(4050));
+        assert_eq!(a, [Action::SendAdvert { priority: 100 }, Action::Announce]);
         let a = advert(&mut m, 150, ms(4100));
-        assert_eq!(a[0], Action::RemoveAddresses);
+        assert_eq!(
+            &a[..2],
+            [Action::SendAdvert { priority: 0 }, Action::RemoveAddresses]
+        );
         assert_eq!(became(&a), Some(State::Backup));
         assert_eq!(m.master(), Some(ip(PEER)));
     }
@@ -686,7 +700,7 @@ mod tests {
         // PEER (.3) is above ME (.2).
         let a = advert(&mut m, 100, ms(4000));
         assert!(matches!(
-            &a[1],
+            &a[2],
             Action::Transition {
                 reason: Reason::EqualPriorityHigherAddress { .. },
                 ..
