@@ -230,11 +230,16 @@ fn address(ctx: &mut Ctx, m: &Node) -> Result<VirtualAddress, ConfigError> {
     };
     let mut a = Args::new(m);
     while let Some(w) = a.optional() {
+        // The value after an option word, or an error at that word.
+        let mut value = |what: &str| {
+            a.optional()
+                .ok_or_else(|| ConfigError::at(&w.pos, format!("'{}' needs {what}", w.text)))
+        };
         match w.text.as_str() {
-            "dev" => v.dev = Some(a.required("an interface after 'dev'")?.text.clone()),
-            "label" => v.label = Some(a.required("a label after 'label'")?.text.clone()),
+            "dev" => v.dev = Some(value("an interface")?.text.clone()),
+            "label" => v.label = Some(value("a label")?.text.clone()),
             "scope" => {
-                let s = a.required("a scope after 'scope'")?;
+                let s = value("a scope")?;
                 const SCOPES: &[&str] = &["global", "site", "link", "host", "nowhere"];
                 if !SCOPES.contains(&s.text.as_str()) && s.text.parse::<u8>().is_err() {
                     return Err(ConfigError::at(
@@ -248,7 +253,7 @@ fn address(ctx: &mut Ctx, m: &Node) -> Result<VirtualAddress, ConfigError> {
                 v.scope = Some(s.text.clone());
             }
             "brd" | "broadcast" | "preferred_lft" => {
-                let what = a.required("a value")?;
+                let what = value("a value")?;
                 ctx.warnings.push(super::diag::Diagnostic::new(
                     &w.pos,
                     format!(
