@@ -503,9 +503,19 @@ fn a_sync_group_moves_together_and_track_script_faults_it() {
     let (vip1, vip2) = (v4(&c, 0), v4(&c, 1));
     let up = dir.path("director0-up");
     std::fs::write(&up, "").unwrap();
+    let log = dir.path("group-notify.log");
+    let notify = dir.write(
+        "notify.sh",
+        &format!("#!/bin/sh\necho \"$*\" >> {}\n", log.display()),
+        true,
+    );
     let conf = |prio, script: bool| {
         let mut s = service(&c, vip1) + &service(&c, vip2);
-        s.push_str("vrrp_sync_group G {\n    group {\n        VI_1\n        VI_2\n    }\n}\n");
+        s.push_str(&format!(
+            "vrrp_sync_group G {{\n    group {{\n        VI_1\n        VI_2\n    }}\n    \
+             notify \"{}\"\n}}\n",
+            notify.display()
+        ));
         let mut vi2 = Inst::v3("VI_2", 52, prio, vip2);
         if script {
             s.push_str(&format!(
@@ -537,6 +547,15 @@ fn a_sync_group_moves_together_and_track_script_faults_it() {
         wait_state(&a, name, "MASTER");
         wait_state(&b, name, "BACKUP");
     }
+    // The group's generic notify, with keepalived's arguments (priority 0 for a group), from
+    // both directors.
+    let text = poll_until(STATE_BOUND, "the group notify scripts", || {
+        let t = std::fs::read_to_string(&log).unwrap_or_default();
+        let want = ["GROUP G MASTER 0", "GROUP G FAULT 0", "GROUP G BACKUP 0"];
+        Ok(want.iter().all(|w| t.contains(w)).then_some(t))
+    })
+    .unwrap();
+    assert!(!text.contains("INSTANCE"), "{text}");
 }
 
 #[test]

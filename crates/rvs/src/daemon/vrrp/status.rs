@@ -101,3 +101,56 @@ pub fn unix_ms_now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_shows_state_master_age_reason_and_counters() {
+        let st = VrrpStatus {
+            instances: vec![InstanceStatus {
+                name: "VI_1".into(),
+                interface: "eth0".into(),
+                vrid: 51,
+                version: 3,
+                state: State::Backup,
+                priority: 100,
+                effective_priority: 90,
+                master: Some("198.18.0.2".parse().unwrap()),
+                master_priority: Some(150),
+                last_transition_unix_ms: 10_000,
+                reason: "startup".into(),
+                sync_group: Some("G".into()),
+                counters: vec![
+                    ("adverts_rx".into(), 7),
+                    ("rx_checksum".into(), 2),
+                    ("rx_ttl".into(), 0),
+                ],
+            }],
+        };
+        let text = render(&st, 22_500);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("Instance"), "{text}");
+        let f: Vec<&str> = lines[1].split_whitespace().collect();
+        assert_eq!(
+            f,
+            [
+                "VI_1",
+                "eth0",
+                "51",
+                "3",
+                "BACKUP",
+                "100",
+                "90",
+                "198.18.0.2",
+                "(150)",
+                "12.5s",
+                "startup"
+            ]
+        );
+        assert_eq!(lines[2], "  sync group G");
+        // Reject counters that never moved are left out.
+        assert_eq!(lines[3], "  adverts_rx 7, rx_checksum 2");
+    }
+}

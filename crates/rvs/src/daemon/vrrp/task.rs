@@ -164,6 +164,10 @@ impl Runner {
                         queue.push_back((i, Event::Shutdown));
                     }
                     self.process(queue).await;
+                    for g in &self.groups {
+                        let argv = notify::commands(&g.notify, Kind::Group, &g.name, NotifyState::Stop, 0);
+                        argv.into_iter().for_each(notify::run);
+                    }
                     self.publish();
                     info!("VRRP stopped");
                     return;
