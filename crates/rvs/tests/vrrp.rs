@@ -1,8 +1,8 @@
 //! Director failover by VRRP (issue 11), end to end: two directors on one LAN
 //! ([`rvs_testbed::HaCluster`]), each running rvsd (or keepalived, for interop) from one
 //! keepalived.conf with the same direct-routing virtual service, real servers holding the VIPs
-//! silently, a client on the LAN. Every wait is bounded and generous: these tests check what
-//! happens, not how fast (the benchmark measures that).
+//! silently, a client behind a router (whose neighbour cache must follow the MASTER). Every
+//! wait is bounded and generous: these tests check what happens, not how fast.
 
 mod common;
 
@@ -183,8 +183,8 @@ fn connects(c: &HaCluster, vip: IpAddr) -> String {
     r.unwrap_or_else(|e| {
         let show = |h: &Host, what: &[&str]| h.netns().ip(what).unwrap_or_default();
         panic!(
-            "{e:#}\nclient neighbours:\n{}\ndirector0:\n{}\ndirector1:\n{}",
-            show(c.client(), &["neigh"]),
+            "{e:#}\nrouter neighbours:\n{}\ndirector0:\n{}\ndirector1:\n{}",
+            show(c.router(), &["neigh"]),
             show(&c.directors()[0], &["addr", "show", "eth0"]),
             show(&c.directors()[1], &["addr", "show", "eth0"]),
         )
@@ -605,9 +605,11 @@ fn track_script_weight_moves_mastership_and_notify_gets_keepalived_s_arguments()
     assert!(text.contains("INSTANCE VI_1 BACKUP 100"), "{text}");
 }
 
-/// Sends `messages` as VRRP packets from the client to 224.0.0.18 with `ttl`.
+/// Sends `messages` as VRRP packets from a host on the directors' LAN (rs0, a stranger to VRRP)
+/// to 224.0.0.18 with `ttl`.
 fn send_raw(c: &HaCluster, ttl: u8, messages: &[Vec<u8>]) {
-    c.client()
+    let stranger = &c.real_servers()[0];
+    stranger
         .netns()
         .enter(|| {
             // SAFETY: plain socket calls on a descriptor this closure owns and closes.
@@ -617,7 +619,7 @@ fn send_raw(c: &HaCluster, ttl: u8, messages: &[Vec<u8>]) {
                 let mreq = libc::ip_mreqn {
                     imr_multiaddr: libc::in_addr { s_addr: 0 },
                     imr_address: libc::in_addr { s_addr: 0 },
-                    imr_ifindex: c.client().eth0().ifindex() as i32,
+                    imr_ifindex: stranger.eth0().ifindex() as i32,
                 };
                 let t: libc::c_int = ttl.into();
                 let sz = |n: usize| n as libc::socklen_t;
@@ -689,7 +691,7 @@ fn malformed_and_foreign_adverts_are_counted_and_change_nothing() {
         &(service(&c, vip) + &Inst::v3("VI_1", 51, 100, vip).text()),
     );
     wait_state(&a, "VI_1", "MASTER");
-    let from: IpAddr = "198.18.0.1".parse().unwrap();
+    let from: IpAddr = "198.18.0.11".parse().unwrap();
     let group: IpAddr = "224.0.0.18".parse().unwrap();
     // Each would win if it were taken: priority 254 against our 100.
     let good = Advert {
@@ -774,14 +776,14 @@ fn a_healed_partition_leaves_one_master_that_re_announces() {
     }
     wait_state(&b, "VI_1", "MASTER");
     assert_eq!(row(&a, "VI_1").unwrap().state, "MASTER", "split brain");
-    // B announced itself last; let the neighbour cache's lock time pass.
+    // B announced itself last; let the router's neighbour cache lock time pass.
     let neigh = || {
-        c.client()
+        c.router()
             .netns()
             .ip(&["neigh", "show", &vip.to_string()])
             .unwrap_or_default()
     };
-    poll_until(STATE_BOUND, "the client to follow B", || {
+    poll_until(STATE_BOUND, "the router to follow B", || {
         Ok(neigh()
             .contains(&c.directors()[1].mac().to_string())
             .then_some(()))
@@ -794,7 +796,7 @@ fn a_healed_partition_leaves_one_master_that_re_announces() {
         .unwrap();
     wait_state(&b, "VI_1", "BACKUP");
     assert_eq!(row(&a, "VI_1").unwrap().state, "MASTER");
-    poll_until(STATE_BOUND, "the client to follow A again", || {
+    poll_until(STATE_BOUND, "the router to follow A again", || {
         Ok(neigh()
             .contains(&c.directors()[0].mac().to_string())
             .then_some(()))
