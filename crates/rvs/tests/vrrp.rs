@@ -278,7 +278,21 @@ fn nopreempt_keeps_the_running_master_and_shutdown_hands_over_at_once() {
     let (c, _tcp) = cluster(1, false);
     let dir = ConfDir::new();
     let vip = v4(&c, 0);
-    let conf = |prio| service(&c, vip) + &Inst::v3("VI_1", 51, prio, vip).with("nopreempt").text();
+    let stopped = dir.path("stopped.log");
+    let notify = dir.write(
+        "notify.sh",
+        &format!("#!/bin/sh\necho \"$*\" >> {}\n", stopped.display()),
+        true,
+    );
+    let conf = |prio| {
+        let stop = format!("notify_stop \"{} stop-only\"", notify.display());
+        service(&c, vip)
+            + &Inst::v3("VI_1", 51, prio, vip)
+                .with("nopreempt")
+                .with(&stop)
+                .with(&format!("notify \"{}\"", notify.display()))
+                .text()
+    };
     let mut b = rvsd(&c, 1, &dir, &conf(100));
     wait_state(&b, "VI_1", "MASTER");
     // The higher priority arrives later and stays BACKUP: nopreempt.
@@ -294,6 +308,19 @@ fn nopreempt_keeps_the_running_master_and_shutdown_hands_over_at_once() {
         "addresses removed on stop"
     );
     wait_state(&a, "VI_1", "MASTER");
+    // Taken over on the priority 0, not on a silent master's timeout.
+    assert!(
+        a.rvsd_log()
+            .contains("BACKUP -> MASTER: the master sent priority 0 (leaving)"),
+        "{}",
+        a.rvsd_log()
+    );
+    // notify_stop and the generic notify ran before rvsd exited.
+    let text = std::fs::read_to_string(&stopped).unwrap_or_default();
+    assert!(
+        text.contains("stop-only") && text.contains("INSTANCE VI_1 STOP 100"),
+        "{text}"
+    );
     connects(&c, vip);
     drop(b);
     a.stop_rvsd();

@@ -64,19 +64,16 @@ fn words(cmd: &str) -> Vec<String> {
     cmd.split_whitespace().map(str::to_owned).collect()
 }
 
-/// Starts `argv` and reaps it on a task of its own.
-pub fn run(argv: Vec<String>) {
-    let Some((program, args)) = argv.split_first() else {
-        return;
-    };
+/// Starts `argv` and reaps it on a task of its own (whose handle tells when it is done). A
+/// script still running when rvsd exits is left to finish, as keepalived leaves them.
+pub fn run(argv: Vec<String>) -> Option<tokio::task::JoinHandle<()>> {
+    let (program, args) = argv.split_first()?;
     let mut cmd = tokio::process::Command::new(program);
-    cmd.args(args)
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
+    cmd.args(args).stdin(std::process::Stdio::null());
     match cmd.spawn() {
         Ok(mut child) => {
             let line = argv.join(" ");
-            tokio::spawn(async move {
+            Some(tokio::spawn(async move {
                 match tokio::time::timeout(NOTIFY_TIMEOUT, child.wait()).await {
                     Ok(Ok(s)) if s.success() => debug!("notify '{line}' done"),
                     Ok(Ok(s)) => warn!("notify '{line}' exited with {s}"),
@@ -86,9 +83,12 @@ pub fn run(argv: Vec<String>) {
                         let _ = child.kill().await;
                     }
                 }
-            });
+            }))
         }
-        Err(e) => warn!("cannot run notify '{}': {e}", argv.join(" ")),
+        Err(e) => {
+            warn!("cannot run notify '{}': {e}", argv.join(" "));
+            None
+        }
     }
 }
 

@@ -1,8 +1,11 @@
-//! The VRRP task: every instance of the configuration, their sockets and timers, in one tokio
-//! task that takes no lock anyone else holds. Packets are read by small reader tasks (one per
-//! instance) and handed over on a channel; vrrp_scripts run on tasks of their own; notify
-//! scripts are started and never waited for. So the only awaits on the advert path are the
-//! channel and rtnetlink's address changes.
+//! The VRRP task: every instance of the configuration, their sockets and timers, in one task
+//! that takes no lock anyone else holds, on a thread and tokio runtime of its own, so that no
+//! busy worker of rvsd's runtime (a long control request, a reload, a table walk) can delay an
+//! advert: the in-process equivalent of keepalived's separate VRRP process. Packets are read by
+//! small reader tasks (one per instance) and handed over on a channel; vrrp_scripts run on
+//! tasks of their own; notify scripts are started and not waited for (except STOP ones at
+//! shutdown, for a bounded time, as keepalived does). So the only awaits on the advert path are
+//! the channel and rtnetlink's address changes.
 
 use std::{
     collections::{BTreeMap, VecDeque},
@@ -39,7 +42,7 @@ const REJECT_LOG_EVERY: Duration = Duration::from_secs(10);
 /// The running VRRP task.
 pub struct Vrrp {
     stop: oneshot::Sender<()>,
-    join: JoinHandle<()>,
+    done: oneshot::Receiver<()>,
 }
 
 impl Vrrp {
@@ -47,11 +50,14 @@ impl Vrrp {
     /// for the task to end, at most `within`.
     pub async fn stop(self, within: Duration) {
         let _ = self.stop.send(());
-        if tokio::time::timeout(within, self.join).await.is_err() {
+        if tokio::time::timeout(within, self.done).await.is_err() {
             warn!("VRRP did not stop within {within:?}");
         }
     }
 }
+
+/// How long STOP notify scripts get at shutdown.
+const STOP_NOTIFY_WAIT: Duration = Duration::from_secs(2);
 
 /// Starts the instances of `cfg`. An instance that cannot be set up (no such interface, no
 /// address to send from) is logged and stays in FAULT; a configuration that cannot run at all
@@ -60,12 +66,27 @@ pub fn start(cfg: &KeepalivedConfig) -> Result<(Vrrp, watch::Receiver<VrrpStatus
     let plan = instance::plan(cfg)?;
     let (status_tx, status_rx) = watch::channel(VrrpStatus::default());
     let (stop, stopped) = oneshot::channel();
-    let addrs = Addresses::new()?;
-    let join = tokio::spawn(async move {
-        let mut r = Runner::new(plan, addrs, status_tx).await;
-        r.run(stopped).await;
-    });
-    Ok((Vrrp { stop, join }, status_rx))
+    let (done_tx, done) = oneshot::channel();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("building the VRRP runtime")?;
+    // rtnetlink's connection task belongs on the VRRP runtime too.
+    let addrs = {
+        let _in_rt = rt.enter();
+        Addresses::new()?
+    };
+    std::thread::Builder::new()
+        .name("rvs-vrrp".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                let mut r = Runner::new(plan, addrs, status_tx).await;
+                r.run(stopped).await;
+            });
+            let _ = done_tx.send(());
+        })
+        .context("starting the VRRP thread")?;
+    Ok((Vrrp { stop, done }, status_rx))
 }
 
 #[derive(Default)]
@@ -103,6 +124,9 @@ struct Runner {
     status_tx: watch::Sender<VrrpStatus>,
     packets: mpsc::Receiver<(usize, Result<RxPacket, Reject>)>,
     script_results: mpsc::Receiver<(usize, bool)>,
+    stopping: bool,
+    /// STOP notify scripts still running.
+    stop_scripts: Vec<JoinHandle<()>>,
 }
 
 impl Runner {
@@ -127,6 +151,8 @@ impl Runner {
             status_tx,
             packets,
             script_results,
+            stopping: false,
+            stop_scripts: Vec::new(),
         }
     }
 
@@ -160,15 +186,18 @@ impl Runner {
             tokio::select! {
                 biased;
                 _ = &mut stopped => {
+                    self.stopping = true;
                     for i in 0..self.live.len() {
                         queue.push_back((i, Event::Shutdown));
                     }
                     self.process(queue).await;
                     for g in &self.groups {
                         let argv = notify::commands(&g.notify, Kind::Group, &g.name, NotifyState::Stop, 0);
-                        argv.into_iter().for_each(notify::run);
+                        self.stop_scripts.extend(argv.into_iter().filter_map(notify::run));
                     }
                     self.publish();
+                    let scripts = std::mem::take(&mut self.stop_scripts);
+                    let _ = tokio::time::timeout(STOP_NOTIFY_WAIT, futures::future::join_all(scripts)).await;
                     info!("VRRP stopped");
                     return;
                 }
@@ -334,7 +363,10 @@ impl Runner {
                 for argv in
                     notify::commands(&l.cfg.notify, Kind::Instance, &l.cfg.name, state, prio)
                 {
-                    notify::run(argv);
+                    let h = notify::run(argv);
+                    if self.stopping {
+                        self.stop_scripts.extend(h);
+                    }
                 }
             }
             Action::Transition { from, to, reason } => {
