@@ -152,6 +152,8 @@ pub enum Action {
     RemoveAddresses,
     /// A burst of gratuitous ARPs / unsolicited neighbour advertisements.
     Announce,
+    /// The periodic burst of `garp_master_refresh` (its own repeat count).
+    Refresh,
     Notify(NotifyState),
     Transition {
         from: State,
@@ -428,7 +430,7 @@ impl Machine {
                     && now >= t
                 {
                     self.refresh_at = Some(now + every);
-                    out.push(Action::Announce);
+                    out.push(Action::Refresh);
                 }
             }
             State::Init | State::Fault => {}

@@ -5,9 +5,9 @@
 //! - [`machine`]: the state machine of one instance, pure, driven by (event, time).
 //! - [`instance`]: the parsed configuration made runnable, keepalived's defaults filled in.
 //! - [`task`]: the one task that runs all instances: sockets, timers, addresses,
-//!   announcements, notify scripts, sync groups. It shares no lock with anything else, so no
-//!   control request or reload can delay an advert; it publishes a [`status::VrrpStatus`] on a
-//!   watch channel.
+//!   announcements, notify scripts, sync groups. It runs on a thread and runtime of its own and
+//!   shares no lock with anything else, so no control request, reload or busy worker can delay
+//!   an advert; it publishes a [`status::VrrpStatus`] on a watch channel.
 //! - [`socket`], [`addrs`], [`announce`], [`notify`], [`track`]: its I/O, one concern each.
 
 pub mod addrs;

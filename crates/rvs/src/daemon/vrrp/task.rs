@@ -226,6 +226,11 @@ impl Runner {
         pkt: Result<RxPacket, Reject>,
         queue: &mut VecDeque<(usize, Event)>,
     ) {
+        let others: Vec<(String, bool, u8)> = (self.live.iter().enumerate())
+            .filter(|&(j, _)| j != i)
+            .map(|(_, o)| (o.cfg.interface.clone(), o.cfg.ipv6, o.cfg.vrid))
+            .collect();
+        let vrid_of = pkt.as_ref().ok().and_then(|p| p.message.get(1).copied());
         let l = &mut self.live[i];
         let result = pkt.and_then(|p| {
             if l.sender.as_ref().is_some_and(|s| s.src == p.src) {
@@ -250,6 +255,13 @@ impl Runner {
                         interval_cs: a.interval_cs,
                     },
                 ));
+            }
+            Err(Reject::Vrid)
+                if others.iter().any(|(ifname, v6, vrid)| {
+                    *ifname == l.cfg.interface && *v6 == l.cfg.ipv6 && Some(*vrid) == vrid_of
+                }) =>
+            {
+                // Another of our instances' router on the same wire: not foreign.
             }
             Err(r) => {
                 *l.counters.rejects.entry(r).or_default() += 1;
@@ -346,11 +358,16 @@ impl Runner {
                     Err(e) => error!("VRRP {}: {e:#}", l.cfg.name),
                 }
             }
-            Action::Announce => {
+            Action::Announce | Action::Refresh => {
                 let l = &self.live[i];
+                let repeat = if a == Action::Refresh {
+                    l.cfg.garp_refresh_repeat
+                } else {
+                    l.cfg.garp_repeat
+                };
                 if let Some(an) = &l.announcer {
                     let addrs: Vec<IpAddr> = l.vips.iter().map(|v| v.addr).collect();
-                    for _ in 0..l.cfg.garp_repeat {
+                    for _ in 0..repeat {
                         if let Err(e) = an.announce(&addrs) {
                             debug!("VRRP {}: announcing: {e}", l.cfg.name);
                         }
