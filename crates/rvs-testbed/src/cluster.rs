@@ -202,7 +202,7 @@ pub(crate) fn build(plan: Plan) -> Result<DrCluster> {
 ///
 /// IPv6 needs no setting: Neighbour Discovery answers only for addresses of the interface asked
 /// and takes its source from that interface, so VIP6 on `lo` is never announced on `eth0`.
-fn hold_vip_silently(rs: &Host, vip: Ipv4Addr, vip6: Option<Ipv6Addr>) -> Result<()> {
+pub(crate) fn hold_vip_silently(rs: &Host, vip: Ipv4Addr, vip6: Option<Ipv6Addr>) -> Result<()> {
     let mut settings = Vec::new();
     for dev in ["all", "lo", IFNAME] {
         settings.push(format!("net.ipv4.conf.{dev}.arp_ignore=1"));

@@ -10,6 +10,8 @@
 //!   routing, optionally with IPv6.
 //! - [`NatCluster`]: clients and real servers on two subnets (two LANs, or one), the director
 //!   routing between them, set up for LVS NAT.
+//! - [`HaCluster`]: two directors and real servers on one LAN, a client behind a router, for
+//!   failover (VRRP).
 //! - [`Host`], [`Link`]: one machine of a topology and its interfaces (addresses, MTU).
 //! - [`TcpServer`], [`UdpServer`]: in-process servers answering with their host's name, on
 //!   both address families; the TCP one also serves [`bulk`] transfers.
@@ -29,6 +31,7 @@ mod cleanup;
 pub mod client;
 mod cluster;
 mod cmd;
+mod ha;
 mod host;
 mod lan;
 mod link;
@@ -47,6 +50,7 @@ pub use builder::{
 pub use cleanup::cleanup_stale;
 pub use client::TcpConn;
 pub use cluster::DrCluster;
+pub use ha::{DIRECTOR_IPS, HA_CLIENT_IP, HaCluster};
 pub use host::{Host, IFNAME};
 pub use lan::BRIDGE;
 pub use link::Link;

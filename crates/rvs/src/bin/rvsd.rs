@@ -132,6 +132,8 @@ fn real_main() -> Result<()> {
     let keepalived = match &args.use_file {
         Some(path) => {
             let cfg = rvs::keepalived::load(path)?;
+            // VRRP instances that cannot run are refused before anything is touched.
+            rvs::daemon::vrrp::instance::plan(&cfg)?;
             rvs::daemon::keepalived::log_warnings(path, &cfg);
             Some((path.clone(), cfg))
         }
@@ -174,6 +176,7 @@ fn real_main() -> Result<()> {
 /// `--dump`, what was understood, on standard output.
 fn check_config(path: &Path, dump: bool) -> Result<()> {
     let cfg = rvs::keepalived::load(path)?;
+    rvs::daemon::vrrp::instance::plan(&cfg)?;
     let warnings = rvs::daemon::keepalived::warnings(path, &cfg);
     for w in &warnings {
         eprintln!("{w}");

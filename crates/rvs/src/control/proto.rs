@@ -62,6 +62,8 @@ pub enum Request {
     ListConns,
     /// The data plane's event counters (drops, passes), an rvs extension.
     Counters,
+    /// Each VRRP instance's state (rvs extension); answered from the VRRP task's snapshot.
+    Vrrp,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -88,6 +90,9 @@ pub enum Response {
     },
     MarkRules {
         rules: Vec<MarkRule>,
+    },
+    Vrrp {
+        status: crate::daemon::vrrp::VrrpStatus,
     },
 }
 

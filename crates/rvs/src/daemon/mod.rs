@@ -6,7 +6,8 @@
 //!   refresh; [`locality`]: the lblc/lblcr caches; [`keepalived`]: keepalived.conf's services
 //!   and health checkers;
 //! - [`state`]: the saved model that lets a restart pick up where it left off;
-//! - [`sync`]: connection sync between directors (its wire format so far).
+//! - [`sync`]: connection sync between directors (its wire format so far);
+//! - [`vrrp`]: director failover by VRRP, on a thread of its own.
 //!
 //! The control socket's task is in `control/server.rs`.
 
@@ -21,6 +22,7 @@ pub mod state;
 pub mod supervisor;
 pub mod sync;
 pub mod view;
+pub mod vrrp;
 
 pub use director::{Director, DirectorOptions};
 pub use owner::DirectorHandle;

@@ -180,6 +180,7 @@ fn is_read(req: &Request) -> bool {
             | Request::Counters
             | Request::GetTimeouts
             | Request::ListMarkRules
+            | Request::Vrrp
     )
 }
 

@@ -11,6 +11,7 @@
 //! | `next-hop` | an rtnetlink socket | reads the view; reports next hops |
 //! | `locality` | its own map handles | reads the view |
 //! | `keepalived` | the checkers, notify, mail | changes: messages |
+//! | `vrrp` (own thread) | VRRP sockets, timers, virtual addresses | — |
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -104,6 +105,7 @@ pub async fn run(s: Settings) -> Result<()> {
             name
         });
     };
+    let vrrp_config = s.keepalived.as_ref().map(|(_, c)| c.clone());
     let keepalived = match s.keepalived {
         Some((path, cfg)) => {
             let k = Keepalived::start(path, cfg, handle.clone()).await?;
@@ -111,6 +113,9 @@ pub async fn run(s: Settings) -> Result<()> {
         }
         None => None,
     };
+    // VRRP runs on a thread and runtime of its own, once the services are in place (a backup
+    // forwards from the first packet it receives); rvsadm --vrrp reads its published status.
+    let vrrp = super::vrrp::start_published(vrrp_config.as_ref())?;
     spawn("control", Box::pin(server::serve(listener, handle.clone())));
     spawn("estimator", Box::pin(estimator::task(handle.clone())));
     spawn(
@@ -148,6 +153,10 @@ pub async fn run(s: Settings) -> Result<()> {
         }
     }
     tasks.abort_all();
+    if let Some(v) = vrrp {
+        // Priority 0 to the backups and the addresses removed before anything else stops.
+        v.stop(Duration::from_secs(5)).await;
+    }
     if let Some(k) = keepalived {
         // Lets omega notifiers run; the table is kept for the next rvsd.
         let _ = stop_keepalived.send(());

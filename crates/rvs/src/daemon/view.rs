@@ -50,6 +50,8 @@ pub fn answer_read(view: &DirectorView, maps: &dyn MapsRead, req: &Request) -> O
         Request::ListMarkRules => Response::MarkRules {
             rules: view.model.mark_rules.clone(),
         },
+        // The VRRP task's own published status, not the director's.
+        Request::Vrrp => super::vrrp::status_response(),
         _ => return None,
     })
 }

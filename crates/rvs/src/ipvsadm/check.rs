@@ -22,6 +22,8 @@ pub enum Cmd {
     Zero,
     /// rvs extension: `--dataplane` prints the data plane's counters.
     Dataplane,
+    /// rvs extension: `--vrrp` prints each VRRP instance's state.
+    Vrrp,
     /// rvs extensions: the rules that mark packets for fwmark services.
     AddMark,
     DelMark,
@@ -46,6 +48,7 @@ impl Cmd {
             Cmd::Save => "save",
             Cmd::Zero => "zero",
             Cmd::Dataplane => "dataplane",
+            Cmd::Vrrp => "vrrp",
             Cmd::AddMark => "add-mark",
             Cmd::DelMark => "del-mark",
             Cmd::ListMarks => "list-marks",
@@ -70,7 +73,7 @@ impl Cmd {
             // rvs's mark commands: a mark (-f, the service option) and a match.
             Cmd::AddMark | Cmd::DelMark => b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+",
             Cmd::ListMarks => b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-            Cmd::Flush | Cmd::Set | Cmd::Restore | Cmd::Dataplane => ALL_X,
+            Cmd::Flush | Cmd::Set | Cmd::Restore | Cmd::Dataplane | Cmd::Vrrp => ALL_X,
         }
     }
 }

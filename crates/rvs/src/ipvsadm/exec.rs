@@ -94,6 +94,10 @@ impl Session<'_> {
                 self.dataplane()?;
                 Ok(true)
             }
+            Cmd::Vrrp => {
+                self.vrrp()?;
+                Ok(true)
+            }
             _ => Ok(self.operate(&ce)),
         }
     }
@@ -380,6 +384,20 @@ impl Session<'_> {
             .iter()
             .map(|(name, value)| format!("{name} {value}\n"))
             .collect();
+        self.print(&text);
+        Ok(())
+    }
+
+    /// `--vrrp` (rvs extension): each VRRP instance's state, priority, master and counters.
+    fn vrrp(&mut self) -> Result<(), Exit> {
+        let status = match self.query(&Request::Vrrp)? {
+            Response::Vrrp { status } => status,
+            other => return Err(self.unexpected(other)),
+        };
+        let text = crate::daemon::vrrp::status::render(
+            &status,
+            crate::daemon::vrrp::status::unix_ms_now(),
+        );
         self.print(&text);
         Ok(())
     }

@@ -111,6 +111,7 @@ pub fn usage(program: &str) -> String {
 /// rvs's own commands, after ipvsadm's text.
 const RVS_TEXT: &str = r#"rvs extensions:
   --dataplane                         print the data plane's counters
+  --vrrp                              print each VRRP instance's state
   --add-mark -f mark --match rule     mark packets for fwmark services; rule is
                                       tcp|udp|any:address[/len][:port[-port]],
                                       an IPv6 address in brackets

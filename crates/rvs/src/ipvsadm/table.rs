@@ -138,6 +138,7 @@ pub const OPTIONS: &[OptionDef<OptId>] = &[
     // rvs extensions, not in ipvsadm: the data plane's counters, and the rules that mark
     // packets for fwmark services (iptables' job for IPVS).
     cmd("dataplane", 0, Cmd::Dataplane),
+    cmd("vrrp", 0, Cmd::Vrrp),
     cmd("add-mark", 0, Cmd::AddMark),
     cmd("del-mark", 0, Cmd::DelMark),
     cmd("list-marks", 0, Cmd::ListMarks),

@@ -773,6 +773,18 @@ fn connections_and_counters() {
         "",
         "invalid option `--dataplane'\n",
     );
+    assert_outcome(
+        &h.run(&["--vrrp"]),
+        0,
+        "No VRRP instance runs (rvsd's keepalived.conf has no vrrp_instance)\n",
+        "",
+    );
+    assert_outcome(
+        &h.run(&["--vrrp", "-n"]),
+        2,
+        "",
+        "Illegal 'numeric' option with the 'vrrp' command\n",
+    );
 }
 
 #[test]

@@ -35,7 +35,7 @@ pub struct KeepalivedConfig {
     pub global: GlobalDefs,
     pub virtual_servers: Vec<VirtualServer>,
     pub groups: Vec<VirtualServerGroup>,
-    /// Parsed and kept; VRRP does not run yet.
+    /// Run by rvsd's VRRP task (daemon::vrrp).
     pub vrrp_instances: Vec<VrrpInstance>,
     pub vrrp_sync_groups: Vec<VrrpSyncGroup>,
     pub vrrp_scripts: Vec<VrrpScript>,
@@ -83,6 +83,8 @@ pub struct GlobalDefs {
     /// Parsed; connection sync is a later issue.
     pub lvs_sync_daemon: Option<LvsSyncDaemon>,
     pub lvs_flush: bool,
+    /// `vrrp_version 2|3`: the default of every instance's `version`.
+    pub vrrp_version: Option<u8>,
 }
 
 impl Default for GlobalDefs {
@@ -99,6 +101,7 @@ impl Default for GlobalDefs {
             lvs_timeouts: LvsTimeouts::default(),
             lvs_sync_daemon: None,
             lvs_flush: false,
+            vrrp_version: None,
         }
     }
 }
@@ -330,29 +333,82 @@ pub struct Checker {
     pub defaults: CheckerDefaults,
 }
 
-/// A `vrrp_instance` (inert: VRRP is a later issue).
+/// A `vrrp_instance`. keepalived's defaults are filled in by the VRRP task, which also knows
+/// the global `vrrp_version`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct VrrpInstance {
     pub pos: Option<Pos>,
     pub name: String,
-    /// `MASTER` or `BACKUP`.
-    pub state: Option<String>,
+    /// `state MASTER` (true) or `BACKUP` (false); keepalived starts as BACKUP unless MASTER.
+    pub state_master: Option<bool>,
     pub interface: Option<String>,
     pub virtual_router_id: Option<u8>,
+    /// 1..255; keepalived's default is 100 (255 for `state MASTER` owners is set explicitly).
     pub priority: Option<u8>,
+    /// Default 1 s; v3 carries it in centiseconds.
     pub advert_int: Option<Duration>,
+    /// `version 2|3`: default the global `vrrp_version`, else 2 (3 for IPv6 addresses).
+    pub version: Option<u8>,
     pub nopreempt: bool,
-    pub auth_type: Option<String>,
-    pub auth_pass: Option<String>,
-    /// Lines of `virtual_ipaddress`, as written (`192.0.2.1/24 dev eth0`).
-    pub virtual_ipaddress: Vec<String>,
+    pub preempt_delay: Option<Duration>,
+    pub auth: Option<VrrpAuth>,
+    pub virtual_ipaddress: Vec<VirtualAddress>,
+    /// Added and removed with the others, but not carried in adverts.
+    pub virtual_ipaddress_excluded: Vec<VirtualAddress>,
     pub unicast_src_ip: Option<IpAddr>,
     pub unicast_peer: Vec<IpAddr>,
-    pub track_script: Vec<String>,
-    pub track_interface: Vec<String>,
+    pub track_script: Vec<Tracked>,
+    pub track_interface: Vec<Tracked>,
     pub notify_master: Option<String>,
     pub notify_backup: Option<String>,
     pub notify_fault: Option<String>,
+    pub notify_stop: Option<String>,
+    /// The generic `notify`, called with `INSTANCE name state priority` appended.
+    pub notify: Option<String>,
+    /// Delay of the second gratuitous ARP burst after becoming MASTER (default 5 s; 0 = none).
+    pub garp_master_delay: Option<Duration>,
+    /// Messages per burst (default 5).
+    pub garp_master_repeat: Option<u32>,
+    /// Period of repeated bursts while MASTER (default 0 = never).
+    pub garp_master_refresh: Option<Duration>,
+    pub garp_master_refresh_repeat: Option<u32>,
+    /// VRRPv3 over IPv4 checksum without the pseudo-header (what RFC 9568 settled on).
+    pub v3_checksum_as_v2: bool,
+    /// keepalived before 1.3.6: unicast v3 IPv4 checksums over the multicast destination.
+    pub old_unicast_checksum: bool,
+    /// The old per-instance form of `lvs_sync_daemon`; kept for connection sync.
+    pub lvs_sync_daemon_interface: Option<String>,
+}
+
+/// `authentication { auth_type PASS; auth_pass ... }`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VrrpAuth {
+    /// Up to 8 bytes, zero-padded on the wire (keepalived truncates longer ones).
+    Pass(String),
+    /// IPSEC-AH: parsed, refused by the VRRP task (deprecated by RFC 3768, unsupported in v3).
+    Ah,
+}
+
+/// One line of `virtual_ipaddress`: `ADDR[/PREFIX] [dev IF] [label LABEL] [scope SCOPE]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VirtualAddress {
+    pub addr: IpAddr,
+    /// Default 32 (IPv4) or 128 (IPv6), as keepalived adds them.
+    pub prefix_len: u8,
+    /// Default: the instance's interface.
+    pub dev: Option<String>,
+    pub label: Option<String>,
+    /// `host`, `link`, `global`, `site`, `nowhere` or a number (default global).
+    pub scope: Option<String>,
+}
+
+/// An entry of `track_script` or `track_interface`: `NAME [weight W [reverse]]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tracked {
+    pub name: String,
+    /// None: the script's own weight (for scripts) or 0 (interfaces): failure means FAULT.
+    pub weight: Option<i32>,
+    pub reverse: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -360,6 +416,12 @@ pub struct VrrpSyncGroup {
     pub pos: Option<Pos>,
     pub name: String,
     pub group: Vec<String>,
+    pub notify_master: Option<String>,
+    pub notify_backup: Option<String>,
+    pub notify_fault: Option<String>,
+    pub notify_stop: Option<String>,
+    /// Called with `GROUP name state priority` appended.
+    pub notify: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -370,6 +432,10 @@ pub struct VrrpScript {
     pub interval: Option<Duration>,
     pub timeout: Option<Duration>,
     pub weight: Option<i32>,
+    /// `weight W reverse`: success lowers, failure raises.
+    pub weight_reverse: bool,
     pub rise: Option<u32>,
     pub fall: Option<u32>,
+    /// `init_fail`: start as failed.
+    pub init_fail: bool,
 }

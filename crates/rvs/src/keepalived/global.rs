@@ -99,6 +99,11 @@ pub(super) fn parse(ctx: &mut Ctx, node: &Node, g: &mut GlobalDefs) -> Result<()
             "lvs_timeouts" => parse_timeouts(n, g)?,
             "lvs_sync_daemon" => g.lvs_sync_daemon = Some(parse_sync_daemon(ctx, n)?),
             "lvs_flush" => g.lvs_flush = value::boolean(n, &mut ctx.warnings)?,
+            "vrrp_version" => {
+                let mut a = Args::new(n);
+                g.vrrp_version = Some(value::int(a.required("2 or 3")?, "vrrp_version", 2u8, 3)?);
+                a.finish(&mut ctx.warnings);
+            }
             k if UNSUPPORTED_PREFIXES.iter().any(|p| k.starts_with(p)) => ctx.unsupported(n),
             _ => ctx.unknown(n),
         }

@@ -131,11 +131,12 @@ fn seed_document_gives_its_ipvsadm_table() {
     );
     let vi = &cfg.vrrp_instances[0];
     assert_eq!(
-        (vi.name.as_str(), vi.state.as_deref(), vi.virtual_router_id),
-        ("VI_1", Some("MASTER"), Some(51))
+        (vi.name.as_str(), vi.state_master, vi.virtual_router_id),
+        ("VI_1", Some(true), Some(51))
     );
-    assert_eq!(vi.virtual_ipaddress, ["61.164.122.8"]);
-    assert_eq!(vi.auth_pass.as_deref(), Some("1111"));
+    let vips: Vec<_> = vi.virtual_ipaddress.iter().map(|a| a.addr).collect();
+    assert_eq!(vips, ["61.164.122.8".parse::<IpAddr>().unwrap()]);
+    assert_eq!(vi.auth, Some(VrrpAuth::Pass("1111".into())));
 
     // The seed's `ipvsadm -ln`: TCP 61.164.122.8:80 wrr persistent 60, two Route servers of weight 3.
     let s = desired_services(&cfg);
@@ -648,4 +649,198 @@ fn rvs_mark_rules_come_out_in_file_order() {
             "any:198.18.0.0/24:8000-8999 -> 2",
         ]
     );
+}
+
+#[test]
+fn vrrp_keywords_parse_into_the_model() {
+    let cfg = parse_str(
+        "k.conf",
+        "global_defs {\n    vrrp_version 3\n}\n\
+         vrrp_script chk {\n    script \"/bin/true\"\n    interval 0.5\n    timeout 2\n    \
+         weight -20 reverse\n    rise 2\n    fall 3\n    init_fail\n}\n\
+         vrrp_sync_group G {\n    group {\n        VI_1\n    }\n    notify \"/n.sh\"\n    \
+         notify_master /m.sh\n}\n\
+         vrrp_instance VI_1 {\n    state MASTER\n    interface eth0\n    virtual_router_id 51\n    \
+         priority 255\n    advert_int 0.1\n    version 3\n    nopreempt\n    preempt_delay 30\n    \
+         authentication {\n        auth_type PASS\n        auth_pass s3cret\n    }\n    \
+         virtual_ipaddress {\n        198.18.0.100/24 dev eth1 label eth1:vip scope link\n        \
+         198.18.0.101\n    }\n    virtual_ipaddress_excluded {\n        2001:db8::100/64\n    }\n    \
+         unicast_src_ip 198.18.0.2\n    unicast_peer {\n        198.18.0.3\n    }\n    \
+         track_interface {\n        eth1 weight 10\n        eth2\n    }\n    \
+         track_script {\n        chk weight 5 reverse\n    }\n    \
+         notify_master /m.sh\n    notify_backup /b.sh\n    notify_fault /f.sh\n    \
+         notify_stop /s.sh\n    notify /n.sh\n    garp_master_delay 2\n    garp_master_repeat 3\n    \
+         garp_master_refresh 60\n    garp_master_refresh_repeat 2\n    v3_checksum_as_v2\n    \
+         old_unicast_checksum\n    lvs_sync_daemon_interface eth1\n    use_vmac\n}\n",
+    )
+    .unwrap();
+    assert_eq!(cfg.global.vrrp_version, Some(3));
+    let s = &cfg.vrrp_scripts[0];
+    assert_eq!(
+        (
+            s.interval,
+            s.timeout,
+            s.weight,
+            s.weight_reverse,
+            s.rise,
+            s.fall,
+            s.init_fail
+        ),
+        (
+            Some(Duration::from_millis(500)),
+            Some(Duration::from_secs(2)),
+            Some(-20),
+            true,
+            Some(2),
+            Some(3),
+            true
+        )
+    );
+    let g = &cfg.vrrp_sync_groups[0];
+    assert_eq!(
+        (g.group.as_slice(), g.notify.as_deref()),
+        (&["VI_1".to_owned()][..], Some("/n.sh"))
+    );
+    let v = &cfg.vrrp_instances[0];
+    assert_eq!(
+        (
+            v.state_master,
+            v.priority,
+            v.advert_int,
+            v.version,
+            v.nopreempt
+        ),
+        (
+            Some(true),
+            Some(255),
+            Some(Duration::from_millis(100)),
+            Some(3),
+            true
+        )
+    );
+    assert_eq!(v.preempt_delay, Some(Duration::from_secs(30)));
+    assert_eq!(v.auth, Some(VrrpAuth::Pass("s3cret".into())));
+    assert_eq!(
+        v.virtual_ipaddress[0],
+        VirtualAddress {
+            addr: "198.18.0.100".parse().unwrap(),
+            prefix_len: 24,
+            dev: Some("eth1".into()),
+            label: Some("eth1:vip".into()),
+            scope: Some("link".into()),
+        }
+    );
+    assert_eq!(v.virtual_ipaddress[1].prefix_len, 32);
+    assert_eq!(v.virtual_ipaddress_excluded[0].prefix_len, 64);
+    assert_eq!(v.unicast_peer, ["198.18.0.3".parse::<IpAddr>().unwrap()]);
+    assert_eq!(
+        v.track_interface,
+        [
+            Tracked {
+                name: "eth1".into(),
+                weight: Some(10),
+                reverse: false
+            },
+            Tracked {
+                name: "eth2".into(),
+                weight: None,
+                reverse: false
+            }
+        ]
+    );
+    assert_eq!(v.track_script[0].weight, Some(5));
+    assert!(v.track_script[0].reverse);
+    assert_eq!(
+        [
+            &v.notify_master,
+            &v.notify_backup,
+            &v.notify_fault,
+            &v.notify_stop,
+            &v.notify
+        ]
+        .map(|n| n.as_deref()),
+        [
+            Some("/m.sh"),
+            Some("/b.sh"),
+            Some("/f.sh"),
+            Some("/s.sh"),
+            Some("/n.sh")
+        ]
+    );
+    assert_eq!(
+        (
+            v.garp_master_delay,
+            v.garp_master_repeat,
+            v.garp_master_refresh,
+            v.garp_master_refresh_repeat
+        ),
+        (
+            Some(Duration::from_secs(2)),
+            Some(3),
+            Some(Duration::from_secs(60)),
+            Some(2)
+        )
+    );
+    assert!(v.v3_checksum_as_v2 && v.old_unicast_checksum);
+    assert_eq!(v.lvs_sync_daemon_interface.as_deref(), Some("eth1"));
+    let w: Vec<String> = cfg.warnings.iter().map(|w| w.to_string()).collect();
+    assert_eq!(
+        w,
+        ["k.conf:63: 'use_vmac' is not supported by rvs; ignored"]
+    );
+}
+
+#[test]
+fn vrrp_values_are_errors_at_their_place() {
+    let err = |body: &str| {
+        parse_str("k.conf", &format!("vrrp_instance V {{\n{body}\n}}\n"))
+            .unwrap_err()
+            .to_string()
+    };
+    assert_eq!(
+        err("    virtual_ipaddress {\n        198.18.0.1/33\n    }"),
+        "k.conf:3:9: invalid prefix length '33' (expected 0..32)"
+    );
+    assert_eq!(
+        err("    virtual_ipaddress {\n        198.18.0.1 dev\n    }"),
+        "k.conf:3:20: 'dev' needs an interface"
+    );
+    assert_eq!(
+        err("    virtual_ipaddress {\n        198.18.0.1 color red\n    }"),
+        "k.conf:3:20: unexpected 'color' in a virtual address (expected dev, label or scope)"
+    );
+    assert_eq!(
+        err("    track_script {\n        chk weight 300\n    }"),
+        "k.conf:3:20: invalid weight '300' (expected an integer -253..253)"
+    );
+    assert_eq!(
+        err("    version 4"),
+        "k.conf:2:13: invalid version '4' (expected an integer 2..3)"
+    );
+    assert_eq!(
+        err("    authentication {\n        auth_type MD5\n    }"),
+        "k.conf:3:19: invalid auth_type 'MD5' (expected PASS or AH)"
+    );
+    assert_eq!(
+        err("    advert_int fast"),
+        "k.conf:2:16: invalid advert_int 'fast' (expected seconds, e.g. 3 or 0.5)"
+    );
+}
+
+proptest::proptest! {
+    /// Any text, and any mangling of a full VRRP configuration, loads or is refused: never a
+    /// panic, in the parser or in what the VRRP task makes of it.
+    #[test]
+    fn vrrp_configurations_never_panic(
+        cut in 0usize..2000,
+        noise in proptest::collection::vec(proptest::prelude::any::<char>(), 0..40),
+    ) {
+        let base = std::fs::read_to_string(corpus().join("ok/vrrp.conf")).unwrap();
+        let cut = cut.min(base.len());
+        let cut = (0..=cut).rev().find(|&i| base.is_char_boundary(i)).unwrap_or(0);
+        let text: String = base[..cut].chars().chain(noise).chain(base[cut..].chars()).collect();
+        if let Ok(cfg) = parse_str("k.conf", &text) {
+            let _ = crate::daemon::vrrp::instance::plan(&cfg);
+        }
+    }
 }
