@@ -21,4 +21,14 @@
 //! sync of the whole table to a director that (re)joins before it may become MASTER, and an
 //! optional authenticated envelope (HMAC and sequence number) around these datagrams.
 
+pub mod auth;
+pub mod config;
+pub mod convert;
+pub mod socket;
+pub mod status;
+pub mod task;
 pub mod wire;
+
+pub use config::{SyncConfig, SyncOptions};
+pub use status::SyncStatus;
+pub use task::{FlowStore, SyncRunning};
