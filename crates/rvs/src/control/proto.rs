@@ -64,6 +64,8 @@ pub enum Request {
     Counters,
     /// Each VRRP instance's state (rvs extension); answered from the VRRP task's snapshot.
     Vrrp,
+    /// The sync daemon's settings and counters; answered from the sync task's snapshot.
+    SyncStatus,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -93,6 +95,9 @@ pub enum Response {
     },
     Vrrp {
         status: crate::daemon::vrrp::VrrpStatus,
+    },
+    Sync {
+        status: crate::daemon::sync::SyncStatus,
     },
 }
 

@@ -181,6 +181,7 @@ fn is_read(req: &Request) -> bool {
             | Request::GetTimeouts
             | Request::ListMarkRules
             | Request::Vrrp
+            | Request::SyncStatus
     )
 }
 

@@ -24,6 +24,8 @@ pub enum Cmd {
     Dataplane,
     /// rvs extension: `--vrrp` prints each VRRP instance's state.
     Vrrp,
+    /// rvs extension: `--sync` prints the sync daemon's counters and bulk sync.
+    Sync,
     /// rvs extensions: the rules that mark packets for fwmark services.
     AddMark,
     DelMark,
@@ -49,6 +51,7 @@ impl Cmd {
             Cmd::Zero => "zero",
             Cmd::Dataplane => "dataplane",
             Cmd::Vrrp => "vrrp",
+            Cmd::Sync => "sync",
             Cmd::AddMark => "add-mark",
             Cmd::DelMark => "del-mark",
             Cmd::ListMarks => "list-marks",
@@ -73,7 +76,7 @@ impl Cmd {
             // rvs's mark commands: a mark (-f, the service option) and a match.
             Cmd::AddMark | Cmd::DelMark => b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+",
             Cmd::ListMarks => b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-            Cmd::Flush | Cmd::Set | Cmd::Restore | Cmd::Dataplane | Cmd::Vrrp => ALL_X,
+            Cmd::Flush | Cmd::Set | Cmd::Restore | Cmd::Dataplane | Cmd::Vrrp | Cmd::Sync => ALL_X,
         }
     }
 }

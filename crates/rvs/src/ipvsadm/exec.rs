@@ -24,8 +24,9 @@ use crate::control::{
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Exit(pub i32);
 
-/// Printed for `--start-daemon`/`--stop-daemon`: rvsd has no connection synchronisation.
-const NO_SYNC: &str = "Connection synchronisation is not available in this rvs yet";
+/// Printed for `--start-daemon`/`--stop-daemon`: rvsd's sync daemon is started from
+/// keepalived.conf (`lvs_sync_daemon`), not at run time yet.
+const NO_SYNC: &str = "rvs starts connection sync from keepalived.conf's lvs_sync_daemon; --start-daemon and --stop-daemon are not available yet";
 
 /// A connected rvsadm: the daemon, where output goes, and libipvs's "last function" (which picks
 /// error messages, and which flush and the service dump leave as it was).
@@ -96,6 +97,11 @@ impl Session<'_> {
             }
             Cmd::Vrrp => {
                 self.vrrp()?;
+                Ok(true)
+            }
+            Cmd::Sync => {
+                let text = crate::daemon::sync::status::render(&self.sync_status()?);
+                self.print(&text);
                 Ok(true)
             }
             _ => Ok(self.operate(&ce)),
@@ -259,7 +265,8 @@ impl Session<'_> {
         } else if ce.options.has(Opt::Timeout) {
             self.list_timeout()
         } else if ce.options.has(Opt::Daemon) {
-            // No sync daemon runs in rvs: nothing to show.
+            let text = crate::daemon::sync::status::render_daemons(&self.sync_status()?);
+            self.print(&text);
             Ok(())
         } else {
             self.list_all(&ce.format)
@@ -386,6 +393,14 @@ impl Session<'_> {
             .collect();
         self.print(&text);
         Ok(())
+    }
+
+    /// The sync daemon's status.
+    fn sync_status(&mut self) -> Result<crate::daemon::sync::SyncStatus, Exit> {
+        match self.query(&Request::SyncStatus)? {
+            Response::Sync { status } => Ok(status),
+            other => Err(self.unexpected(other)),
+        }
     }
 
     /// `--vrrp` (rvs extension): each VRRP instance's state, priority, master and counters.

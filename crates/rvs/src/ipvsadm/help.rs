@@ -112,6 +112,7 @@ pub fn usage(program: &str) -> String {
 const RVS_TEXT: &str = r#"rvs extensions:
   --dataplane                         print the data plane's counters
   --vrrp                              print each VRRP instance's state
+  --sync                              print the sync daemon's counters and bulk sync
   --add-mark -f mark --match rule     mark packets for fwmark services; rule is
                                       tcp|udp|any:address[/len][:port[-port]],
                                       an IPv6 address in brackets

@@ -139,6 +139,7 @@ pub const OPTIONS: &[OptionDef<OptId>] = &[
     // packets for fwmark services (iptables' job for IPVS).
     cmd("dataplane", 0, Cmd::Dataplane),
     cmd("vrrp", 0, Cmd::Vrrp),
+    cmd("sync", 0, Cmd::Sync),
     cmd("add-mark", 0, Cmd::AddMark),
     cmd("del-mark", 0, Cmd::DelMark),
     cmd("list-marks", 0, Cmd::ListMarks),

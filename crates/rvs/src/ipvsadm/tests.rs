@@ -788,9 +788,9 @@ fn connections_and_counters() {
 }
 
 #[test]
-fn sync_daemons_are_parsed_but_not_available() {
+fn sync_daemons_are_parsed_but_started_only_from_keepalived_conf() {
     let h = Harness::new();
-    let msg = "Connection synchronisation is not available in this rvs yet\n";
+    let msg = "rvs starts connection sync from keepalived.conf's lvs_sync_daemon; --start-daemon and --stop-daemon are not available yet\n";
     assert_outcome(
         &h.run(&[
             "--start-daemon",
@@ -806,6 +806,9 @@ fn sync_daemons_are_parsed_but_not_available() {
     );
     assert_outcome(&h.run(&["--stop-daemon=backup"]), 255, "", msg);
     assert_eq!(h.take_log(), vec![]);
+    // No daemon runs here: -L --daemon lists none, as ipvsadm does.
+    assert_outcome(&h.run(&["-L", "--daemon"]), 0, "", "");
+    assert_outcome(&h.run(&["--sync"]), 0, "no sync daemon\n", "");
 }
 
 #[test]
