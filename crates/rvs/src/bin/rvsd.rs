@@ -12,7 +12,10 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
 use rvs::{
     control,
-    daemon::supervisor::{self, Settings},
+    daemon::{
+        supervisor::{self, Settings},
+        sync::{SyncConfig, SyncOptions},
+    },
     dataplane::{AttachMode, cleanup_pins},
 };
 use rvs_common::maps::{Config, DEFAULT_CONN_TABLE_SIZE, config_flags};
@@ -80,6 +83,19 @@ struct Args {
     /// Check the file given with -f and exit: 0 when it can be used, 1 when not.
     #[arg(long, alias = "config-test", requires = "use_file")]
     check_config: bool,
+    /// Connection sync (with keepalived.conf's lvs_sync_daemon): send to this director, and
+    /// accept only it, instead of the multicast group (repeat for several).
+    #[arg(long = "sync-peer", value_name = "ADDR")]
+    sync_peers: Vec<std::net::IpAddr>,
+    /// Connection sync: a file with a shared key (16 bytes or more); every message then carries
+    /// an HMAC-SHA256 and a sequence number, and unauthenticated ones are dropped. Without it
+    /// the messages are the kernel's, byte for byte.
+    #[arg(long, value_name = "FILE")]
+    sync_key: Option<PathBuf>,
+    /// Connection sync: how long a starting director waits for the whole connection table from
+    /// its peer before VRRP starts (0: no bulk sync).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    sync_bulk_timeout: u64,
     /// With --check-config: print what was understood (services, real servers, checkers with
     /// their effective timings after keepalived's inheritance and defaults).
     #[arg(long, requires = "check_config")]
@@ -129,9 +145,16 @@ fn real_main() -> Result<()> {
         bail!("--conn-table-size must be at least 1");
     }
     // A configuration that cannot be used stops rvsd before it touches the data plane.
+    let sync = SyncOptions {
+        peers: args.sync_peers.clone(),
+        key_file: args.sync_key.clone(),
+        bulk_timeout: Duration::from_secs(args.sync_bulk_timeout),
+    };
     let keepalived = match &args.use_file {
         Some(path) => {
             let cfg = rvs::keepalived::load(path)?;
+            // A sync daemon that cannot run is refused before anything is touched.
+            SyncConfig::from_keepalived(&cfg, &sync)?;
             // VRRP instances that cannot run are refused before anything is touched.
             rvs::daemon::vrrp::instance::plan(&cfg)?;
             rvs::daemon::keepalived::log_warnings(path, &cfg);
@@ -164,6 +187,7 @@ fn real_main() -> Result<()> {
         lblc_expiration: Duration::from_secs(args.lblc_expiration),
         lblcr_expiration: Duration::from_secs(args.lblcr_expiration),
         keepalived,
+        sync,
     };
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -45,6 +45,8 @@ pub struct Settings {
     pub lblcr_expiration: Duration,
     /// keepalived.conf already loaded (it was checked before anything was touched).
     pub keepalived: Option<(PathBuf, KeepalivedConfig)>,
+    /// Connection sync's own options (its daemon is keepalived.conf's `lvs_sync_daemon`).
+    pub sync: super::sync::SyncOptions,
 }
 
 /// Runs rvsd until SIGTERM or SIGINT.
