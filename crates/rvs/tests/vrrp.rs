@@ -939,7 +939,10 @@ fn failover_time_report() {
                 if !ka_master {
                     connects(&c, vip);
                 }
-                std::thread::sleep(Duration::from_millis(500));
+                // Past the neighbour cache's lock time (1 s) since the master's announcements,
+                // as any master that has run a while is: otherwise the router ignores the
+                // backup's first burst and waits for its second.
+                std::thread::sleep(Duration::from_millis(1500));
                 let before = match &backup {
                     Peer::Rvs(lab) => conns(lab, vip),
                     Peer::Ka(..) => 0,
