@@ -939,10 +939,11 @@ fn failover_time_report() {
                 if !ka_master {
                     connects(&c, vip);
                 }
-                // Past the neighbour cache's lock time (1 s) since the master's announcements,
-                // as any master that has run a while is: otherwise the router ignores the
-                // backup's first burst and waits for its second.
-                std::thread::sleep(Duration::from_millis(1500));
+                // Past the master's second announcement (garp_master_delay 1 s) and the
+                // neighbour cache's lock time (1 s) after it, as any master that has run a while
+                // is: otherwise the router ignores the backup's first burst and waits for its
+                // second.
+                std::thread::sleep(Duration::from_millis(2500));
                 let before = match &backup {
                     Peer::Rvs(lab) => conns(lab, vip),
                     Peer::Ka(..) => 0,
