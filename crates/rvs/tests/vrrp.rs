@@ -834,3 +834,168 @@ fn a_healed_partition_leaves_one_master_that_re_announces() {
     connects(&c, vip);
     assert!(conns(&a, vip) > before);
 }
+
+/// Who runs on the two directors in a failover measurement.
+#[derive(Clone, Copy, Debug)]
+enum Pair {
+    RvsRvs,
+    /// keepalived MASTER, rvs BACKUP.
+    KeepalivedRvs,
+    KeepalivedKeepalived,
+}
+
+/// A director of the measurement: rvsd or keepalived.
+enum Peer {
+    Rvs(Box<Lab<Side>>),
+    Ka(Keepalived, PathBuf),
+}
+
+impl Peer {
+    /// kill -9 (keepalived: its parent, which would restart the VRRP child, then the child,
+    /// by the pids it wrote).
+    fn kill9(&mut self) {
+        match self {
+            Peer::Rvs(lab) => kill9(lab),
+            Peer::Ka(ka, vrrp_pid) => {
+                let p = ka.p.take().unwrap();
+                let child: Option<i32> = std::fs::read_to_string(&*vrrp_pid)
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok());
+                let _ = kill(Pid::from_raw(p.pid() as i32), Signal::SIGKILL);
+                if let Some(c) = child {
+                    let _ = kill(Pid::from_raw(c), Signal::SIGKILL);
+                }
+                drop(p);
+            }
+        }
+    }
+}
+
+fn median_and_worst(mut v: Vec<Duration>) -> (Duration, Duration) {
+    v.sort();
+    (v[v.len() / 2], *v.last().unwrap())
+}
+
+/// Failover time from the master's death to the backup holding the VIP, and (rvs backups) to
+/// the first new connection the backup forwards. Prints; asserts nothing.
+#[test]
+#[ignore = "a measurement, not a check: cargo test -p rvs --test vrrp -- --ignored --nocapture"]
+fn failover_time_report() {
+    let trials: usize = std::env::var("RVS_FAILOVER_TRIALS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let mut report = Vec::new();
+    for (version, advert_int) in [(3u8, "0.1"), (2, "1")] {
+        for pair in [
+            Pair::RvsRvs,
+            Pair::KeepalivedRvs,
+            Pair::KeepalivedKeepalived,
+        ] {
+            let (c, _tcp) = cluster(1, false);
+            let dir = ConfDir::new();
+            let vip = v4(&c, 0);
+            let inst = |prio| {
+                let mut i = Inst::v3("VI_1", 51, prio, vip);
+                i.version = version;
+                i.advert_int = advert_int;
+                i.text()
+            };
+            let mut n = 0;
+            let start = |n: &mut usize, i: usize, prio: u8, ka: bool| -> Peer {
+                *n += 1;
+                if ka {
+                    let tag = format!("m{n}");
+                    let mut k = Keepalived::start(&c, i, &dir, &inst(prio), &tag);
+                    k.wait_log(if prio > 100 {
+                        "Entering MASTER STATE"
+                    } else {
+                        "Entering BACKUP STATE"
+                    });
+                    Peer::Ka(k, dir.path(&format!("ka-{tag}-vrrp.pid")))
+                } else {
+                    let lab = rvsd(&c, i, &dir, &(service(&c, vip) + &inst(prio)));
+                    wait_state(&lab, "VI_1", if prio > 100 { "MASTER" } else { "BACKUP" });
+                    Peer::Rvs(Box::new(lab))
+                }
+            };
+            let (ka_master, ka_backup) = match pair {
+                Pair::RvsRvs => (false, false),
+                Pair::KeepalivedRvs => (true, false),
+                Pair::KeepalivedKeepalived => (true, true),
+            };
+            let mut master = start(&mut n, 0, 150, ka_master);
+            let backup = start(&mut n, 1, 100, ka_backup);
+            let (mut to_vip, mut to_conn) = (Vec::new(), Vec::new());
+            for _ in 0..trials {
+                // Settled: the master's VIP, the backup without it, the router pointing right.
+                poll_until(STATE_BOUND, "a settled pair", || {
+                    Ok(
+                        (has_addr(&c.directors()[0], vip) && !has_addr(&c.directors()[1], vip))
+                            .then_some(()),
+                    )
+                })
+                .unwrap();
+                if !ka_master {
+                    connects(&c, vip);
+                }
+                // Past the master's second announcement (garp_master_delay 1 s) and the
+                // neighbour cache's lock time (1 s) after it, as any master that has run a while
+                // is: otherwise the router ignores the backup's first burst and waits for its
+                // second.
+                std::thread::sleep(Duration::from_millis(2500));
+                let before = match &backup {
+                    Peer::Rvs(lab) => conns(lab, vip),
+                    Peer::Ka(..) => 0,
+                };
+                let t0 = std::time::Instant::now();
+                master.kill9();
+                poll_until(STATE_BOUND, "the backup to hold the VIP", || {
+                    Ok(has_addr(&c.directors()[1], vip).then_some(()))
+                })
+                .unwrap();
+                to_vip.push(t0.elapsed());
+                if let Peer::Rvs(lab) = &backup {
+                    let addr = std::net::SocketAddr::new(vip, PORT);
+                    poll_until(STATE_BOUND, "a connection through the backup", || {
+                        let ok = c
+                            .client()
+                            .netns()
+                            .enter(|| {
+                                std::net::TcpStream::connect_timeout(
+                                    &addr,
+                                    Duration::from_millis(50),
+                                )
+                            })
+                            .map(|r| r.is_ok())
+                            .unwrap_or(false);
+                        Ok((ok && conns(lab, vip) > before).then_some(()))
+                    })
+                    .unwrap();
+                    to_conn.push(t0.elapsed());
+                }
+                // The killed master returns and preempts (the settled check waits for it).
+                master = start(&mut n, 0, 150, ka_master);
+            }
+            let (m, w) = median_and_worst(to_vip.clone());
+            let mut line = format!(
+                "v{version} advert_int {advert_int:>3} {pair:?}: to VIP on the backup median {} ms, worst {} ms",
+                m.as_millis(),
+                w.as_millis()
+            );
+            if !to_conn.is_empty() {
+                let (m, w) = median_and_worst(to_conn);
+                line.push_str(&format!(
+                    "; to the first forwarded connection median {} ms, worst {} ms",
+                    m.as_millis(),
+                    w.as_millis()
+                ));
+            }
+            eprintln!("{line}");
+            report.push(line);
+            drop(backup);
+            drop(master);
+        }
+    }
+    eprintln!("\nfailover ({trials} trials each):\n{}", report.join("\n"));
+}
