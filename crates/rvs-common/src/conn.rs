@@ -64,6 +64,10 @@ pub mod conn_flags {
     pub const NOOUTPUT: u16 = 0x0080;
     /// A persistence template.
     pub const TEMPLATE: u16 = 0x1000;
+    /// Written by connection sync and not yet seen by this data plane (IPVS's
+    /// IP_VS_CONN_F_SYNC): the data plane clears it at the flow's first packet, so the sync
+    /// writer knows which entries this director is forwarding itself.
+    pub const SYNC: u16 = 0x0020;
     /// Created under a persistence template (the kernel's `cp->control`): such a flow is never
     /// "reused" by a new SYN, since its template would choose the same server anyway.
     pub const CONTROLLED: u16 = 0x8000;

@@ -14,6 +14,7 @@ pub mod mark;
 pub mod programs;
 pub mod service;
 pub mod stats;
+pub mod sync;
 pub mod tcp_state;
 
 /// Address family as stored in keys (values match Linux AF_INET / AF_INET6).

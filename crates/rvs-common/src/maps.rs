@@ -36,6 +36,11 @@ pub const COUNTERS: &str = "RVS_COUNTERS";
 pub const CONFIG: &str = "RVS_CONFIG";
 /// Per-CPU new-flow admission bucket (array of one `AdmitBucket`).
 pub const ADMIT: &str = "RVS_ADMIT";
+/// Flows to sync to the other directors: `sync::SyncEvent` records (BPF ring buffer).
+pub const SYNC_RING: &str = "RVS_SYNC_RING";
+/// Bytes of the sync ring buffer (a power-of-two number of pages): about 14,000 events, so
+/// rvsd can fall behind by a fraction of a second at a high rate of new connections.
+pub const SYNC_RING_SIZE: u32 = 1 << 20;
 
 /// lblc's cache: (service, destination address) -> server (LRU hash).
 pub const LBLC: &str = "RVS_LBLC";
@@ -78,6 +83,11 @@ pub struct Config {
     pub new_flow_rate: u32,
     /// lblcr drops the most loaded server of a set unchanged this long (lblcr_expiration), ns.
     pub lblcr_expiration_ns: u64,
+    /// IPVS sync_threshold: a flow is reported when its packet count reaches this (modulo
+    /// `sync_period`). Read only with `config_flags::SYNC_ACTIVE`.
+    pub sync_threshold: u32,
+    /// IPVS sync_period: reported again every this many packets; 0 reports once.
+    pub sync_period: u32,
 }
 
 /// Key of the lblc and lblcr caches.
@@ -123,6 +133,9 @@ pub mod config_flags {
     /// Some fwmark service and mark rule exist: classify packets (an LPM lookup, skipped when
     /// there is nothing to classify for).
     pub const MARKS_ACTIVE: u32 = 8;
+    /// Connection sync is on: report flows to sync in the `SYNC_RING` ring buffer (by IPVS's
+    /// rule, with `Config::sync_threshold` / `sync_period`). Off, the data plane tests only this.
+    pub const SYNC_ACTIVE: u32 = 16;
 }
 
 /// Token bucket for new-flow admission, per CPU.

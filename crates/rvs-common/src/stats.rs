@@ -61,10 +61,12 @@ pub enum Counter {
     PassNatReply = 14,
     /// ICMP errors about tracked flows forwarded to their real server or client.
     IcmpForwarded = 15,
+    /// Flows to sync that the data plane could not report: the sync ring buffer was full.
+    SyncRingFull = 16,
 }
 
 /// Number of `Counter` values (size of the `COUNTERS` array).
-pub const COUNTER_COUNT: u32 = 16;
+pub const COUNTER_COUNT: u32 = 17;
 
 /// Names of the counters, in index order, as `rvsadm --dataplane` prints them.
 pub const COUNTER_NAMES: [&str; COUNTER_COUNT as usize] = [
@@ -84,6 +86,7 @@ pub const COUNTER_NAMES: [&str; COUNTER_COUNT as usize] = [
     "icmp_too_big_sent",
     "pass_nat_reply",
     "icmp_forwarded",
+    "sync_ring_full",
 ];
 
 user_pod!(Stats);

@@ -183,6 +183,7 @@ fn real_main() -> Result<()> {
             flags,
             new_flow_rate: args.new_flow_rate,
             lblcr_expiration_ns: args.lblcr_expiration.saturating_mul(1_000_000_000),
+            ..Config::default()
         },
         lblc_expiration: Duration::from_secs(args.lblc_expiration),
         lblcr_expiration: Duration::from_secs(args.lblcr_expiration),

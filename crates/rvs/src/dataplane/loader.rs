@@ -18,7 +18,7 @@ use rvs_common::{
     dest::{DestConns, DestEntry},
     maps::{
         self as names, AdmitBucket, Config, LBLC_CACHE_SIZE, LblcEntry, LblcrEntry, LocalityKey,
-        MAX_DESTS, MAX_SCHED_SLOTS, MAX_SERVICES, SCHED_LIST_SIZE, conns_new_size,
+        MAX_DESTS, MAX_SCHED_SLOTS, MAX_SERVICES, SCHED_LIST_SIZE, SYNC_RING_SIZE, conns_new_size,
     },
     mark::{MAX_PREFIXES as MARK_MAX_PREFIXES, MarkPrefix, MarkRules},
     programs,
@@ -159,6 +159,7 @@ fn expected_layouts(conn_table_size: u32) -> Vec<Layout> {
         ),
         (names::CONFIG, Array, 4, size_of::<Config>(), 1),
         (names::ADMIT, PerCpuArray, 4, size_of::<AdmitBucket>(), 1),
+        (names::SYNC_RING, RingBuf, 0, 0, SYNC_RING_SIZE),
     ]
 }
 

@@ -14,6 +14,8 @@ mod pass;
 mod program;
 mod shared;
 mod store;
+pub mod sync_feed;
+pub mod synced;
 
 pub use addr::{ip_from_words, ip_words, port_be};
 pub use list_space::ListSpace;

@@ -23,6 +23,7 @@ use crate::{
     parse::{Packet, TcpFlags},
     persist,
     sched::Flow,
+    sync,
 };
 
 /// BPF_NOEXIST: insert only if the key is absent.
@@ -105,7 +106,7 @@ pub fn reply(key: &ConnKey, p: &Packet, now: u64) -> Option<(u32, u32)> {
     };
     // SAFETY: a pointer into the map value, valid for this program run.
     let c = unsafe { &mut *c };
-    touch(c, p.tcp, now, Direction::Output);
+    touch(key, c, p.tcp, now, Direction::Output);
     if embryonic && c.state == tcp_state::ESTABLISHED && CONNS.insert(key, &*c, 0).is_ok() {
         let _ = CONNS_NEW.remove(key);
     }
@@ -147,7 +148,7 @@ fn found(
     } else {
         Direction::Input
     };
-    touch(c, tcp, now, dir);
+    touch(key, c, tcp, now, dir);
     Found::Forward(id, d.fwd)
 }
 
@@ -278,22 +279,36 @@ pub fn record(
         &d,
         if active { Slot::Active } else { Slot::Inactive },
     );
+    sync::offer(key, &conn, tcp.is_some());
     Ok((dest_id, d.fwd))
 }
 
-/// A packet of a known flow: refresh its timer and advance the TCP state in direction `dir`.
+/// A packet of a known flow: refresh its timer, advance the TCP state in direction `dir`, and
+/// report the flow for sync when IPVS's rule says so.
 #[inline(always)]
-fn touch(c: &mut Conn, tcp: Option<TcpFlags>, now: u64, dir: Direction) {
+fn touch(key: &ConnKey, c: &mut Conn, tcp: Option<TcpFlags>, now: u64, dir: Direction) {
     c.last_seen_ns = now;
     c.in_pkts = c.in_pkts.wrapping_add(1);
-    let Some(f) = tcp else { return };
+    // Seen here: from now on this director's own flow, not a synced copy.
+    c.flags &= !conn_flags::SYNC;
+    let changed = match tcp {
+        Some(f) => advance(c, f, dir),
+        None => false,
+    };
+    sync::offer(key, c, changed);
+}
+
+/// Advances a TCP flow's state by one packet, moving it between its server's counters; returns
+/// whether the state changed.
+#[inline(always)]
+fn advance(c: &mut Conn, f: TcpFlags, dir: Direction) -> bool {
     if dir == Direction::Output {
         // A reply seen: the flow is no longer input-only (IPVS clears NOOUTPUT).
         c.flags &= !conn_flags::NOOUTPUT;
     }
     let new = tcp_state::next_state(dir, tcp_state::event(f.syn, f.fin, f.ack, f.rst), c.state);
     if new == c.state {
-        return;
+        return false;
     }
     let inactive = c.flags & conn_flags::INACTIVE != 0;
     let active = tcp_state::is_active(new);
@@ -305,4 +320,5 @@ fn touch(c: &mut Conn, tcp: Option<TcpFlags>, now: u64, dir: Direction) {
         c.flags &= !conn_flags::INACTIVE;
     }
     c.state = new;
+    true
 }

@@ -22,6 +22,7 @@ mod parse;
 mod persist;
 mod sched;
 mod schedule;
+mod sync;
 mod xmit;
 
 use aya_ebpf::{

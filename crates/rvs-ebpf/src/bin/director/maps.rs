@@ -3,7 +3,7 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, ProgramArray},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
 };
 use rvs_common::{
     conn::{Conn, ConnKey},
@@ -11,7 +11,7 @@ use rvs_common::{
     maps::{
         AdmitBucket, BPF_F_MMAPABLE, BPF_F_NO_PREALLOC, Config, DEFAULT_CONN_TABLE_SIZE,
         LBLC_CACHE_SIZE, LblcEntry, LblcrEntry, LocalityKey, MAX_DESTS, MAX_SCHED_SLOTS,
-        MAX_SERVICES, SCHED_LIST_SIZE,
+        MAX_SERVICES, SCHED_LIST_SIZE, SYNC_RING_SIZE,
     },
     mark::{MAX_PREFIXES, MarkPrefix, MarkRules},
     programs,
@@ -86,6 +86,9 @@ pub static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
 #[map(name = "RVS_ADMIT")]
 pub static ADMIT: PerCpuArray<AdmitBucket> = PerCpuArray::with_max_entries(1, 0);
 
+#[map(name = "RVS_SYNC_RING")]
+pub static SYNC_RING: RingBuf = RingBuf::with_byte_size(SYNC_RING_SIZE, 0);
+
 /// A copy of the service entry for `key`, if it is a service.
 #[inline(always)]
 pub fn service(key: &ServiceKey) -> Option<ServiceEntry> {
@@ -103,4 +106,10 @@ pub fn dest(id: u32) -> Option<DestEntry> {
 #[inline(always)]
 pub fn config() -> Config {
     CONFIG.get(0).copied().unwrap_or_default()
+}
+
+/// The global settings, in place (no copy on the stack).
+#[inline(always)]
+pub fn config_ref() -> Option<&'static Config> {
+    CONFIG.get(0)
 }

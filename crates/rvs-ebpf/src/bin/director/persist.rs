@@ -94,8 +94,9 @@ pub fn pick(svc: &ServiceEntry, flow: &Flow, tcp: bool, now: u64, pick: Pick) ->
             let quiescent_expires =
                 config().flags & config_flags::EXPIRE_QUIESCENT_TEMPLATE != 0 && d.weight <= 0;
             if d.flags & dest_flags::AVAILABLE != 0 && !quiescent_expires {
-                // Re-armed by every connection it sends.
+                // Re-armed by every connection it sends; now this director's own.
                 t.last_seen_ns = now;
+                t.flags &= !conn_flags::SYNC;
                 return Some(t.dest_id);
             }
             // The server is gone: drop the template and schedule afresh.
