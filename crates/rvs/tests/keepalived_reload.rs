@@ -79,7 +79,6 @@ fn sighup_applies_only_the_differences() {
     let vip = |p: u16| format!("{vip_ip}:{p}");
     let ip = |i: usize| rs_ips[i];
     lab.expect_weight("TCP", &vip(82), &lab.rs(1, 82), 1);
-    let conf = lab.conf_path().display().to_string();
     let log = lab.lab.rvsd_log();
     // The VRRP blocks run (issue 11): no "not active" warning for them.
     assert!(
@@ -87,9 +86,12 @@ fn sighup_applies_only_the_differences() {
         "{log}"
     );
     assert!(log.contains("VRRP VI_1: vrid 51 v2 on eth0"), "{log}");
-    assert!(log.contains(&format!(
-        "{conf}: lvs_sync_daemon on eth0 is parsed but not active"
-    )));
+    // lvs_sync_daemon runs too (issue 12): alone on the LAN, its bulk sync finds no peer.
+    assert!(
+        log.contains("connection sync on eth0 (198.18.0.2) syncid 51 to 224.0.0.81:8848"),
+        "{log}"
+    );
+    assert!(log.contains("bulk sync: no peer answered"), "{log}");
     let timeouts = |lab: &KaLab| lab.lab.ok(&["-L", "--timeout"]);
     assert_eq!(timeouts(&lab), "Timeout (tcp tcpfin udp): 7200 120 50\n");
 

@@ -157,7 +157,7 @@ fn real_main() -> Result<()> {
             SyncConfig::from_keepalived(&cfg, &sync)?;
             // VRRP instances that cannot run are refused before anything is touched.
             rvs::daemon::vrrp::instance::plan(&cfg)?;
-            rvs::daemon::keepalived::log_warnings(path, &cfg);
+            rvs::daemon::keepalived::log_warnings(&cfg);
             Some((path.clone(), cfg))
         }
         None => None,
@@ -202,7 +202,7 @@ fn real_main() -> Result<()> {
 fn check_config(path: &Path, dump: bool) -> Result<()> {
     let cfg = rvs::keepalived::load(path)?;
     rvs::daemon::vrrp::instance::plan(&cfg)?;
-    let warnings = rvs::daemon::keepalived::warnings(path, &cfg);
+    let warnings = rvs::daemon::keepalived::warnings(&cfg);
     for w in &warnings {
         eprintln!("{w}");
     }

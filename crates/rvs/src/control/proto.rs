@@ -97,7 +97,7 @@ pub enum Response {
         status: crate::daemon::vrrp::VrrpStatus,
     },
     Sync {
-        status: crate::daemon::sync::SyncStatus,
+        status: Box<crate::daemon::sync::SyncStatus>,
     },
 }
 

@@ -15,11 +15,7 @@
 //!   resumed like a changed service on reload, so its flows and counters carry on;
 //! - services rvsadm added by hand are left alone, also by `lvs_flush`-less reloads.
 
-use std::{
-    net::IpAddr,
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::{net::IpAddr, path::PathBuf, time::Duration};
 
 use tokio::{
     signal::unix::{Signal, SignalKind, signal},
@@ -65,22 +61,14 @@ pub struct Keepalived {
     hangup: Signal,
 }
 
-/// What keepalived only warns about (unknown keywords, blocks that are not active yet), as
+/// What keepalived only warns about (unknown keywords, what rvs does not do), as
 /// `FILE:LINE: message` where the position is known.
-pub fn warnings(path: &Path, cfg: &KeepalivedConfig) -> Vec<String> {
-    let mut out: Vec<String> = cfg.warnings.iter().map(|w| w.to_string()).collect();
-    if let Some(d) = &cfg.global.lvs_sync_daemon {
-        out.push(format!(
-            "{}: lvs_sync_daemon on {} is parsed but not active: connection sync is not implemented yet",
-            path.display(),
-            d.interface
-        ));
-    }
-    out
+pub fn warnings(cfg: &KeepalivedConfig) -> Vec<String> {
+    cfg.warnings.iter().map(|w| w.to_string()).collect()
 }
 
-pub fn log_warnings(path: &Path, cfg: &KeepalivedConfig) {
-    for w in warnings(path, cfg) {
+pub fn log_warnings(cfg: &KeepalivedConfig) {
+    for w in warnings(cfg) {
         warn!("{w}");
     }
 }
@@ -165,7 +153,7 @@ impl Keepalived {
                 return;
             }
         };
-        log_warnings(&self.path, &cfg);
+        log_warnings(&cfg);
         // The checkers' verdicts carry over to the new ones (and to rebuilt services).
         self.stop_checkers().await;
         self.drain_events().await;

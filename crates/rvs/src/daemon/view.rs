@@ -53,7 +53,7 @@ pub fn answer_read(view: &DirectorView, maps: &dyn MapsRead, req: &Request) -> O
         // The VRRP task's own published status, not the director's.
         Request::Vrrp => super::vrrp::status_response(),
         Request::SyncStatus => Response::Sync {
-            status: super::sync::status::current(),
+            status: Box::new(super::sync::status::current()),
         },
         _ => return None,
     })

@@ -398,7 +398,7 @@ impl Session<'_> {
     /// The sync daemon's status.
     fn sync_status(&mut self) -> Result<crate::daemon::sync::SyncStatus, Exit> {
         match self.query(&Request::SyncStatus)? {
-            Response::Sync { status } => Ok(status),
+            Response::Sync { status } => Ok(*status),
             other => Err(self.unexpected(other)),
         }
     }

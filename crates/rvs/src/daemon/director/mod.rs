@@ -109,6 +109,11 @@ impl Director {
         &*self.maps
     }
 
+    /// Turns the data plane's reports of flows to sync on (IPVS's threshold and period) or off.
+    pub fn set_sync(&mut self, rule: Option<dataplane::sync_feed::SyncRule>) -> Result<()> {
+        dataplane::sync_feed::set_sync(&mut *self.maps, rule)
+    }
+
     /// Next hops resolved outside the director; used when a real server of that address is
     /// written next. `None` results are ignored (an unresolved server waits for the refresh).
     pub fn learn_next_hops(&mut self, found: impl IntoIterator<Item = (IpAddr, Option<NextHop>)>) {

@@ -118,7 +118,7 @@ impl Sequence {
         Sequence(now.as_micros() as u64)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn advance(&mut self) -> u64 {
         self.0 += 1;
         self.0
     }
@@ -194,8 +194,8 @@ mod tests {
     fn short_keys_are_refused_and_sequences_grow() {
         assert!(Key::new(b"short").is_err());
         let mut s = Sequence::new();
-        let first = s.next();
-        assert!(s.next() > first);
-        assert!(Sequence::new().next() > 1_600_000_000_000_000);
+        let first = s.advance();
+        assert!(s.advance() > first);
+        assert!(Sequence::new().advance() > 1_600_000_000_000_000);
     }
 }

@@ -26,6 +26,11 @@ pub struct LocalFlow {
     pub conn: Conn,
     /// Seconds left before it expires; 0: the state's own timeout.
     pub timeout: u32,
+    /// The timeout expiry applies to it here: its state's, or its service's persistence
+    /// timeout for a template.
+    pub ttl: u32,
+    /// Its service here is persistent: the flow is controlled by a template.
+    pub controlled: bool,
     /// Its real server is reached by NAT (the flow needs a reply entry).
     pub nat: bool,
 }
@@ -213,6 +218,12 @@ pub fn from_wire(model: &Model, e: &ConnEntry) -> Result<LocalFlow, Unplaced> {
             in_pkts: 0,
         },
         timeout: e.timeout,
+        ttl: if template {
+            svc.config.timeout
+        } else {
+            crate::daemon::expiry::timeout_secs(e.protocol, e.state as u8, &model.timeouts) as u32
+        },
+        controlled: svc.config.persistent() && !template,
         nat,
     })
 }

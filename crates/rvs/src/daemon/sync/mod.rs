@@ -24,6 +24,7 @@
 pub mod auth;
 pub mod config;
 pub mod convert;
+pub mod plane;
 pub mod socket;
 pub mod status;
 pub mod task;

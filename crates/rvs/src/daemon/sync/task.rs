@@ -55,8 +55,8 @@ const BULK_REQUEST_LEN: usize = 8;
 pub trait FlowStore: Send + 'static {
     /// Writes a received flow; Err(reason) when it cannot be (counted under that name).
     fn write(&mut self, flow: &LocalFlow) -> Result<(), &'static str>;
-    /// Every live flow and template, with the seconds it has left.
-    fn live(&self) -> Vec<(ConnKey, Conn, u32)>;
+    /// Every live flow and template, with the seconds it has left (timeouts from `model`).
+    fn live(&self, model: &Model) -> Vec<(ConnKey, Conn, u32)>;
 }
 
 /// What the loops share.
@@ -80,7 +80,7 @@ impl Shared {
     fn seal(&self, message: Vec<u8>) -> Vec<u8> {
         match &self.cfg.key {
             Some(key) => {
-                let seq = self.seq.lock().expect("sync sequence").next();
+                let seq = self.seq.lock().expect("sync sequence").advance();
                 key.seal(&message, seq)
             }
             None => message,
@@ -380,9 +380,11 @@ async fn bulk_answer(shared: Arc<Shared>, to: SocketAddr) {
             .await
             .context("connecting")??;
         let s = shared.clone();
-        let live =
-            tokio::task::spawn_blocking(move || s.store.lock().expect("sync store").live()).await?;
         let model = shared.director.view().model;
+        let m = model.clone();
+        let live =
+            tokio::task::spawn_blocking(move || s.store.lock().expect("sync store").live(&m))
+                .await?;
         let entries: Vec<wire::ConnEntry> = live
             .iter()
             .filter_map(|(k, c, left)| convert::to_wire(&model, k, c, *left))

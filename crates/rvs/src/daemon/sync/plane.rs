@@ -1,0 +1,122 @@
+//! The sync task's two ends in the data plane: the feed of flows to send (the ring buffer the
+//! XDP program fills, with the persistence template of each controlled flow looked up and sent
+//! along, as the kernel syncs templates with the connections they control), and the store that
+//! writes received flows into the connection tables and reads the live table for a bulk sync.
+
+use std::{path::Path, sync::Arc};
+
+use anyhow::Result;
+use rvs_common::conn::{Conn, ConnKey, conn_flags};
+use tokio::sync::mpsc;
+use tracing::warn;
+
+use super::{convert::LocalFlow, task::FlowStore};
+use crate::{
+    daemon::{DirectorHandle, expiry},
+    dataplane::{
+        DirectorMaps,
+        sync_feed::SyncFeed,
+        synced::{self, Outcome, SyncedFlow},
+    },
+    model::Model,
+};
+
+/// Events taken from the ring at a time.
+const BATCH: usize = 1024;
+/// Room for flows waiting to be packed.
+const QUEUE: usize = 16_384;
+
+/// The connection tables, for the sync task.
+pub struct PlaneStore(DirectorMaps);
+
+impl PlaneStore {
+    pub fn open(pin_dir: &Path) -> Result<PlaneStore> {
+        Ok(PlaneStore(DirectorMaps::open(pin_dir)?))
+    }
+}
+
+impl FlowStore for PlaneStore {
+    fn write(&mut self, flow: &LocalFlow) -> Result<(), &'static str> {
+        let mut flags = flow.conn.flags & conn_flags::TEMPLATE;
+        if flow.controlled {
+            flags |= conn_flags::CONTROLLED;
+        }
+        let synced = SyncedFlow {
+            key: flow.key,
+            dest_id: flow.conn.dest_id,
+            svc_id: flow.conn.svc_id,
+            state: flow.conn.state,
+            flags,
+            timeout_s: flow.timeout,
+            ttl_s: flow.ttl,
+        };
+        match synced::write_synced(&mut self.0, &synced, expiry::monotonic_ns()) {
+            Ok(Outcome::LocalNewer) => Err("local_newer"),
+            Ok(_) => Ok(()),
+            Err(e) => {
+                warn!("writing a synced flow: {e:#}");
+                Err("write_failed")
+            }
+        }
+    }
+
+    fn live(&self, model: &Model) -> Vec<(ConnKey, Conn, u32)> {
+        let ttl = |k: &ConnKey, c: &Conn| {
+            if k.kind == rvs_common::conn::KIND_TEMPLATE {
+                model
+                    .services
+                    .iter()
+                    .find(|s| s.index == c.svc_id && s.config.persistent())
+                    .map(|s| s.config.timeout)
+            } else {
+                Some(expiry::timeout_secs(k.proto, c.state, &model.timeouts) as u32)
+            }
+        };
+        synced::live_flows(&self.0, expiry::monotonic_ns(), ttl).unwrap_or_else(|e| {
+            warn!("reading the connection tables for a bulk sync: {e}");
+            Vec::new()
+        })
+    }
+}
+
+/// Starts reading the ring under `pin_dir`: each reported flow, and the template of each
+/// controlled one, goes to the returned queue.
+pub fn feed(pin_dir: &Path, director: DirectorHandle) -> Result<mpsc::Receiver<(ConnKey, Conn)>> {
+    let mut ring = SyncFeed::open(pin_dir)?;
+    let maps = Arc::new(DirectorMaps::open(pin_dir)?);
+    let (tx, rx) = mpsc::channel(QUEUE);
+    tokio::spawn(async move {
+        loop {
+            let events = match ring.next_batch(BATCH).await {
+                Ok(e) => e,
+                Err(e) => {
+                    warn!("connection sync feed: {e:#}");
+                    return;
+                }
+            };
+            let model = director.view().model;
+            let (rules, _) = expiry::inputs(&model, 0);
+            for e in events {
+                let template = (e.conn.flags & conn_flags::CONTROLLED != 0)
+                    .then(|| rules.persist.get(&e.conn.svc_id))
+                    .flatten()
+                    .and_then(|rule| {
+                        let key = expiry::template_key(&e.key, rule);
+                        let found = maps
+                            .conns
+                            .get(&key, 0)
+                            .or_else(|_| maps.conns_new.get(&key, 0))
+                            .ok();
+                        found.map(|c| (key, c))
+                    });
+                for flow in std::iter::once((e.key, e.conn)).chain(template) {
+                    // A full queue drops the flow: the next report of it carries it again.
+                    if tx.try_send(flow).is_err() && tx.is_closed() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    Ok(rx)
+}
