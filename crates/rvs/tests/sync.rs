@@ -8,46 +8,17 @@ mod common;
 
 use std::{net::IpAddr, sync::Arc, time::Duration};
 
-use common::{Lab, Topology, keepalived::ConfDir};
+use common::{Lab, ha::Side, keepalived::ConfDir};
 use nix::{
     sys::signal::{Signal, kill},
     unistd::Pid,
 };
-use rvs_testbed::{HaCluster, Host, TcpConn, TcpServer, UdpServer, poll_until};
+use rvs_testbed::{HaCluster, TcpConn, poll_until};
 
 const PORT: u16 = 80;
 const BOUND: Duration = Duration::from_secs(20);
 /// Connections held open across the failovers.
 const CONNS: usize = 20;
-
-struct Side {
-    c: Arc<HaCluster>,
-    i: usize,
-}
-
-impl Topology for Side {
-    fn director(&self) -> &Host {
-        &self.c.directors()[self.i]
-    }
-    fn client(&self) -> &Host {
-        self.c.client()
-    }
-    fn real_servers(&self) -> &[Host] {
-        self.c.real_servers()
-    }
-    fn vip(&self) -> std::net::Ipv4Addr {
-        self.c.vips()[0]
-    }
-    fn interfaces(&self) -> Vec<String> {
-        vec!["eth0".into()]
-    }
-    fn serve_tcp(&self, _port: u16) -> anyhow::Result<Vec<TcpServer>> {
-        Ok(Vec::new())
-    }
-    fn serve_udp(&self, _port: u16) -> anyhow::Result<Vec<UdpServer>> {
-        Ok(Vec::new())
-    }
-}
 
 /// keepalived.conf of one director: a DR service over both real servers, a VRRPv3 instance of
 /// `priority` and, with `sync`, the sync daemon following it.

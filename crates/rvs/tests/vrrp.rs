@@ -8,47 +8,16 @@ mod common;
 
 use std::{net::IpAddr, path::PathBuf, process::Command, sync::Arc, time::Duration};
 
-use common::{Lab, Topology, keepalived::ConfDir, service_stats};
+use common::{Lab, ha::Side, keepalived::ConfDir, service_stats};
 use nix::{
     sys::signal::{Signal, kill},
     unistd::Pid,
 };
-use rvs_testbed::{HaCluster, Host, NsProcess, TcpServer, UdpServer, poll_until};
+use rvs_testbed::{HaCluster, Host, NsProcess, TcpServer, poll_until};
 
 const PORT: u16 = 80;
 /// Bound on any state change we wait for ("did not hang", not a timing assertion).
 const STATE_BOUND: Duration = Duration::from_secs(15);
-
-/// One director of the pair, as the lab of tests/common sees a topology. The real servers'
-/// TCP servers are the test's (see [`cluster`]), not either lab's.
-struct Side {
-    c: Arc<HaCluster>,
-    i: usize,
-}
-
-impl Topology for Side {
-    fn director(&self) -> &Host {
-        &self.c.directors()[self.i]
-    }
-    fn client(&self) -> &Host {
-        self.c.client()
-    }
-    fn real_servers(&self) -> &[Host] {
-        self.c.real_servers()
-    }
-    fn vip(&self) -> std::net::Ipv4Addr {
-        self.c.vips()[0]
-    }
-    fn interfaces(&self) -> Vec<String> {
-        vec!["eth0".into()]
-    }
-    fn serve_tcp(&self, _port: u16) -> anyhow::Result<Vec<TcpServer>> {
-        Ok(Vec::new())
-    }
-    fn serve_udp(&self, _port: u16) -> anyhow::Result<Vec<UdpServer>> {
-        Ok(Vec::new())
-    }
-}
 
 /// A `vrrp_instance` block.
 #[derive(Clone)]

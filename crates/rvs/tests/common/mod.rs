@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod ha;
 pub mod keepalived;
 
 use std::{
