@@ -327,10 +327,7 @@ pub fn inputs(model: &crate::model::Model, conn_table_size: u32) -> (Inputs, BTr
         );
     }
     for d in model
-        .services
-        .iter()
-        .flat_map(|s| s.dests.iter())
-        .chain(model.trash.iter().map(|t| &t.dest))
+        .every_dest()
         .filter(|d| d.config.fwd == crate::model::FwdMethod::Masq)
     {
         inputs.nat_dests.insert(

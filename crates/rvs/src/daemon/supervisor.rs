@@ -81,14 +81,7 @@ pub async fn run(s: Settings) -> Result<()> {
         },
     );
     // Next hops of the saved real servers are found before they are written, all at once.
-    let saved: Vec<_> = director
-        .model()
-        .services
-        .iter()
-        .flat_map(|svc| svc.dests.iter())
-        .chain(director.model().trash.iter().map(|t| &t.dest))
-        .map(|d| d.addr.addr)
-        .collect();
+    let saved: Vec<_> = director.model().every_dest().map(|d| d.addr.addr).collect();
     let (handle, owner_task) = owner::spawn(director, readers.clone(), Some(neigh.clone()));
     let hops = handle.resolve(saved).await;
     handle

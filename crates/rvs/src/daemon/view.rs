@@ -119,14 +119,8 @@ fn dest_view(maps: &dyn MapsRead, d: &Dest, rate: RateView) -> DestView {
 pub fn conns(dir: &DirectorView, maps: &dyn MapsRead) -> Response {
     let now = monotonic_ns();
     // Looked up once per flow: indexed first, so a walk of millions of flows stays linear.
-    let dests: HashMap<u32, crate::model::DestAddr> = dir
-        .model
-        .services
-        .iter()
-        .flat_map(|s| s.dests.iter())
-        .chain(dir.model.trash.iter().map(|t| &t.dest))
-        .map(|d| (d.id, d.addr))
-        .collect();
+    let dests: HashMap<u32, crate::model::DestAddr> =
+        dir.model.every_dest().map(|d| (d.id, d.addr)).collect();
     let timeouts: HashMap<u32, u64> = dir
         .model
         .services

@@ -315,6 +315,14 @@ impl Model {
         released
     }
 
+    /// Every real server: those listed in a service, then those draining in the trash.
+    pub fn every_dest(&self) -> impl Iterator<Item = &Dest> {
+        self.services
+            .iter()
+            .flat_map(|s| s.dests.iter())
+            .chain(self.trash.iter().map(|t| &t.dest))
+    }
+
     /// Ids of trashed real servers whose service was deleted: their flows are flushed.
     pub fn flushed_dest_ids(&self) -> BTreeSet<u32> {
         self.trash

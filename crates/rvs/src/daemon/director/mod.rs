@@ -330,10 +330,7 @@ impl Director {
     fn sync_config(&mut self) {
         let nat = self
             .model
-            .services
-            .iter()
-            .flat_map(|s| s.dests.iter())
-            .chain(self.model.trash.iter().map(|t| &t.dest))
+            .every_dest()
             .any(|d| d.config.fwd == crate::model::FwdMethod::Masq);
         let marks = !self.model.mark_rules.is_empty()
             && self

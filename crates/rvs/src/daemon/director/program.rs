@@ -113,13 +113,7 @@ impl Director {
             error!("{svc_id}: putting the data plane back failed too: {e:#}");
             return;
         }
-        let known: BTreeSet<u32> = back
-            .services
-            .iter()
-            .flat_map(|s| s.dests.iter())
-            .chain(back.trash.iter().map(|t| &t.dest))
-            .map(|d| d.id)
-            .collect();
+        let known: BTreeSet<u32> = back.every_dest().map(|d| d.id).collect();
         let added = written
             .services
             .iter()

@@ -65,12 +65,7 @@ fn fwd_flags(fwd: FwdMethod) -> u32 {
 
 /// The real server with data-plane id `id`, listed or draining.
 fn dest_by_id(model: &Model, id: u32) -> Option<&Dest> {
-    model
-        .services
-        .iter()
-        .flat_map(|s| s.dests.iter())
-        .chain(model.trash.iter().map(|t| &t.dest))
-        .find(|d| d.id == id)
+    model.every_dest().find(|d| d.id == id)
 }
 
 /// The wire entry of a flow of this director, its remaining time `timeout` seconds. None when
