@@ -284,6 +284,30 @@ fn unbind(counters: &SharedConns, conn: &Conn, thresholds: Option<(u32, u32)>) {
     }
 }
 
+/// How each persistent service of `model` (by index) forms its templates.
+pub fn persist_rules(model: &crate::model::Model) -> StdHashMap<u32, PersistRule> {
+    model
+        .services
+        .iter()
+        .filter(|s| s.config.persistent())
+        .map(|s| {
+            let ipv6 = s.id.is_ipv6();
+            let port = s.id.port();
+            let rule = PersistRule {
+                timeout_s: s.config.timeout,
+                netmask4: if ipv6 { 0 } else { s.config.netmask.to_be() },
+                prefix6: if ipv6 {
+                    s.config.netmask.min(128) as u8
+                } else {
+                    0
+                },
+                any_port: port == 0 || port == 21,
+            };
+            (s.index, rule)
+        })
+        .collect()
+}
+
 /// What a walk needs from `model`, and the real-server ids in its trash when the walk starts.
 pub fn inputs(model: &crate::model::Model, conn_table_size: u32) -> (Inputs, BTreeSet<u32>) {
     let trash = model.trash.iter().map(|t| t.dest.id).collect();
@@ -291,40 +315,13 @@ pub fn inputs(model: &crate::model::Model, conn_table_size: u32) -> (Inputs, BTr
         timeouts: model.timeouts,
         flush: model.flushed_dest_ids(),
         embryonic_capacity: rvs_common::maps::conns_new_size(conn_table_size),
+        persist: persist_rules(model),
         ..Default::default()
     };
-    for s in &model.services {
-        for d in &s.dests {
-            inputs
-                .thresholds
-                .insert(d.id, (d.config.u_threshold, d.config.l_threshold));
-        }
-        if s.config.persistent() {
-            let port = s.id.port();
-            inputs.persist.insert(
-                s.index,
-                PersistRule {
-                    timeout_s: s.config.timeout,
-                    netmask4: if s.id.is_ipv6() {
-                        0
-                    } else {
-                        s.config.netmask.to_be()
-                    },
-                    prefix6: if s.id.is_ipv6() {
-                        s.config.netmask.min(128) as u8
-                    } else {
-                        0
-                    },
-                    any_port: port == 0 || port == 21,
-                },
-            );
-        }
-    }
-    for t in &model.trash {
-        inputs.thresholds.insert(
-            t.dest.id,
-            (t.dest.config.u_threshold, t.dest.config.l_threshold),
-        );
+    for d in model.every_dest() {
+        inputs
+            .thresholds
+            .insert(d.id, (d.config.u_threshold, d.config.l_threshold));
     }
     for d in model
         .every_dest()

@@ -95,10 +95,10 @@ pub fn feed(pin_dir: &Path, director: DirectorHandle) -> Result<mpsc::Receiver<(
                 }
             };
             let model = director.view().model;
-            let (rules, _) = expiry::inputs(&model, 0);
+            let rules = expiry::persist_rules(&model);
             for e in events {
                 let template = (e.conn.flags & conn_flags::CONTROLLED != 0)
-                    .then(|| rules.persist.get(&e.conn.svc_id))
+                    .then(|| rules.get(&e.conn.svc_id))
                     .flatten()
                     .and_then(|rule| {
                         let key = expiry::template_key(&e.key, rule);
