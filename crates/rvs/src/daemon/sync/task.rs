@@ -267,7 +267,7 @@ async fn send_loop(
     socket: Arc<UdpSocket>,
     mut feed: mpsc::Receiver<(ConnKey, Conn)>,
 ) {
-    let mut pending: Vec<wire::ConnEntry> = Vec::new();
+    let mut packer = wire::Packer::new(shared.cfg.syncid, shared.maxlen);
     let mut deadline: Option<tokio::time::Instant> = None;
     loop {
         let flush_at = deadline.unwrap_or_else(|| tokio::time::Instant::now() + FLUSH);
@@ -277,39 +277,36 @@ async fn send_loop(
                 let model = shared.director.view().model;
                 let timeout = full_timeout(&model, &key, &conn);
                 // A flow of a service deleted since has nothing to say.
-                if let Some(e) = convert::to_wire(&model, &key, &conn, timeout) {
-                    pending.push(e);
-                    deadline.get_or_insert(tokio::time::Instant::now() + FLUSH);
-                }
-                // A full datagram goes at once.
-                if wire::pack_one(shared.cfg.syncid, shared.maxlen, &pending, &mut Vec::new())
-                    < pending.len()
-                {
-                    send(&shared, &socket, &mut pending).await;
+                let Some(e) = convert::to_wire(&model, &key, &conn, timeout) else {
+                    continue;
+                };
+                let packed = packer.count() as u64;
+                // A full datagram goes at once; the entry that did not fit starts the next.
+                if let Some(full) = packer.push(&e) {
+                    send(&shared, &socket, full, packed).await;
                     deadline = None;
                 }
+                deadline.get_or_insert(tokio::time::Instant::now() + FLUSH);
             }
             _ = tokio::time::sleep_until(flush_at), if deadline.is_some() => {
-                send(&shared, &socket, &mut pending).await;
+                let packed = packer.count() as u64;
+                if let Some(d) = packer.flush() {
+                    send(&shared, &socket, d, packed).await;
+                }
                 deadline = None;
             }
         }
     }
 }
 
-/// Sends what is pending, in as many datagrams as it takes.
-async fn send(shared: &Shared, socket: &UdpSocket, pending: &mut Vec<wire::ConnEntry>) {
-    let datagrams = wire::pack(shared.cfg.syncid, shared.maxlen, pending);
-    let conns = pending.len() as u64;
-    pending.clear();
+/// Sends one datagram of `conns` entries to the group or each peer.
+async fn send(shared: &Shared, socket: &UdpSocket, datagram: Vec<u8>, conns: u64) {
+    let datagram = shared.seal(datagram);
     let mut sent = 0;
-    for d in datagrams {
-        let d = shared.seal(d);
-        for to in shared.destinations() {
-            match socket.send_to(&d, to).await {
-                Ok(_) => sent += 1,
-                Err(e) => debug!("sync send to {to}: {e}"),
-            }
+    for to in shared.destinations() {
+        match socket.send_to(&datagram, to).await {
+            Ok(_) => sent += 1,
+            Err(e) => debug!("sync send to {to}: {e}"),
         }
     }
     shared.count(|s| {
