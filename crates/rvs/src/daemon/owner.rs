@@ -73,16 +73,6 @@ impl DirectorHandle {
         self.view.borrow().clone()
     }
 
-    /// Waits until the director publishes a new view.
-    pub async fn changed(&mut self) -> bool {
-        self.view.changed().await.is_ok()
-    }
-
-    /// The maps, for reading.
-    pub fn maps(&self) -> Arc<dyn MapsRead> {
-        self.maps.clone()
-    }
-
     /// Answers `req`: a read from the view and the maps, a change through the director.
     pub async fn request(&self, req: Request) -> Response {
         if let Some(r) = self.read(&req).await {

@@ -43,7 +43,6 @@ struct Inner {
     tables: Tables,
     /// Writes still allowed before one is refused (None: never refuse).
     writes_left: Option<usize>,
-    writes: usize,
 }
 
 #[derive(Clone, Default)]
@@ -73,12 +72,7 @@ impl MemoryMaps {
         self.lock().writes_left = n;
     }
 
-    /// Writes accepted so far.
-    pub fn writes(&self) -> usize {
-        self.lock().writes
-    }
-
-    /// Counts a write, or refuses it.
+    /// Makes a write, or refuses it.
     fn write<T>(&self, f: impl FnOnce(&mut Tables) -> T) -> Result<T> {
         let mut inner = self.lock();
         match &mut inner.writes_left {
@@ -89,7 +83,6 @@ impl MemoryMaps {
             Some(n) => *n -= 1,
             None => {}
         }
-        inner.writes += 1;
         Ok(f(&mut inner.tables))
     }
 }

@@ -104,11 +104,6 @@ impl Director {
         }
     }
 
-    /// The maps, for reads.
-    pub fn maps(&self) -> &dyn dataplane::MapsRead {
-        &*self.maps
-    }
-
     /// Turns the data plane's reports of flows to sync on (IPVS's threshold and period) or off.
     pub fn set_sync(&mut self, rule: Option<dataplane::sync_feed::SyncRule>) -> Result<()> {
         dataplane::sync_feed::set_sync(&mut *self.maps, rule)

@@ -158,10 +158,6 @@ impl SyncRunning {
         let _ = self.status.wait_for(|s| s.bulk.settled()).await;
     }
 
-    pub fn status(&self) -> watch::Receiver<SyncStatus> {
-        self.status.clone()
-    }
-
     /// Stops every loop.
     pub fn stop(mut self) {
         self.tasks.abort_all();
