@@ -136,6 +136,10 @@ pub mod config_flags {
     /// Connection sync is on: report flows to sync in the `SYNC_RING` ring buffer (by IPVS's
     /// rule, with `Config::sync_threshold` / `sync_period`). Off, the data plane tests only this.
     pub const SYNC_ACTIVE: u32 = 16;
+    /// With `sync_period` 0, report a flow at every packet, not once at the threshold: rvsd's
+    /// `sync_refresh_period` then decides by time (IPVS with sync_period 0 and a refresh
+    /// period set).
+    pub const SYNC_BY_TIME: u32 = 32;
 }
 
 /// Token bucket for new-flow admission, per CPU.

@@ -1,5 +1,6 @@
 //! What the data plane reports for connection sync, and IPVS's rule for when it reports
-//! (ip_vs_sync_conn_needed, without the refresh period, which rvsd applies).
+//! (ip_vs_sync_conn_needed, without the refresh period, which rvsd applies: it keeps the time
+//! each flow was last sent, which the data plane does not).
 
 use crate::{IPPROTO_TCP, conn::Conn, conn::ConnKey, tcp_state, user_pod};
 
@@ -31,7 +32,8 @@ pub struct SyncEvent {
 /// Whether a flow is due to be synced after a packet: TCP only in ESTABLISHED, FIN_WAIT, CLOSE,
 /// CLOSE_WAIT and TIME_WAIT; at once when this packet changed its state to one of those other
 /// than ESTABLISHED; otherwise when `in_pkts % period == threshold` (period 0: only when
-/// `in_pkts == threshold`). Returns the reason, or None.
+/// `in_pkts == threshold`, or at every packet `by_time`, when a refresh period decides).
+/// Returns the reason, or None.
 #[inline(always)]
 pub fn due(
     proto: u8,
@@ -40,6 +42,7 @@ pub fn due(
     in_pkts: u32,
     threshold: u32,
     period: u32,
+    by_time: bool,
 ) -> Option<u8> {
     if proto == IPPROTO_TCP {
         if !matches!(
@@ -59,7 +62,7 @@ pub fn due(
     let at = if period > 0 {
         in_pkts % period == threshold
     } else {
-        in_pkts == threshold
+        by_time || in_pkts == threshold
     };
     at.then_some(sync_reason::PACKETS)
 }
@@ -78,7 +81,7 @@ mod tests {
         let mut at = [0; 8];
         let mut len = 0;
         for k in 1..=n {
-            if due(proto, state, false, k, threshold, period).is_some() {
+            if due(proto, state, false, k, threshold, period, false).is_some() {
                 at[len] = k;
                 len += 1;
             }
@@ -101,6 +104,21 @@ mod tests {
     }
 
     #[test]
+    fn period_zero_by_time_reports_every_packet_of_a_synced_state() {
+        for k in 1..5 {
+            assert_eq!(
+                due(TCP, tcp_state::ESTABLISHED, false, k, 3, 0, true),
+                Some(sync_reason::PACKETS)
+            );
+            assert_eq!(due(TCP, tcp_state::SYN_RECV, false, k, 3, 0, true), None);
+        }
+        assert_eq!(
+            due(TCP, tcp_state::ESTABLISHED, false, 4, 3, 50, true),
+            None
+        );
+    }
+
+    #[test]
     fn state_changes_to_closing_states_are_immediate_but_not_to_established() {
         for s in [
             tcp_state::FIN_WAIT,
@@ -108,12 +126,15 @@ mod tests {
             tcp_state::CLOSE_WAIT,
             tcp_state::TIME_WAIT,
         ] {
-            assert_eq!(due(TCP, s, true, 7, 3, 50), Some(sync_reason::STATE));
-            assert_eq!(due(TCP, s, false, 7, 3, 50), None);
+            assert_eq!(due(TCP, s, true, 7, 3, 50, false), Some(sync_reason::STATE));
+            assert_eq!(due(TCP, s, false, 7, 3, 50, false), None);
         }
-        assert_eq!(due(TCP, tcp_state::ESTABLISHED, true, 2, 3, 50), None);
         assert_eq!(
-            due(TCP, tcp_state::ESTABLISHED, true, 3, 3, 50),
+            due(TCP, tcp_state::ESTABLISHED, true, 2, 3, 50, false),
+            None
+        );
+        assert_eq!(
+            due(TCP, tcp_state::ESTABLISHED, true, 3, 3, 50, false),
             Some(sync_reason::PACKETS)
         );
     }
@@ -128,7 +149,7 @@ mod tests {
             tcp_state::LAST_ACK,
             tcp_state::LISTEN,
         ] {
-            assert_eq!(due(TCP, s, true, 3, 3, 50), None);
+            assert_eq!(due(TCP, s, true, 3, 3, 50, true), None);
         }
     }
 

@@ -14,7 +14,7 @@ use rvs::{
     control,
     daemon::{
         supervisor::{self, Settings},
-        sync::{SyncConfig, SyncOptions},
+        sync::{SyncConfig, SyncOptions, SyncTiming},
     },
     dataplane::{AttachMode, cleanup_pins},
 };
@@ -96,6 +96,22 @@ struct Args {
     /// its peer before VRRP starts (0: no bulk sync).
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     sync_bulk_timeout: u64,
+    /// Connection sync (IPVS's sync_threshold sysctl, first value): a flow is sent when it has
+    /// had this many packets (modulo --sync-period).
+    #[arg(long, value_name = "PACKETS", default_value_t = 3)]
+    sync_threshold: u32,
+    /// Connection sync (sync_threshold's second value): a flow is sent again every this many
+    /// packets; 0 sends it once (or by --sync-refresh-period).
+    #[arg(long, value_name = "PACKETS", default_value_t = 50)]
+    sync_period: u32,
+    /// Connection sync (IPVS's sync_refresh_period): a flow whose state did not change is not
+    /// sent again within this many seconds (or half its timeout, if less); 0: off.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    sync_refresh_period: u32,
+    /// Connection sync (IPVS's sync_retries, 0 to 3): repeats within the refresh period, each
+    /// an eighth of it after the last, against lost messages.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    sync_retries: u8,
     /// With --check-config: print what was understood (services, real servers, checkers with
     /// their effective timings after keepalived's inheritance and defaults).
     #[arg(long, requires = "check_config")]
@@ -149,6 +165,12 @@ fn real_main() -> Result<()> {
         peers: args.sync_peers.clone(),
         key_file: args.sync_key.clone(),
         bulk_timeout: Duration::from_secs(args.sync_bulk_timeout),
+        timing: SyncTiming::new(
+            args.sync_threshold,
+            args.sync_period,
+            args.sync_refresh_period,
+            args.sync_retries,
+        )?,
     };
     let keepalived = match &args.use_file {
         Some(path) => {

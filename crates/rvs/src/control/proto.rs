@@ -66,6 +66,14 @@ pub enum Request {
     Vrrp,
     /// The sync daemon's settings and counters; answered from the sync task's snapshot.
     SyncStatus,
+    /// `--start-daemon master|backup`: answered by the sync daemons, not the director.
+    StartDaemon {
+        daemon: crate::daemon::sync::DaemonSpec,
+    },
+    /// `--stop-daemon master|backup`.
+    StopDaemon {
+        backup: bool,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -15,7 +15,7 @@ use tokio::{
 use tracing::{debug, warn};
 
 use super::proto::{Request, Response};
-use crate::daemon::DirectorHandle;
+use crate::daemon::{DirectorHandle, sync::SyncDaemons};
 
 /// Binds the control socket, refusing if another rvsd answers on it.
 pub fn bind(path: &Path) -> Result<UnixListener> {
@@ -37,14 +37,16 @@ pub fn bind(path: &Path) -> Result<UnixListener> {
     Ok(listener)
 }
 
-/// Serves clients until the task is dropped.
-pub async fn serve(listener: UnixListener, director: DirectorHandle) {
+/// Serves clients until the task is dropped: the sync daemons answer what is theirs, the
+/// director everything else.
+pub async fn serve(listener: UnixListener, director: DirectorHandle, sync: SyncDaemons) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
                 let d = director.clone();
+                let s = sync.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = client(stream, d).await {
+                    if let Err(e) = client(stream, d, s).await {
                         debug!("control client: {e:#}");
                     }
                 });
@@ -54,11 +56,14 @@ pub async fn serve(listener: UnixListener, director: DirectorHandle) {
     }
 }
 
-async fn client(stream: UnixStream, director: DirectorHandle) -> Result<()> {
+async fn client(stream: UnixStream, director: DirectorHandle, sync: SyncDaemons) -> Result<()> {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read).lines();
     while let Some(line) = lines.next_line().await? {
         let response = match serde_json::from_str::<Request>(&line) {
+            Ok(req @ (Request::StartDaemon { .. } | Request::StopDaemon { .. })) => {
+                sync.request(req).await
+            }
             Ok(req) => director.request(req).await,
             Err(e) => Response::Error {
                 errno: libc::EINVAL,

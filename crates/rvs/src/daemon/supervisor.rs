@@ -12,7 +12,7 @@
 //! | `locality` | its own map handles | reads the view |
 //! | `keepalived` | the checkers, notify, mail | changes: messages |
 //! | `vrrp` (own thread) | VRRP sockets, timers, virtual addresses | — |
-//! | `sync` (sync/task.rs) | sync sockets, its own map handles | reads the view |
+//! | `sync` (sync/daemons.rs, task.rs) | sync sockets, its own map handles | reads the view |
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -46,7 +46,8 @@ pub struct Settings {
     pub lblcr_expiration: Duration,
     /// keepalived.conf already loaded (it was checked before anything was touched).
     pub keepalived: Option<(PathBuf, KeepalivedConfig)>,
-    /// Connection sync's own options (its daemon is keepalived.conf's `lvs_sync_daemon`).
+    /// Connection sync's own options (its daemon is keepalived.conf's `lvs_sync_daemon`, or
+    /// rvsadm's `--start-daemon`).
     pub sync: super::sync::SyncOptions,
 }
 
@@ -115,18 +116,21 @@ pub async fn run(s: Settings) -> Result<()> {
         Some(c) => super::sync::SyncConfig::from_keepalived(c, &s.sync)?,
         None => None,
     };
-    let mut sync = match sync_config {
-        Some(cfg) => Some(start_sync(cfg, &s.pin_dir, &handle).await?),
-        None => None,
-    };
-    if let Some(running) = sync.as_mut() {
+    let sync = super::sync::SyncDaemons::new(s.pin_dir.clone(), handle.clone(), s.sync.clone());
+    if let Some(cfg) = sync_config {
+        sync.start(cfg)
+            .await
+            .map_err(|r| anyhow::anyhow!("starting connection sync: {}", r.detail))?;
         info!("VRRP waits for the bulk sync");
-        running.bulk_settled().await;
+        sync.bulk_settled().await;
     }
     // VRRP runs on a thread and runtime of its own, once the services are in place (a backup
     // forwards from the first packet it receives); rvsadm --vrrp reads its published status.
     let vrrp = super::vrrp::start_published(vrrp_config.as_ref())?;
-    spawn("control", Box::pin(server::serve(listener, handle.clone())));
+    spawn(
+        "control",
+        Box::pin(server::serve(listener, handle.clone(), sync.clone())),
+    );
     spawn("estimator", Box::pin(estimator::task(handle.clone())));
     spawn(
         "next-hop",
@@ -172,30 +176,12 @@ pub async fn run(s: Settings) -> Result<()> {
         let _ = stop_keepalived.send(());
         let _ = tokio::time::timeout(Duration::from_secs(10), k).await;
     }
-    if let Some(running) = sync {
-        running.stop();
-    }
+    sync.stop_all().await;
     drop(handle);
     owner_task.abort();
     drop(program);
     info!("detached; pinned maps kept in {}", s.pin_dir.display());
     Ok(())
-}
-
-/// Turns the data plane's sync reports on and starts the sync task.
-async fn start_sync(
-    cfg: super::sync::SyncConfig,
-    pin_dir: &std::path::Path,
-    handle: &super::DirectorHandle,
-) -> Result<super::sync::SyncRunning> {
-    use crate::dataplane::sync_feed::SyncRule;
-    handle
-        .with(Vec::new(), |d| d.set_sync(Some(SyncRule::default())))
-        .await
-        .context("the director stopped")??;
-    let store = super::sync::plane::PlaneStore::open(pin_dir)?;
-    let feed = super::sync::plane::feed(pin_dir, handle.clone())?;
-    super::sync::task::start(cfg, handle.clone(), Box::new(store), feed)
 }
 
 /// The saved model, or an empty one.

@@ -14,11 +14,13 @@ use tokio::io::unix::AsyncFd;
 
 use super::store::MapsWrite;
 
-/// When the data plane reports a flow: IPVS's sync_threshold and sync_period.
+/// When the data plane reports a flow: IPVS's sync_threshold and sync_period, and whether a
+/// period of 0 reports every packet (`by_time`: rvsd's refresh period decides).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SyncRule {
     pub threshold: u32,
     pub period: u32,
+    pub by_time: bool,
 }
 
 impl Default for SyncRule {
@@ -26,6 +28,7 @@ impl Default for SyncRule {
         SyncRule {
             threshold: DEFAULT_SYNC_THRESHOLD,
             period: DEFAULT_SYNC_PERIOD,
+            by_time: false,
         }
     }
 }
@@ -35,10 +38,15 @@ pub fn with_sync(mut config: Config, rule: Option<SyncRule>) -> Config {
     match rule {
         Some(r) => {
             config.flags |= config_flags::SYNC_ACTIVE;
+            if r.by_time {
+                config.flags |= config_flags::SYNC_BY_TIME;
+            } else {
+                config.flags &= !config_flags::SYNC_BY_TIME;
+            }
             config.sync_threshold = r.threshold;
             config.sync_period = r.period;
         }
-        None => config.flags &= !config_flags::SYNC_ACTIVE,
+        None => config.flags &= !(config_flags::SYNC_ACTIVE | config_flags::SYNC_BY_TIME),
     }
     config
 }
@@ -139,6 +147,14 @@ mod tests {
         assert_eq!(on.new_flow_rate, 7);
         let off = with_sync(on, None);
         assert_eq!(off.flags, config_flags::NAT_ACTIVE);
+        let by_time = SyncRule {
+            period: 0,
+            by_time: true,
+            ..SyncRule::default()
+        };
+        let on = with_sync(base, Some(by_time));
+        assert_ne!(on.flags & config_flags::SYNC_BY_TIME, 0);
+        assert_eq!(with_sync(on, None).flags, config_flags::NAT_ACTIVE);
     }
 
     #[test]

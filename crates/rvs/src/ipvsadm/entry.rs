@@ -121,7 +121,7 @@ impl DestEntry {
     }
 }
 
-/// The sync daemon options (parsed and checked; rvs has no sync daemon yet).
+/// The sync daemon options (parsed and checked in ranges that fit the spec's fields).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DaemonEntry {
     pub backup: bool,
@@ -131,6 +131,21 @@ pub struct DaemonEntry {
     pub mcast_group: Option<IpAddr>,
     pub mcast_port: u32,
     pub mcast_ttl: u32,
+}
+
+impl DaemonEntry {
+    /// What rvsd is asked to start.
+    pub fn spec(&self) -> crate::daemon::sync::DaemonSpec {
+        crate::daemon::sync::DaemonSpec {
+            backup: self.backup,
+            interface: self.mcast_interface.clone(),
+            syncid: self.syncid as u8,
+            maxlen: self.sync_maxlen as u16,
+            group: self.mcast_group,
+            port: self.mcast_port as u16,
+            ttl: self.mcast_ttl as u8,
+        }
+    }
 }
 
 /// One parsed command line.

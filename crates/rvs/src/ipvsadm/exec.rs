@@ -24,10 +24,6 @@ use crate::control::{
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Exit(pub i32);
 
-/// Printed for `--start-daemon`/`--stop-daemon`: rvsd's sync daemon is started from
-/// keepalived.conf (`lvs_sync_daemon`), not at run time yet.
-const NO_SYNC: &str = "rvs starts connection sync from keepalived.conf's lvs_sync_daemon; --start-daemon and --stop-daemon are not available yet";
-
 /// A connected rvsadm: the daemon, where output goes, and libipvs's "last function" (which picks
 /// error messages, and which flush and the service dump leave as it was).
 pub struct Session<'a> {
@@ -82,15 +78,6 @@ impl Session<'_> {
                 self.list_marks()?;
                 Ok(true)
             }
-            Cmd::StartDaemon | Cmd::StopDaemon => {
-                self.last_func = if ce.cmd == Cmd::StartDaemon {
-                    Func::StartDaemon
-                } else {
-                    Func::StopDaemon
-                };
-                self.eprintln(NO_SYNC);
-                Ok(false)
-            }
             Cmd::Dataplane => {
                 self.dataplane()?;
                 Ok(true)
@@ -140,6 +127,18 @@ impl Session<'_> {
         let service = ce.svc.id();
         let (func, request) = match (ce.cmd, service) {
             (Cmd::Flush, _) => (None, Request::Clear),
+            (Cmd::StartDaemon, _) => (
+                Some(Func::StartDaemon),
+                Request::StartDaemon {
+                    daemon: ce.daemon.spec(),
+                },
+            ),
+            (Cmd::StopDaemon, _) => (
+                Some(Func::StopDaemon),
+                Request::StopDaemon {
+                    backup: ce.daemon.backup,
+                },
+            ),
             (Cmd::Set, _) => (
                 Some(Func::SetTimeout),
                 Request::SetTimeouts {

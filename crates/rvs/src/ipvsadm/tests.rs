@@ -788,9 +788,10 @@ fn connections_and_counters() {
 }
 
 #[test]
-fn sync_daemons_are_parsed_but_started_only_from_keepalived_conf() {
+fn sync_daemons_are_started_and_stopped_by_rvsd_with_ipvsadm_s_messages() {
     let h = Harness::new();
-    let msg = "rvs starts connection sync from keepalived.conf's lvs_sync_daemon; --start-daemon and --stop-daemon are not available yet\n";
+    h.state.borrow_mut().fail_with =
+        Some((libc::EEXIST, "rvs: that sync daemon runs already".into()));
     assert_outcome(
         &h.run(&[
             "--start-daemon",
@@ -802,10 +803,33 @@ fn sync_daemons_are_parsed_but_started_only_from_keepalived_conf() {
         ]),
         255,
         "",
-        msg,
+        "Daemon has already run\n",
     );
-    assert_outcome(&h.run(&["--stop-daemon=backup"]), 255, "", msg);
-    assert_eq!(h.take_log(), vec![]);
+    h.state.borrow_mut().fail_with = Some((libc::ESRCH, "rvs: no such sync daemon runs".into()));
+    assert_outcome(
+        &h.run(&["--stop-daemon=backup"]),
+        255,
+        "",
+        "No daemon is running\n",
+    );
+    assert_eq!(
+        h.take_log(),
+        vec![
+            Request::StartDaemon {
+                daemon: crate::daemon::sync::DaemonSpec {
+                    backup: false,
+                    interface: "eth0".into(),
+                    syncid: 3,
+                    maxlen: 0,
+                    group: Some("224.0.0.81".parse().unwrap()),
+                    port: 0,
+                    ttl: 0,
+                },
+            },
+            Request::StopDaemon { backup: true },
+        ]
+    );
+    h.state.borrow_mut().fail_with = None;
     // No daemon runs here: -L --daemon lists none, as ipvsadm does.
     assert_outcome(&h.run(&["-L", "--daemon"]), 0, "", "");
     assert_outcome(&h.run(&["--sync"]), 0, "no sync daemon\n", "");

@@ -29,6 +29,7 @@ pub fn offer(key: &ConnKey, c: &Conn, changed: bool) {
         c.in_pkts,
         cfg.sync_threshold,
         cfg.sync_period,
+        cfg.flags & config_flags::SYNC_BY_TIME != 0,
     ) else {
         return;
     };

@@ -6,7 +6,9 @@
 //! | IPVS v1 message (its header's size covers only it) | "RVSA" | seq (BE64) | HMAC-SHA256 (32) |
 //! ```
 //!
-//! The HMAC covers the message, the magic and the sequence number. Sequence numbers start from
+//! The HMAC covers the sender's address, the message, the magic and the sequence number: a
+//! datagram replayed from another address than its sender's does not open, and one replayed
+//! from the sender's own address is caught by its sequence number. Sequence numbers start from
 //! the sender's wall clock in microseconds and grow by one per datagram, so they keep growing
 //! across a restart of the sender; a receiver keeps the highest it accepted from each sender and
 //! drops anything not above it (a replay). A kernel IPVS receiver drops such datagrams (their
@@ -68,17 +70,21 @@ impl Key {
         Ok(Key(bytes.to_vec()))
     }
 
-    fn mac(&self, message: &[u8], seq: u64) -> HmacSha256 {
+    fn mac(&self, sender: IpAddr, message: &[u8], seq: u64) -> HmacSha256 {
         let mut mac = HmacSha256::new_from_slice(&self.0).expect("HMAC takes keys of any length");
+        match sender {
+            IpAddr::V4(a) => mac.update(&a.octets()),
+            IpAddr::V6(a) => mac.update(&a.octets()),
+        }
         mac.update(message);
         mac.update(MAGIC);
         mac.update(&seq.to_be_bytes());
         mac
     }
 
-    /// `message` with its trailer.
-    pub fn seal(&self, message: &[u8], seq: u64) -> Vec<u8> {
-        let tag = self.mac(message, seq).finalize().into_bytes();
+    /// `message`, sent from `sender`, with its trailer.
+    pub fn seal(&self, sender: IpAddr, message: &[u8], seq: u64) -> Vec<u8> {
+        let tag = self.mac(sender, message, seq).finalize().into_bytes();
         let mut out = Vec::with_capacity(message.len() + TRAILER_LEN);
         out.extend_from_slice(message);
         out.extend_from_slice(MAGIC);
@@ -87,8 +93,13 @@ impl Key {
         out
     }
 
-    /// The message and sequence number of a sealed datagram, if its HMAC is right.
-    pub fn open<'a>(&self, datagram: &'a [u8]) -> Result<(&'a [u8], u64), AuthReject> {
+    /// The message and sequence number of a sealed datagram that came from `sender`, if its
+    /// HMAC is right.
+    pub fn open<'a>(
+        &self,
+        sender: IpAddr,
+        datagram: &'a [u8],
+    ) -> Result<(&'a [u8], u64), AuthReject> {
         let Some(split) = datagram.len().checked_sub(TRAILER_LEN) else {
             return Err(AuthReject::Unauthenticated);
         };
@@ -98,7 +109,7 @@ impl Key {
         }
         let seq = u64::from_be_bytes(trailer[4..12].try_into().expect("8 bytes"));
         // verify_slice compares in constant time.
-        self.mac(message, seq)
+        self.mac(sender, message, seq)
             .verify_slice(&trailer[12..])
             .map_err(|_| AuthReject::BadMac)?;
         Ok((message, seq))
@@ -154,26 +165,37 @@ mod tests {
         Key::new(b"a shared secret of the pair\n").unwrap()
     }
 
+    const A: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(198, 18, 0, 2));
+    const B: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(198, 18, 0, 3));
+
     #[test]
     fn sealed_messages_open_with_the_same_key_only() {
-        let sealed = key().seal(b"message", 7);
+        let sealed = key().seal(A, b"message", 7);
         assert_eq!(sealed.len(), 7 + TRAILER_LEN);
-        assert_eq!(key().open(&sealed), Ok((&b"message"[..], 7)));
+        assert_eq!(key().open(A, &sealed), Ok((&b"message"[..], 7)));
         let other = Key::new(b"another secret of sixteen").unwrap();
-        assert_eq!(other.open(&sealed), Err(AuthReject::BadMac));
+        assert_eq!(other.open(A, &sealed), Err(AuthReject::BadMac));
+    }
+
+    #[test]
+    fn a_message_replayed_from_another_address_does_not_open() {
+        let sealed = key().seal(A, b"message", 7);
+        assert_eq!(key().open(B, &sealed), Err(AuthReject::BadMac));
+        let v6: IpAddr = "2001:db8::2".parse().unwrap();
+        assert_eq!(key().open(v6, &sealed), Err(AuthReject::BadMac));
     }
 
     #[test]
     fn any_changed_byte_is_refused() {
-        let sealed = key().seal(b"message", 7);
+        let sealed = key().seal(A, b"message", 7);
         for i in 0..sealed.len() {
             let mut bad = sealed.clone();
             bad[i] ^= 0x01;
-            assert!(key().open(&bad).is_err(), "byte {i}");
+            assert!(key().open(A, &bad).is_err(), "byte {i}");
         }
-        assert_eq!(key().open(b"plain"), Err(AuthReject::Unauthenticated));
+        assert_eq!(key().open(A, b"plain"), Err(AuthReject::Unauthenticated));
         assert_eq!(
-            key().open(&[0u8; TRAILER_LEN + 3]),
+            key().open(A, &[0u8; TRAILER_LEN + 3]),
             Err(AuthReject::Unauthenticated)
         );
     }

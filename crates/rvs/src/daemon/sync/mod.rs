@@ -11,25 +11,29 @@
 //! own connection maps, each real server found by address, so that its XDP program forwards them
 //! from the first packet after a takeover. Both roles may run at once.
 //!
-//! [`wire`] is its first part: the datagrams themselves, version 1 (IPv4 and IPv6 entries,
-//! sequence and persistence-engine options) and version 0, laid out byte for byte as
-//! net/netfilter/ipvs/ip_vs_sync.c does, so that a kernel IPVS backup reads what rvs sends and
-//! rvs reads what a kernel master sends.
-//!
-//! Next: the sync task itself (sockets, batching, counters, `ipvsadm --start-daemon` and
-//! keepalived's `lvs_sync_daemon`), the BPF ring buffer that feeds it from the data plane, bulk
-//! sync of the whole table to a director that (re)joins before it may become MASTER, and an
-//! optional authenticated envelope (HMAC and sequence number) around these datagrams.
+//! The parts:
+//! - [`wire`]: the datagrams, version 1 (IPv4 and IPv6 entries, sequence and persistence-engine
+//!   options) and version 0, laid out byte for byte as net/netfilter/ipvs/ip_vs_sync.c does, so
+//!   that a kernel IPVS backup reads what rvs sends and rvs reads what a kernel master sends;
+//! - [`auth`]: the optional authenticated envelope (HMAC and sequence number);
+//! - [`config`]: the daemon from keepalived.conf, from `ipvsadm --start-daemon`, and rvsd's
+//!   options; [`daemons`]: the running daemon, its roles started and stopped at run time;
+//! - [`task`]: the loops (sending, receiving, bulk sync); [`refresh`]: IPVS's refresh period;
+//! - [`plane`]: the data plane's ends (the ring buffer that reports flows, the maps written);
+//! - [`convert`]: flows to and from wire entries; [`status`]: what `rvsadm --sync` shows.
 
 pub mod auth;
 pub mod config;
 pub mod convert;
+pub mod daemons;
 pub mod plane;
+pub mod refresh;
 pub mod socket;
 pub mod status;
 pub mod task;
 pub mod wire;
 
-pub use config::{SyncConfig, SyncOptions};
+pub use config::{DaemonSpec, Roles, SyncConfig, SyncOptions, SyncTiming};
+pub use daemons::SyncDaemons;
 pub use status::SyncStatus;
 pub use task::{FlowStore, SyncRunning};

@@ -6,11 +6,18 @@
 use std::{path::Path, sync::Arc};
 
 use anyhow::Result;
-use rvs_common::conn::{Conn, ConnKey, conn_flags};
+use futures::future::BoxFuture;
+use rvs_common::{
+    conn::{Conn, ConnKey, conn_flags},
+    sync::sync_reason,
+};
 use tokio::sync::mpsc;
 use tracing::warn;
 
-use super::{convert::LocalFlow, task::FlowStore};
+use super::{
+    convert::LocalFlow,
+    task::{FlowStore, Reported},
+};
 use crate::{
     daemon::{DirectorHandle, expiry},
     dataplane::{
@@ -79,13 +86,17 @@ impl FlowStore for PlaneStore {
     }
 }
 
-/// Starts reading the ring under `pin_dir`: each reported flow, and the template of each
-/// controlled one, goes to the returned queue.
-pub fn feed(pin_dir: &Path, director: DirectorHandle) -> Result<mpsc::Receiver<(ConnKey, Conn)>> {
+/// The reader of the ring under `pin_dir` (to run as a task: the ring has one reader, so it
+/// must end with the daemon) and the queue it fills: each reported flow, and the template of
+/// each controlled one.
+pub fn feed(
+    pin_dir: &Path,
+    director: DirectorHandle,
+) -> Result<(mpsc::Receiver<Reported>, BoxFuture<'static, ()>)> {
     let mut ring = SyncFeed::open(pin_dir)?;
     let maps = Arc::new(DirectorMaps::open(pin_dir)?);
     let (tx, rx) = mpsc::channel(QUEUE);
-    tokio::spawn(async move {
+    let reader = Box::pin(async move {
         loop {
             let events = match ring.next_batch(BATCH).await {
                 Ok(e) => e,
@@ -107,9 +118,19 @@ pub fn feed(pin_dir: &Path, director: DirectorHandle) -> Result<mpsc::Receiver<(
                             .get(&key, 0)
                             .or_else(|_| maps.conns_new.get(&key, 0))
                             .ok();
-                        found.map(|c| (key, c))
+                        // A template goes by its own refresh, never as a state change.
+                        found.map(|c| Reported {
+                            key,
+                            conn: c,
+                            reason: sync_reason::PACKETS,
+                        })
                     });
-                for flow in std::iter::once((e.key, e.conn)).chain(template) {
+                let flow = Reported {
+                    key: e.key,
+                    conn: e.conn,
+                    reason: e.reason,
+                };
+                for flow in std::iter::once(flow).chain(template) {
                     // A full queue drops the flow: the next report of it carries it again.
                     if tx.try_send(flow).is_err() && tx.is_closed() {
                         return;
@@ -118,5 +139,5 @@ pub fn feed(pin_dir: &Path, director: DirectorHandle) -> Result<mpsc::Receiver<(
             }
         }
     });
-    Ok(rx)
+    Ok((rx, reader))
 }

@@ -27,6 +27,7 @@ pub struct SyncStatus {
 /// The settings a running daemon uses.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DaemonView {
+    pub roles: super::Roles,
     pub interface: String,
     pub syncid: u8,
     pub maxlen: u32,
@@ -80,6 +81,11 @@ pub fn publish(rx: watch::Receiver<SyncStatus>) {
         .expect("sync status") = Some(rx);
 }
 
+/// No daemon runs any more.
+pub fn clear() {
+    publish(watch::channel(SyncStatus::default()).1);
+}
+
 /// The status last published (the default when no sync daemon runs).
 pub fn current() -> SyncStatus {
     PUBLISHED
@@ -88,13 +94,16 @@ pub fn current() -> SyncStatus {
         .unwrap_or_default()
 }
 
-/// `ipvsadm -L --daemon`: one line per daemon, as ipvsadm prints them. rvs runs both at once.
+/// `ipvsadm -L --daemon`: one line per daemon running, as ipvsadm prints them.
 pub fn render_daemons(s: &SyncStatus) -> String {
     let Some(d) = &s.daemon else {
         return String::new();
     };
     let mut out = String::new();
-    for role in ["master", "backup"] {
+    for (role, on) in [("master", d.roles.master), ("backup", d.roles.backup)] {
+        if !on {
+            continue;
+        }
         out.push_str(&format!(
             "{role} sync daemon (mcast={}, syncid={}, maxlen={}, group={}, port={}, ttl={})\n",
             d.interface, d.syncid, d.maxlen, d.group, d.port, d.ttl
@@ -143,4 +152,46 @@ pub fn render(s: &SyncStatus) -> String {
         }
     });
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(roles: super::super::Roles) -> SyncStatus {
+        SyncStatus {
+            daemon: Some(DaemonView {
+                roles,
+                interface: "eth0".into(),
+                syncid: 7,
+                maxlen: 1472,
+                group: "224.0.0.81".parse().unwrap(),
+                port: 8848,
+                ttl: 1,
+                peers: Vec::new(),
+                authenticated: false,
+            }),
+            ..SyncStatus::default()
+        }
+    }
+
+    #[test]
+    fn one_line_per_daemon_running_as_ipvsadm_prints_them() {
+        use super::super::Roles;
+        let line = |role: &str| {
+            format!(
+                "{role} sync daemon (mcast=eth0, syncid=7, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n"
+            )
+        };
+        assert_eq!(
+            render_daemons(&view(Roles::BOTH)),
+            line("master") + &line("backup")
+        );
+        let backup = Roles {
+            master: false,
+            backup: true,
+        };
+        assert_eq!(render_daemons(&view(backup)), line("backup"));
+        assert_eq!(render_daemons(&SyncStatus::default()), "");
+    }
 }

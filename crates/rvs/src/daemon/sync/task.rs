@@ -1,18 +1,19 @@
-//! The sync task: every director sends and receives at once (IPVS allows both daemons; rvs
-//! always runs both), so the table follows whichever director forwards, and a failback finds
-//! it too.
+//! The sync task: IPVS's master daemon (sending) and backup daemon (receiving), either or both
+//! ([`Roles`]). keepalived's `lvs_sync_daemon` runs both at once in rvs, so the table follows
+//! whichever director forwards, and a failback finds it too.
 //!
-//! - **Sending**: flows the data plane reports (new, state changes, every `sync_period` packets)
-//!   are turned into IPVS v1 entries, packed into datagrams of at most `maxlen` bytes and sent to
-//!   the group (or each peer) within [`FLUSH`] of the first one.
-//! - **Receiving**: datagrams from this host are ignored (loop protection), from an address that
-//!   is not a configured peer dropped, authenticated when a key is set, decoded, and each entry
-//!   written into this director's tables with its real server found by address. Everything
-//!   dropped is counted by reason.
-//! - **Bulk sync** (rvs): a starting director asks (on the sync port) for the whole table; a
-//!   peer that hears it connects back by TCP and streams its live flows, then an end mark. VRRP
-//!   starts only once that is over ([`SyncRunning::bulk_settled`]), so a returning director takes
-//!   over with every connection the other one holds.
+//! - **Sending** (master): flows the data plane reports (new, state changes, every
+//!   `sync_period` packets), less what the refresh period holds back, are turned into IPVS v1
+//!   entries, packed into datagrams of at most `maxlen` bytes and sent to the group (or each
+//!   peer) within [`FLUSH`] of the first one.
+//! - **Receiving** (backup): datagrams from this host are ignored (loop protection), from an
+//!   address that is not a configured peer dropped, authenticated when a key is set, decoded,
+//!   and each entry written into this director's tables with its real server found by address.
+//!   Everything dropped is counted by reason.
+//! - **Bulk sync** (rvs): a starting backup asks (on the sync port) for the whole table; a
+//!   master that hears it connects back by TCP and streams its live flows, then an end mark.
+//!   VRRP starts only once that is over ([`SyncRunning::bulk_settled`]), so a returning director
+//!   takes over with every connection the other one holds.
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -21,10 +22,11 @@ use std::{
 };
 
 use anyhow::{Context, Result};
+use futures::future::BoxFuture;
 use rvs_common::conn::{Conn, ConnKey, KIND_TEMPLATE};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream, UdpSocket},
+    net::{TcpListener, TcpSocket, TcpStream, UdpSocket},
     sync::{mpsc, watch},
     task::JoinSet,
 };
@@ -32,8 +34,9 @@ use tracing::{debug, info, warn};
 
 use super::{
     auth::{ReplayGuard, Sequence},
-    config::SyncConfig,
+    config::{Roles, SyncConfig},
     convert::{self, LocalFlow},
+    refresh::Refresh,
     socket,
     status::{BulkState, DaemonView, SyncStatus},
     wire,
@@ -50,6 +53,17 @@ const BULK_MAXLEN: usize = 65_000;
 /// The bulk request: magic, version, syncid, the TCP port to connect back to.
 const BULK_MAGIC: &[u8; 4] = b"RVSB";
 const BULK_REQUEST_LEN: usize = 8;
+
+/// A flow the data plane reported, and why (`rvs_common::sync::sync_reason`).
+#[derive(Clone, Copy, Debug)]
+pub struct Reported {
+    pub key: ConnKey,
+    pub conn: Conn,
+    pub reason: u8,
+}
+
+/// The master's input: the queue of reported flows and the task that fills it.
+pub type Feed = (mpsc::Receiver<Reported>, BoxFuture<'static, ()>);
 
 /// Where synced flows are written and the live table is read: the connection maps.
 pub trait FlowStore: Send + 'static {
@@ -81,7 +95,7 @@ impl Shared {
         match &self.cfg.key {
             Some(key) => {
                 let seq = self.seq.lock().expect("sync sequence").advance();
-                key.seal(&message, seq)
+                key.seal(self.local, &message, seq)
             }
             None => message,
         }
@@ -102,7 +116,7 @@ impl Shared {
         let Some(key) = &self.cfg.key else {
             return Ok(datagram);
         };
-        let (message, seq) = key.open(datagram).map_err(|e| e.name())?;
+        let (message, seq) = key.open(from, datagram).map_err(|e| e.name())?;
         guard
             .lock()
             .expect("sync replay guard")
@@ -153,9 +167,9 @@ pub struct SyncRunning {
 }
 
 impl SyncRunning {
-    /// Waits until the bulk sync is over (or was never asked for).
-    pub async fn bulk_settled(&mut self) {
-        let _ = self.status.wait_for(|s| s.bulk.settled()).await;
+    /// The status it publishes.
+    pub fn status(&self) -> watch::Receiver<SyncStatus> {
+        self.status.clone()
     }
 
     /// Stops every loop.
@@ -164,12 +178,13 @@ impl SyncRunning {
     }
 }
 
-/// Starts sending (from `feed`, the flows the data plane reports) and receiving into `store`.
+/// Starts the roles of `cfg`: sending (from `feed`, the flows the data plane reports; needed by
+/// a master) and receiving into `store`.
 pub fn start(
     cfg: SyncConfig,
     director: DirectorHandle,
     store: Box<dyn FlowStore>,
-    feed: mpsc::Receiver<(ConnKey, Conn)>,
+    feed: Option<Feed>,
 ) -> Result<SyncRunning> {
     let (ifindex, local) = socket::interface(&cfg.interface, cfg.group.is_ipv6())?;
     let mtu = std::fs::read_to_string(format!("/sys/class/net/{}/mtu", cfg.interface))
@@ -184,9 +199,10 @@ pub fn start(
     ) - cfg.key.as_ref().map_or(0, |_| super::auth::TRAILER_LEN);
     let sender = socket::sender(&cfg.interface, ifindex, local, cfg.ttl)?;
     let receiver = socket::receiver(&cfg.interface, ifindex, local, cfg.group, cfg.port)?;
-    let bulk = !cfg.bulk_timeout.is_zero();
+    let bulk = cfg.roles.backup && !cfg.bulk_timeout.is_zero();
     let status = SyncStatus {
         daemon: Some(DaemonView {
+            roles: cfg.roles,
             interface: cfg.interface.clone(),
             syncid: cfg.syncid,
             maxlen: maxlen as u32,
@@ -209,7 +225,8 @@ pub fn start(
     let (status_tx, status_rx) = watch::channel(status);
     super::status::publish(status_rx.clone());
     info!(
-        "connection sync on {} ({local}) syncid {} to {}{}",
+        "connection sync ({}) on {} ({local}) syncid {} with {}{}",
+        roles_text(cfg.roles),
         cfg.interface,
         cfg.syncid,
         if cfg.peers.is_empty() {
@@ -235,7 +252,11 @@ pub fn start(
     });
     let sender = Arc::new(sender);
     let mut tasks = JoinSet::new();
-    tasks.spawn(send_loop(shared.clone(), sender.clone(), feed));
+    if let (true, Some((feed, reader))) = (shared.cfg.roles.master, feed) {
+        tasks.spawn(reader);
+        tasks.spawn(send_loop(shared.clone(), sender.clone(), feed));
+    }
+    // A master listens too: for the bulk requests of starting backups.
     tasks.spawn(receive_loop(shared.clone(), receiver));
     if bulk {
         tasks.spawn(bulk_request(shared, sender));
@@ -244,6 +265,16 @@ pub fn start(
         tasks,
         status: status_rx,
     })
+}
+
+/// "master", "backup" or "master and backup".
+pub fn roles_text(r: Roles) -> &'static str {
+    match (r.master, r.backup) {
+        (true, true) => "master and backup",
+        (true, false) => "master",
+        (false, true) => "backup",
+        (false, false) => "none",
+    }
 }
 
 /// The seconds a flow just seen has left: its state's timeout (a template's: its service's).
@@ -261,17 +292,24 @@ fn full_timeout(model: &Model, key: &ConnKey, conn: &Conn) -> u32 {
 async fn send_loop(
     shared: Arc<Shared>,
     socket: Arc<UdpSocket>,
-    mut feed: mpsc::Receiver<(ConnKey, Conn)>,
+    mut feed: mpsc::Receiver<Reported>,
 ) {
     let mut packer = wire::Packer::new(shared.cfg.syncid, shared.maxlen);
+    let timing = shared.cfg.timing;
+    let mut refresh = Refresh::new(timing.refresh_period, timing.retries);
+    let started = Instant::now();
     let mut deadline: Option<tokio::time::Instant> = None;
     loop {
         let flush_at = deadline.unwrap_or_else(|| tokio::time::Instant::now() + FLUSH);
         tokio::select! {
             got = feed.recv() => {
-                let Some((key, conn)) = got else { return };
+                let Some(Reported { key, conn, reason }) = got else { return };
                 let model = shared.director.view().model;
                 let timeout = full_timeout(&model, &key, &conn);
+                let now_ms = started.elapsed().as_millis() as u64;
+                if !refresh.admit(&key, reason, timeout, now_ms) {
+                    continue;
+                }
                 // A flow of a service deleted since has nothing to say.
                 let Some(e) = convert::to_wire(&model, &key, &conn, timeout) else {
                     continue;
@@ -339,12 +377,20 @@ async fn receive(shared: &Arc<Shared>, from: IpAddr, datagram: &[u8]) {
         }
     };
     if message.len() == BULK_REQUEST_LEN && &message[..4] == BULK_MAGIC {
+        if !shared.cfg.roles.master {
+            // Only a master has a table to give.
+            return;
+        }
         if message[5] == shared.cfg.syncid || shared.cfg.syncid == 0 {
             let port = u16::from_be_bytes([message[6], message[7]]);
             tokio::spawn(bulk_answer(shared.clone(), SocketAddr::new(from, port)));
         } else {
             shared.count(|s| s.drop("other_syncid"));
         }
+        return;
+    }
+    if !shared.cfg.roles.backup {
+        shared.count(|s| s.drop("no_backup_daemon"));
         return;
     }
     let decoded = match wire::decode(message, shared.cfg.syncid) {
@@ -369,7 +415,14 @@ async fn receive(shared: &Arc<Shared>, from: IpAddr, datagram: &[u8]) {
 async fn bulk_answer(shared: Arc<Shared>, to: SocketAddr) {
     let started = Instant::now();
     let result = async {
-        let mut stream = tokio::time::timeout(Duration::from_secs(3), TcpStream::connect(to))
+        // From this director's sync address: the receiver authenticates by it.
+        let socket = if to.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.bind(SocketAddr::new(shared.local, 0))?;
+        let mut stream = tokio::time::timeout(Duration::from_secs(3), socket.connect(to))
             .await
             .context("connecting")??;
         let s = shared.clone();
