@@ -472,3 +472,39 @@ fn the_refresh_period_holds_back_resends_of_a_busy_connection() {
 fn gap() -> Duration {
     Duration::from_millis(300)
 }
+
+#[test]
+fn a_full_connection_table_takes_what_fits_and_counts_the_rest() {
+    let c = Arc::new(HaCluster::build(2, 1, false).expect("building the cluster"));
+    let b = director(
+        &c,
+        1,
+        &["--conn-table-size", "4", "--sync-bulk-timeout", "0"],
+    );
+    assert_eq!(
+        run(
+            &b,
+            &[
+                "--start-daemon",
+                "backup",
+                "--mcast-interface",
+                "eth0",
+                "--syncid",
+                SYNCID
+            ]
+        )
+        .0,
+        0
+    );
+    let entries: Vec<ConnEntry> = (6001..6011).map(|p| entry(&c, p)).collect();
+    let datagram = wire::pack(9, 1472, &entries).pop().unwrap();
+    let (from_a, _) = socket_on(&c.directors()[0]);
+    let to = SocketAddr::new(IpAddr::V4(c.directors()[1].ip()), 8848);
+    from_a.send_to(&datagram, to).unwrap();
+    wait_dropped(&b, "table_full", 6);
+    assert_eq!(forged_ports(&b).len(), 4, "{}", b.ok(&["-L", "-c", "-n"]));
+    assert!(
+        b.ok(&["--sync"])
+            .contains("received 1 messages 4 connections")
+    );
+}

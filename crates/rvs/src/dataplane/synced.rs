@@ -83,6 +83,8 @@ pub enum Outcome {
     Unchanged,
     /// This director forwards the flow itself: left alone.
     LocalNewer,
+    /// The connection table is full: not written.
+    TableFull,
 }
 
 /// The `last_seen_ns` that makes expiry remove an entry with timeout `ttl_s` after `remaining_s`
@@ -269,6 +271,7 @@ fn insert_new(
     match table.insert(flow.key, *want, BPF_NOEXIST) {
         Ok(()) => {}
         Err(e) if errno(&e) == Some(libc::EEXIST) => return Ok(None),
+        Err(e) if errno(&e) == Some(libc::E2BIG) => return Ok(Some(Outcome::TableFull)),
         Err(e) => return Err(e.into()),
     }
     if flow.key.kind != KIND_TEMPLATE && dest.fwd == fwd::MASQ {

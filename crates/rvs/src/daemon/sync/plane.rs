@@ -59,6 +59,7 @@ impl FlowStore for PlaneStore {
         };
         match synced::write_synced(&mut self.0, &synced, expiry::monotonic_ns()) {
             Ok(Outcome::LocalNewer) => Err("local_newer"),
+            Ok(Outcome::TableFull) => Err("table_full"),
             Ok(_) => Ok(()),
             Err(e) => {
                 warn!("writing a synced flow: {e:#}");
