@@ -117,20 +117,29 @@ pub async fn run(s: Settings) -> Result<()> {
         None => None,
     };
     let sync = super::sync::SyncDaemons::new(s.pin_dir.clone(), handle.clone(), s.sync.clone());
+    // rvsadm is served from here on: during the bulk sync, --sync shows its progress and --vrrp
+    // the instances waiting for it.
+    spawn(
+        "control",
+        Box::pin(server::serve(listener, handle.clone(), sync.clone())),
+    );
     if let Some(cfg) = sync_config {
         sync.start(cfg)
             .await
             .map_err(|r| anyhow::anyhow!("starting connection sync: {}", r.detail))?;
-        info!("VRRP waits for the bulk sync");
+        if let Some(c) = vrrp_config
+            .as_ref()
+            .filter(|c| !c.vrrp_instances.is_empty())
+        {
+            let plan = super::vrrp::instance::plan(c)?;
+            super::vrrp::status::publish_waiting(&plan, super::vrrp::status::unix_ms_now());
+            info!("VRRP waits for the bulk sync");
+        }
         sync.bulk_settled().await;
     }
     // VRRP runs on a thread and runtime of its own, once the services are in place (a backup
     // forwards from the first packet it receives); rvsadm --vrrp reads its published status.
     let vrrp = super::vrrp::start_published(vrrp_config.as_ref())?;
-    spawn(
-        "control",
-        Box::pin(server::serve(listener, handle.clone(), sync.clone())),
-    );
     spawn("estimator", Box::pin(estimator::task(handle.clone())));
     spawn(
         "next-hop",

@@ -2,7 +2,10 @@
 //! `tokio::sync::watch` that rvsadm (through the control socket), the logs and later the
 //! monitor read without waiting on anything else.
 
-use std::{net::IpAddr, sync::OnceLock};
+use std::{
+    net::IpAddr,
+    sync::{Mutex, OnceLock},
+};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -37,18 +40,46 @@ pub struct InstanceStatus {
     pub counters: Vec<(String, u64)>,
 }
 
-static PUBLISHED: OnceLock<watch::Receiver<VrrpStatus>> = OnceLock::new();
+static PUBLISHED: OnceLock<Mutex<Option<watch::Receiver<VrrpStatus>>>> = OnceLock::new();
 
-/// Makes `rx` the status the control socket answers `--vrrp` from (once per process).
+/// Makes `rx` the status the control socket answers `--vrrp` from.
 pub fn publish(rx: watch::Receiver<VrrpStatus>) {
-    let _ = PUBLISHED.set(rx);
+    *PUBLISHED
+        .get_or_init(Default::default)
+        .lock()
+        .expect("vrrp status") = Some(rx);
+}
+
+/// Shows every instance of `plan` as BACKUP, waiting for the bulk sync before the VRRP task
+/// starts (until then no advert is sent, and none is answered).
+pub fn publish_waiting(plan: &super::instance::Plan, now_unix_ms: u64) {
+    let instances = plan
+        .instances
+        .iter()
+        .map(|i| InstanceStatus {
+            name: i.name.clone(),
+            interface: i.interface.clone(),
+            vrid: i.vrid,
+            version: i.version,
+            state: State::Backup,
+            priority: i.priority,
+            effective_priority: i.priority,
+            master: None,
+            master_priority: None,
+            last_transition_unix_ms: now_unix_ms,
+            reason: "waiting for the bulk sync of connections".into(),
+            sync_group: i.sync_group.map(|g| plan.groups[g].name.clone()),
+            counters: Vec::new(),
+        })
+        .collect();
+    publish(watch::channel(VrrpStatus { instances }).1);
 }
 
 /// The latest snapshot, or an empty one when no VRRP instance runs. Never waits.
 pub fn current() -> VrrpStatus {
     PUBLISHED
         .get()
-        .map(|rx| rx.borrow().clone())
+        .and_then(|p| p.lock().ok()?.as_ref().map(|rx| rx.borrow().clone()))
         .unwrap_or_default()
 }
 
