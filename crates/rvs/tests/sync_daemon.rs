@@ -46,6 +46,21 @@ fn run(lab: &Lab<Side>, args: &[&str]) -> (i32, String, String) {
     (o.status.code().unwrap_or(-1), stdout(&o), stderr(&o))
 }
 
+/// `--start-daemon ROLE --mcast-interface eth0 --syncid SYNCID`.
+fn start_daemon(lab: &Lab<Side>, role: &str, syncid: &str) -> (i32, String, String) {
+    run(
+        lab,
+        &[
+            "--start-daemon",
+            role,
+            "--mcast-interface",
+            "eth0",
+            "--syncid",
+            syncid,
+        ],
+    )
+}
+
 /// The connection entries of `lab` whose client is `client`.
 fn conns_from(lab: &Lab<Side>, client: &str) -> usize {
     lab.ok(&["-L", "-c", "-n"])
@@ -97,19 +112,7 @@ fn ipvsadm_starts_and_stops_the_sync_daemons_at_run_time() {
         .ip(&["addr", "add", &format!("{}/32", c.vips()[0]), "dev", "eth0"])
         .unwrap();
 
-    let start = |lab: &Lab<Side>, role: &str, syncid: &str| {
-        run(
-            lab,
-            &[
-                "--start-daemon",
-                role,
-                "--mcast-interface",
-                "eth0",
-                "--syncid",
-                syncid,
-            ],
-        )
-    };
+    let start = start_daemon;
     assert_eq!(
         start(&a, "master", SYNCID),
         (0, String::new(), String::new())
@@ -264,21 +267,7 @@ fn forged_replayed_and_foreign_messages_change_nothing_and_are_counted() {
             "0",
         ],
     );
-    assert_eq!(
-        run(
-            &b,
-            &[
-                "--start-daemon",
-                "backup",
-                "--mcast-interface",
-                "eth0",
-                "--syncid",
-                SYNCID
-            ]
-        )
-        .0,
-        0
-    );
+    assert_eq!(start_daemon(&b, "backup", SYNCID).0, 0);
     assert!(b.ok(&["--sync"]).contains("authenticated yes"));
     let to = SocketAddr::new(IpAddr::V4(c.directors()[1].ip()), 8848);
     let (from_a, a) = socket_on(&c.directors()[0]);
@@ -341,21 +330,7 @@ fn without_a_key_only_the_configured_peer_and_syncid_are_heard() {
     let c = Arc::new(HaCluster::build(2, 1, false).expect("building the cluster"));
     let a_ip = c.directors()[0].ip().to_string();
     let b = director(&c, 1, &["--sync-peer", &a_ip, "--sync-bulk-timeout", "0"]);
-    assert_eq!(
-        run(
-            &b,
-            &[
-                "--start-daemon",
-                "backup",
-                "--mcast-interface",
-                "eth0",
-                "--syncid",
-                SYNCID
-            ]
-        )
-        .0,
-        0
-    );
+    assert_eq!(start_daemon(&b, "backup", SYNCID).0, 0);
     let to = SocketAddr::new(IpAddr::V4(c.directors()[1].ip()), 8848);
     let (from_a, _) = socket_on(&c.directors()[0]);
     let (from_rs, _) = socket_on(&c.real_servers()[0]);
@@ -415,17 +390,7 @@ fn sent_for_one_busy_connection(
     }
     lab.rvsd_args = args.iter().map(|a| a.to_string()).collect();
     lab.start_rvsd();
-    let started = run(
-        lab,
-        &[
-            "--start-daemon",
-            "master",
-            "--mcast-interface",
-            "eth0",
-            "--syncid",
-            SYNCID,
-        ],
-    );
+    let started = start_daemon(lab, "master", SYNCID);
     assert_eq!(started.0, 0, "{started:?}");
     let vip = IpAddr::V4(c.vips()[0]);
     let mut conn = c.client().open_tcp(vip, PORT).expect("a connection");
@@ -481,21 +446,7 @@ fn a_full_connection_table_takes_what_fits_and_counts_the_rest() {
         1,
         &["--conn-table-size", "4", "--sync-bulk-timeout", "0"],
     );
-    assert_eq!(
-        run(
-            &b,
-            &[
-                "--start-daemon",
-                "backup",
-                "--mcast-interface",
-                "eth0",
-                "--syncid",
-                SYNCID
-            ]
-        )
-        .0,
-        0
-    );
+    assert_eq!(start_daemon(&b, "backup", SYNCID).0, 0);
     let entries: Vec<ConnEntry> = (6001..6011).map(|p| entry(&c, p)).collect();
     let datagram = wire::pack(9, 1472, &entries).pop().unwrap();
     let (from_a, _) = socket_on(&c.directors()[0]);
