@@ -17,6 +17,9 @@
 //!   both address families; the TCP one also serves [`bulk`] transfers.
 //! - [`HttpServer`] (also over TLS), [`SmtpServer`], [`DnsServer`]: protocol servers a test
 //!   can tell to fail, for health checks; they count connections by client address.
+//! - [`stream`]: long-lived checked TCP echo streams and UDP flows for failover tests
+//!   ([`stream::StreamServer`] on real servers, [`stream::StreamClient`] on a client), also the
+//!   `rvs-stream` binary.
 //! - [`client`]: requests to those servers from a client namespace, and checked bulk transfers.
 //! - [`spawn_in`]: a long-running program (rvsd) in a namespace, with a log file.
 //! - [`cleanup_stale`]: removes what dead processes left behind.
@@ -42,6 +45,7 @@ mod netns;
 mod poll;
 mod process;
 mod servers;
+pub mod stream;
 
 pub use builder::{
     DEFAULT_CLIENT_IP, DEFAULT_DIRECTOR_IP, DEFAULT_REAL_SERVER_IP, DEFAULT_VIP, DrClusterBuilder,
