@@ -11,7 +11,7 @@
 //! - [`NatCluster`]: clients and real servers on two subnets (two LANs, or one), the director
 //!   routing between them, set up for LVS NAT.
 //! - [`HaCluster`]: two directors and real servers on one LAN, a client behind a router, for
-//!   failover (VRRP).
+//!   failover (VRRP); or, for NAT, the real servers on an inside LAN behind a floating gateway.
 //! - [`Host`], [`Link`]: one machine of a topology and its interfaces (addresses, MTU).
 //! - [`TcpServer`], [`UdpServer`]: in-process servers answering with their host's name, on
 //!   both address families; the TCP one also serves [`bulk`] transfers.
@@ -54,7 +54,9 @@ pub use builder::{
 pub use cleanup::cleanup_stale;
 pub use client::TcpConn;
 pub use cluster::DrCluster;
-pub use ha::{DIRECTOR_IPS, HA_CLIENT_IP, HaCluster};
+pub use ha::{
+    DIRECTOR_IPS, HA_CLIENT_IP, HaCluster, INSIDE_DIRECTOR_IPS, INSIDE_GATEWAY, INSIDE_IFNAME,
+};
 pub use host::{Host, IFNAME};
 pub use lan::BRIDGE;
 pub use link::Link;
