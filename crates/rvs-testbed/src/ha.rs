@@ -215,6 +215,27 @@ impl HaCluster {
         }
     }
 
+    /// Takes every link of director `i` (see [`HaCluster::director_interfaces`]) down, or up
+    /// again as its network configuration would: a NAT director's default route, which the
+    /// kernel removes with its interface, comes back.
+    pub fn set_director_links(&self, i: usize, up: bool) -> Result<()> {
+        let d = &self.directors[i];
+        for ifname in self.director_interfaces() {
+            d.netns()
+                .ip(&["link", "set", ifname, if up { "up" } else { "down" }])?;
+        }
+        if up && self.is_nat() {
+            d.netns().ip(&[
+                "route",
+                "replace",
+                "default",
+                "via",
+                &ROUTER_LAN_IP.to_string(),
+            ])?;
+        }
+        Ok(())
+    }
+
     /// The namespace holding the client side's bridge.
     pub fn wan(&self) -> &Netns {
         &self.wan
