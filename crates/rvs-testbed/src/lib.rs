@@ -11,12 +11,15 @@
 //! - [`NatCluster`]: clients and real servers on two subnets (two LANs, or one), the director
 //!   routing between them, set up for LVS NAT.
 //! - [`HaCluster`]: two directors and real servers on one LAN, a client behind a router, for
-//!   failover (VRRP).
+//!   failover (VRRP); or, for NAT, the real servers on an inside LAN behind a floating gateway.
 //! - [`Host`], [`Link`]: one machine of a topology and its interfaces (addresses, MTU).
 //! - [`TcpServer`], [`UdpServer`]: in-process servers answering with their host's name, on
 //!   both address families; the TCP one also serves [`bulk`] transfers.
 //! - [`HttpServer`] (also over TLS), [`SmtpServer`], [`DnsServer`]: protocol servers a test
 //!   can tell to fail, for health checks; they count connections by client address.
+//! - [`stream`]: long-lived checked TCP echo streams and UDP flows for failover tests
+//!   ([`stream::StreamServer`] on real servers, [`stream::StreamClient`] on a client), also the
+//!   `rvs-stream` binary.
 //! - [`client`]: requests to those servers from a client namespace, and checked bulk transfers.
 //! - [`spawn_in`]: a long-running program (rvsd) in a namespace, with a log file.
 //! - [`cleanup_stale`]: removes what dead processes left behind.
@@ -42,6 +45,7 @@ mod netns;
 mod poll;
 mod process;
 mod servers;
+pub mod stream;
 
 pub use builder::{
     DEFAULT_CLIENT_IP, DEFAULT_DIRECTOR_IP, DEFAULT_REAL_SERVER_IP, DEFAULT_VIP, DrClusterBuilder,
@@ -50,7 +54,9 @@ pub use builder::{
 pub use cleanup::cleanup_stale;
 pub use client::TcpConn;
 pub use cluster::DrCluster;
-pub use ha::{DIRECTOR_IPS, HA_CLIENT_IP, HaCluster};
+pub use ha::{
+    DIRECTOR_IPS, HA_CLIENT_IP, HaCluster, INSIDE_DIRECTOR_IPS, INSIDE_GATEWAY, INSIDE_IFNAME,
+};
 pub use host::{Host, IFNAME};
 pub use lan::BRIDGE;
 pub use link::Link;

@@ -256,6 +256,81 @@ fn restarting_rvsd_keeps_an_open_connection() {
     assert_eq!(tally(&picks).len(), 2, "{picks:?}");
 }
 
+/// Whether the director program is attached to the director's `eth0`.
+fn attached(lab: &Lab) -> bool {
+    let link = lab
+        .cluster
+        .director()
+        .netns()
+        .ip(&["link", "show", "eth0"])
+        .unwrap();
+    link.contains("prog/xdp")
+}
+
+#[test]
+fn a_killed_rvsd_leaves_the_director_forwarding_and_the_next_one_takes_it_over() {
+    let mut lab = Lab::new(2, PORT);
+    let vip = lab.vip_port(PORT);
+    lab.ok(&["-A", "-t", &vip, "-s", "rr"]);
+    add_servers(&lab, &vip, &[1, 1]);
+    let mut conn = lab.cluster.client().open_tcp(lab.vip(), PORT).unwrap();
+    let held = conn.ask("before").unwrap();
+
+    // Killed without a word: the data plane goes on with what it holds, as IPVS does when
+    // keepalived dies, rather than leaving the VIP's packets to the kernel.
+    let p = lab.rvsd.take().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(p.pid() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    drop(p);
+    assert!(attached(&lab), "the killed rvsd's program went with it");
+    assert_eq!(conn.ask("while rvsd is dead").unwrap(), held);
+    let picks: Vec<String> = (0..4).map(|_| lab.ask(PORT)).collect();
+    assert_eq!(
+        tally(&picks).len(),
+        2,
+        "new flows still balanced: {picks:?}"
+    );
+
+    // The next rvsd replaces the program in place: the connection never notices.
+    lab.start_rvsd();
+    let log = lab.rvsd_log();
+    assert!(
+        log.contains("replaced the director a previous rvsd left on eth0"),
+        "{log}"
+    );
+    assert_eq!(conn.ask("after").unwrap(), held);
+
+    // A clean stop detaches it, as before.
+    lab.stop_rvsd();
+    assert!(!attached(&lab), "stopped, the program is still attached");
+
+    // And `rvsd --cleanup` detaches what a killed one left.
+    lab.start_rvsd();
+    let p = lab.rvsd.take().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(p.pid() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    drop(p);
+    assert!(attached(&lab));
+    let out = std::process::Command::new(common::RVSD)
+        .arg("--cleanup")
+        .arg("--pin-dir")
+        .arg(&lab.pin_dir)
+        .arg("--state-file")
+        .arg(lab.dir.join("state.json"))
+        .arg("--socket")
+        .arg(lab.socket())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!attached(&lab), "--cleanup left the program attached");
+}
+
 #[test]
 fn save_clear_restore_gives_the_same_listing() {
     let lab = Lab::new(3, PORT);

@@ -1,5 +1,12 @@
 //! Loading the director program, with its maps pinned under a directory in bpffs so that a
 //! restarted rvsd finds the same connections, and attaching it to the director's interfaces.
+//!
+//! The attachments (XDP links) and the program array of the tail-called programs are pinned
+//! there too, so that the data plane outlives rvsd: if rvsd dies (a crash, kill -9), its
+//! director goes on forwarding every flow it holds, as the kernel's IPVS does when keepalived
+//! dies, instead of leaving the VIP's packets to a kernel that would reset every connection. A
+//! restarted rvsd replaces the running program atomically (`bpf_link_update`) and a clean stop
+//! (SIGTERM, `--cleanup`) detaches it.
 
 use std::{
     fs,
@@ -11,7 +18,11 @@ use anyhow::{Context, Result, bail};
 use aya::{
     EbpfLoader,
     maps::{MapData, MapInfo, MapType, ProgramArray},
-    programs::{Xdp, XdpMode},
+    programs::{
+        Xdp, XdpMode,
+        links::{FdLink, PinnedLink},
+        xdp::XdpLink,
+    },
 };
 use rvs_common::{
     conn::{Conn, ConnKey},
@@ -48,6 +59,8 @@ pub struct LoadOptions {
 }
 
 /// The loaded and attached director. Dropping it detaches the program; the pinned maps stay.
+/// If the process dies without dropping it, the program stays attached (see the module's
+/// comment).
 pub struct Dataplane {
     _ebpf: aya::Ebpf,
     /// Keeps the scheduling programs installed (the entry program's tail-call targets).
@@ -56,6 +69,84 @@ pub struct Dataplane {
     pub interfaces: Vec<(String, u32)>,
     /// The maps existed already (a restart): connections and counters carried over.
     pub resumed: bool,
+    /// The pins that keep the program attached after rvsd exits, removed on drop.
+    pins: Vec<PathBuf>,
+}
+
+/// The pin of the link attaching the director to interface `ifname`.
+const LINK_PIN_PREFIX: &str = "RVS_LINK_";
+/// The program array is pinned under this name (and first under `_NEW` while a restarted rvsd
+/// replaces the running program; bpffs refuses dots in names).
+const PROGS_PIN: &str = programs::PROGS;
+
+fn link_pin(pin_dir: &Path, ifname: &str) -> PathBuf {
+    pin_dir.join(format!("{LINK_PIN_PREFIX}{ifname}"))
+}
+
+/// The files under `pin_dir` that keep a director attached: link pins and the program array.
+fn attachment_pins(pin_dir: &Path) -> Vec<PathBuf> {
+    let Ok(dir) = fs::read_dir(pin_dir) else {
+        return Vec::new();
+    };
+    let mut pins: Vec<PathBuf> = dir
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n.starts_with(LINK_PIN_PREFIX) || n == PROGS_PIN || n == format!("{PROGS_PIN}_NEW")
+            })
+        })
+        .collect();
+    pins.sort();
+    pins
+}
+
+/// Removes a link's pin: the link (and the program's attachment) goes with the last reference.
+fn detach_pin(path: &Path) -> Result<()> {
+    fs::remove_file(path).with_context(|| format!("removing {}", path.display()))
+}
+
+/// Attaches `prog` to `ifindex`, replacing in place the director a previous rvsd left attached
+/// there (its link pinned at `pin`), and pins the new link at `pin`. Returns whether it replaced
+/// a running program.
+fn attach_pinned(prog: &mut Xdp, ifindex: u32, mode: XdpMode, pin: &Path) -> Result<bool> {
+    let mut replaced = false;
+    let id = match pin.exists() {
+        true => {
+            let old = PinnedLink::from_pin(pin)
+                .with_context(|| format!("opening the pinned link {}", pin.display()))?;
+            let old: FdLink = old
+                .unpin()
+                .with_context(|| format!("unpinning {}", pin.display()))?;
+            // A link whose interface went away cannot be updated: attach afresh.
+            match XdpLink::try_from(old)
+                .map_err(anyhow::Error::from)
+                .and_then(|l| prog.attach_to_link(l).map_err(anyhow::Error::from))
+            {
+                Ok(id) => {
+                    replaced = true;
+                    id
+                }
+                Err(e) => {
+                    tracing::warn!("cannot replace the program a previous rvsd left: {e:#}");
+                    prog.attach_to_if_index(ifindex, mode)?
+                }
+            }
+        }
+        false => prog.attach_to_if_index(ifindex, mode)?,
+    };
+    let link = prog.take_link(id)?;
+    match FdLink::try_from(link) {
+        // Dropping the handle leaves the link to its pin.
+        Ok(fd) => drop(
+            fd.pin(pin)
+                .with_context(|| format!("pinning {}", pin.display()))?,
+        ),
+        Err(_) => tracing::warn!(
+            "the kernel attached the director by netlink: it is not detached when rvsd stops"
+        ),
+    }
+    Ok(replaced)
 }
 
 /// What a pinned map must look like for this build: (name, type, key size, value size, entries).
@@ -270,10 +361,21 @@ impl Dataplane {
 
         // The scheduling and forwarding programs first, into the program array the entry
         // tail-calls into.
-        let mut progs: ProgramArray<MapData> = bpf
+        let progs_map = bpf
             .take_map(programs::PROGS)
-            .context("the program array is missing from the object")?
-            .try_into()?;
+            .context("the program array is missing from the object")?;
+        // The program array outlives this process with the program (the kernel empties a
+        // program array when its last user reference goes): pinned beside the old one until
+        // the old program is replaced.
+        let progs_new = opts.pin_dir.join(format!("{PROGS_PIN}_NEW"));
+        let progs_pin = opts.pin_dir.join(PROGS_PIN);
+        if progs_new.exists() {
+            detach_pin(&progs_new)?;
+        }
+        progs_map
+            .pin(&progs_new)
+            .with_context(|| format!("pinning {}", progs_new.display()))?;
+        let mut progs: ProgramArray<MapData> = progs_map.try_into()?;
         for (slot, name) in programs::PROGRAMS.iter().enumerate() {
             let prog: &mut Xdp = bpf
                 .program_mut(name)
@@ -296,21 +398,50 @@ impl Dataplane {
             AttachMode::Generic => XdpMode::Skb,
         };
         let mut interfaces = Vec::new();
+        let mut pins = Vec::new();
+        // On an error, what this call pinned goes again, so nothing stays attached.
+        let undo = |pins: &[PathBuf], e: anyhow::Error| {
+            for pin in pins.iter().chain([&progs_new]) {
+                let _ = fs::remove_file(pin);
+            }
+            e
+        };
         for name in &opts.interfaces {
             let ifindex = nix::net::if_::if_nametoindex(name.as_str())
-                .with_context(|| format!("no interface {name}"))?;
-            prog.attach_to_if_index(ifindex, mode).with_context(|| {
-                format!(
-                    "attaching the director to {name} in {mode:?} mode (try --xdp-mode generic)"
-                )
-            })?;
+                .with_context(|| format!("no interface {name}"))
+                .map_err(|e| undo(&pins, e))?;
+            let pin = link_pin(&opts.pin_dir, name);
+            let replaced = attach_pinned(prog, ifindex, mode, &pin)
+                .with_context(|| {
+                    format!(
+                        "attaching the director to {name} in {mode:?} mode (try --xdp-mode \
+                         generic)"
+                    )
+                })
+                .map_err(|e| undo(&pins, e))?;
+            if replaced {
+                tracing::info!("replaced the director a previous rvsd left on {name}");
+            }
             interfaces.push((name.clone(), ifindex));
+            pins.push(pin);
         }
+        // Interfaces a previous rvsd was attached to and this one is not: detached.
+        for stale in attachment_pins(&opts.pin_dir) {
+            let name = stale.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name.starts_with(LINK_PIN_PREFIX) && !pins.contains(&stale) {
+                detach_pin(&stale)?;
+            }
+        }
+        fs::rename(&progs_new, &progs_pin)
+            .with_context(|| format!("renaming {} in place", progs_new.display()))
+            .map_err(|e| undo(&pins, e))?;
+        pins.push(progs_pin);
         Ok(Dataplane {
             _ebpf: bpf,
             _progs: progs,
             interfaces,
             resumed,
+            pins,
         })
     }
 
@@ -320,8 +451,23 @@ impl Dataplane {
     }
 }
 
-/// Removes the pinned maps (and with them the connections they hold).
+impl Drop for Dataplane {
+    /// A clean stop detaches the program: the pins that kept it attached go.
+    fn drop(&mut self) {
+        for pin in &self.pins {
+            if let Err(e) = detach_pin(pin) {
+                tracing::warn!("detaching the director: {e:#}");
+            }
+        }
+    }
+}
+
+/// Removes the pinned maps (and with them the connections they hold), and detaches a director
+/// that a killed rvsd left attached.
 pub fn cleanup_pins(pin_dir: &Path) -> Result<()> {
+    for pin in attachment_pins(pin_dir) {
+        detach_pin(&pin)?;
+    }
     for (name, ..) in expected_layouts(0) {
         let path = pin_dir.join(name);
         if path.exists() {

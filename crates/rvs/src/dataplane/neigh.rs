@@ -14,7 +14,7 @@ use netlink_packet_route::{
     neighbour::{
         NeighbourAddress, NeighbourAttribute, NeighbourExtFlags, NeighbourMessage, NeighbourState,
     },
-    route::{RouteAddress, RouteAttribute, RouteMessage, RouteType},
+    route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteType},
 };
 use rtnetlink::Handle;
 
@@ -73,6 +73,31 @@ impl Neighbours {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    /// The gateways of the routes in the main table, both families (`ip route show`'s `via`s,
+    /// multipath ones too).
+    pub async fn gateways(&self) -> Result<Vec<IpAddr>> {
+        let mut routes = Vec::new();
+        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+            let mut msg = RouteMessage::default();
+            msg.header.address_family = family;
+            let mut dump = self.handle.route().get(msg).execute();
+            while let Some(route) = dump.try_next().await.context("listing the routes")? {
+                routes.push(route);
+            }
+        }
+        Ok(route_gateways(&routes))
+    }
+
+    /// Keeps the next hop `addr` resolved (a managed neighbour entry, as for a real server):
+    /// for a gateway that NAT replies go through.
+    pub async fn keep_resolved(&self, addr: IpAddr) -> Result<()> {
+        let (ifindex, via, _) = self.route(addr).await?;
+        if self.neighbour(ifindex, via).await?.is_none() {
+            self.add_managed(ifindex, via).await?;
+        }
+        Ok(())
     }
 
     /// The output interface, next-hop address and preferred source of the route to `dst`
@@ -198,6 +223,41 @@ impl Neighbours {
     }
 }
 
+/// The gateways of the unicast routes of the main table among `routes`, each once.
+fn route_gateways(routes: &[RouteMessage]) -> Vec<IpAddr> {
+    let gateway = |attr: &RouteAttribute| match attr {
+        RouteAttribute::Gateway(RouteAddress::Inet(a)) => Some(IpAddr::V4(*a)),
+        RouteAttribute::Gateway(RouteAddress::Inet6(a)) => Some(IpAddr::V6(*a)),
+        _ => None,
+    };
+    let mut out: Vec<IpAddr> = Vec::new();
+    for route in routes {
+        let table = (route.attributes.iter())
+            .find_map(|a| match a {
+                RouteAttribute::Table(t) => Some(*t),
+                _ => None,
+            })
+            .unwrap_or(route.header.table as u32);
+        if table != RouteHeader::RT_TABLE_MAIN as u32 || route.header.kind != RouteType::Unicast {
+            continue;
+        }
+        for attr in &route.attributes {
+            let found: Vec<IpAddr> = match attr {
+                RouteAttribute::MultiPath(hops) => (hops.iter())
+                    .flat_map(|h| h.attributes.iter().filter_map(gateway))
+                    .collect(),
+                other => gateway(other).into_iter().collect(),
+            };
+            for a in found {
+                if !out.contains(&a) {
+                    out.push(a);
+                }
+            }
+        }
+    }
+    out
+}
+
 fn family(a: &IpAddr) -> AddressFamily {
     if a.is_ipv4() {
         AddressFamily::Inet
@@ -210,5 +270,69 @@ fn route_address(a: &IpAddr) -> RouteAddress {
     match a {
         IpAddr::V4(v4) => RouteAddress::Inet(*v4),
         IpAddr::V6(v6) => RouteAddress::Inet6(*v6),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    use netlink_packet_route::route::RouteNextHop;
+
+    use super::*;
+
+    fn route(table: u8, kind: RouteType, attributes: Vec<RouteAttribute>) -> RouteMessage {
+        let mut r = RouteMessage::default();
+        r.header.table = table;
+        r.header.kind = kind;
+        r.attributes = attributes;
+        r
+    }
+
+    fn via4(a: [u8; 4]) -> RouteAttribute {
+        RouteAttribute::Gateway(RouteAddress::Inet(Ipv4Addr::from(a)))
+    }
+
+    #[test]
+    fn the_gateways_of_the_main_table_s_unicast_routes_each_once() {
+        let main = RouteHeader::RT_TABLE_MAIN;
+        let v6: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        let mut hop = RouteNextHop::default();
+        hop.attributes.push(via4([198, 18, 0, 253]));
+        let routes = [
+            // default via 198.18.0.254, and a prefix through the same router
+            route(main, RouteType::Unicast, vec![via4([198, 18, 0, 254])]),
+            route(main, RouteType::Unicast, vec![via4([198, 18, 0, 254])]),
+            // an on-link route: no gateway
+            route(main, RouteType::Unicast, vec![]),
+            // another table, by the header or by the attribute: not the director's
+            route(100, RouteType::Unicast, vec![via4([198, 18, 9, 1])]),
+            route(
+                0,
+                RouteType::Unicast,
+                vec![RouteAttribute::Table(1000), via4([198, 18, 9, 2])],
+            ),
+            // not unicast
+            route(main, RouteType::BlackHole, vec![via4([198, 18, 9, 3])]),
+            // multipath and IPv6
+            route(
+                main,
+                RouteType::Unicast,
+                vec![RouteAttribute::MultiPath(vec![hop])],
+            ),
+            route(
+                main,
+                RouteType::Unicast,
+                vec![RouteAttribute::Gateway(RouteAddress::Inet6(v6))],
+            ),
+        ];
+        assert_eq!(
+            route_gateways(&routes),
+            [
+                IpAddr::from([198, 18, 0, 254]),
+                IpAddr::from([198, 18, 0, 253]),
+                IpAddr::V6(v6),
+            ]
+        );
     }
 }

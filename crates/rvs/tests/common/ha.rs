@@ -26,7 +26,9 @@ impl Topology for Side {
         self.c.vips()[0]
     }
     fn interfaces(&self) -> Vec<String> {
-        vec!["eth0".into()]
+        (self.c.director_interfaces().into_iter())
+            .map(str::to_owned)
+            .collect()
     }
     fn serve_tcp(&self, _port: u16) -> anyhow::Result<Vec<TcpServer>> {
         Ok(Vec::new())
