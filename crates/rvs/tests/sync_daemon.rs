@@ -377,13 +377,14 @@ fn sent_conns(lab: &Lab<Side>) -> u64 {
 }
 
 /// What the master sends of one connection asked `asks` times, `gap` apart, with rvsd started
-/// with `args`.
+/// with `args`. The connection stays open in `kept`: closed, its FIN would be reported in the
+/// next round.
 fn sent_for_one_busy_connection(
     c: &HaCluster,
     lab: &mut Lab<Side>,
     args: &[&str],
-    asks: usize,
-    gap: Duration,
+    (asks, gap): (usize, Duration),
+    kept: &mut Vec<TcpConn>,
 ) -> u64 {
     if lab.rvsd.is_some() {
         lab.stop_rvsd();
@@ -400,6 +401,7 @@ fn sent_for_one_busy_connection(
     }
     // Past the flush of the last datagram.
     std::thread::sleep(Duration::from_millis(300));
+    kept.push(conn);
     sent_conns(lab)
 }
 
@@ -412,30 +414,28 @@ fn the_refresh_period_holds_back_resends_of_a_busy_connection() {
         .netns()
         .ip(&["addr", "add", &format!("{}/32", c.vips()[0]), "dev", "eth0"])
         .unwrap();
-    let none = Duration::ZERO;
+    let kept = &mut Vec::new();
+    let busy = (120, Duration::ZERO);
+    let spread = (12, Duration::from_millis(300));
     // IPVS's default (threshold 3, period 50): at packets 3, 53, 103, ... of the ~2 per ask.
-    let by_packets = sent_for_one_busy_connection(&c, &mut a, &[], 120, none);
+    let by_packets = sent_for_one_busy_connection(&c, &mut a, &[], busy, kept);
     assert!(by_packets >= 3, "sent {by_packets}");
     // A refresh period of 60 s: once.
-    let refreshed =
-        sent_for_one_busy_connection(&c, &mut a, &["--sync-refresh-period", "60"], 120, none);
-    assert_eq!(refreshed, 1);
+    let args = ["--sync-refresh-period", "60"];
+    assert_eq!(
+        sent_for_one_busy_connection(&c, &mut a, &args, busy, kept),
+        1
+    );
     // Period 0: once at the threshold; with a refresh period of 1 s, again each second the
     // connection is busy (the data plane then reports every packet and rvsd keeps the time).
-    let once = sent_for_one_busy_connection(&c, &mut a, &["--sync-period", "0"], 12, gap());
-    assert_eq!(once, 1);
-    let by_time = sent_for_one_busy_connection(
-        &c,
-        &mut a,
-        &["--sync-period", "0", "--sync-refresh-period", "1"],
-        12,
-        gap(),
+    let args = ["--sync-period", "0"];
+    assert_eq!(
+        sent_for_one_busy_connection(&c, &mut a, &args, spread, kept),
+        1
     );
+    let args = ["--sync-period", "0", "--sync-refresh-period", "1"];
+    let by_time = sent_for_one_busy_connection(&c, &mut a, &args, spread, kept);
     assert!(by_time >= 2, "sent {by_time}");
-}
-
-fn gap() -> Duration {
-    Duration::from_millis(300)
 }
 
 #[test]

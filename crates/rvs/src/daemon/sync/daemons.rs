@@ -74,10 +74,7 @@ impl SyncDaemons {
 
     /// Starts the roles of `cfg` (besides any running on the same socket).
     pub async fn start(&self, cfg: SyncConfig) -> Result<(), Refused> {
-        if !std::path::Path::new("/sys/class/net")
-            .join(&cfg.interface)
-            .exists()
-        {
+        if !super::socket::exists(&cfg.interface) {
             return Err(Refused::new(
                 libc::ENODEV,
                 format!("rvs: no interface {}", cfg.interface),

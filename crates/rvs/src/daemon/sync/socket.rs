@@ -33,6 +33,33 @@ pub fn interface(name: &str, ipv6: bool) -> Result<(u32, IpAddr)> {
     )
 }
 
+/// Whether interface `name` exists (in this network namespace: sysfs may be another's).
+pub fn exists(name: &str) -> bool {
+    nix::net::if_::if_nametoindex(name).is_ok()
+}
+
+/// The MTU of interface `name` (SIOCGIFMTU: sysfs may show another namespace's interfaces).
+pub fn mtu(name: &str) -> Option<u32> {
+    let s = Socket::new(Domain::IPV4, Type::DGRAM, None).ok()?;
+    // SAFETY: ifreq is plain data; zeroed is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    let bytes = name.as_bytes();
+    if bytes.len() >= req.ifr_name.len() {
+        return None;
+    }
+    for (dst, src) in req.ifr_name.iter_mut().zip(bytes) {
+        *dst = *src as libc::c_char;
+    }
+    use std::os::fd::AsRawFd;
+    // SAFETY: SIOCGIFMTU reads the name and writes ifru_mtu of the ifreq it is given.
+    let rc = unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCGIFMTU, &mut req) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: the ioctl succeeded, so ifru_mtu is the union's member it wrote.
+    Some(unsafe { req.ifr_ifru.ifru_mtu } as u32)
+}
+
 fn socket(ipv6: bool, ifname: &str) -> Result<Socket> {
     let domain = if ipv6 { Domain::IPV6 } else { Domain::IPV4 };
     let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP)).context("a UDP socket")?;
@@ -92,4 +119,17 @@ pub fn receiver(
         _ => bail!("the sync group {group} and interface address {src} differ in family"),
     }
     Ok(tokio::net::UdpSocket::from_std(s.into())?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interfaces_are_looked_up_in_this_namespace() {
+        assert!(exists("lo"));
+        assert!(!exists("nosuch0"));
+        assert_eq!(mtu("lo"), Some(65536));
+        assert_eq!(mtu("nosuch0"), None);
+    }
 }

@@ -187,10 +187,7 @@ pub fn start(
     feed: Option<Feed>,
 ) -> Result<SyncRunning> {
     let (ifindex, local) = socket::interface(&cfg.interface, cfg.group.is_ipv6())?;
-    let mtu = std::fs::read_to_string(format!("/sys/class/net/{}/mtu", cfg.interface))
-        .ok()
-        .and_then(|m| m.trim().parse().ok())
-        .unwrap_or(1500);
+    let mtu = socket::mtu(&cfg.interface).unwrap_or(1500);
     let maxlen = wire::sync_maxlen(
         wire::Role::Master,
         cfg.group.is_ipv6(),
