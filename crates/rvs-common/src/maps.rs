@@ -119,6 +119,30 @@ pub struct LblcrEntry {
     pub lastmod_ns: u64,
 }
 
+/// The director program's global holding the MAC address of each interface it is attached to
+/// (set when it is loaded): a unicast frame for another host's MAC is not the director's (the
+/// kernel drops it as PACKET_OTHERHOST), even when a bridge or switch floods it to this port.
+pub const IFACE_MACS: &str = "RVS_IFACE_MACS";
+/// Interfaces whose MAC the director checks (beyond them, frames are not checked).
+pub const MAX_IFACES: usize = 16;
+
+/// One interface of [`IFACE_MACS`]; `ifindex` 0 ends the list.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IfaceMac {
+    pub ifindex: u32,
+    pub mac: [u8; 6],
+    pub _pad0: [u8; 2],
+}
+
+impl IfaceMac {
+    pub const NONE: IfaceMac = IfaceMac {
+        ifindex: 0,
+        mac: [0; 6],
+        _pad0: [0; 2],
+    };
+}
+
 /// Settings in `Config::flags`.
 pub mod config_flags {
     /// A packet of a flow whose real server was deleted ends the flow (and a SYN is scheduled
@@ -151,4 +175,11 @@ pub struct AdmitBucket {
     pub last_ns: u64,
 }
 
-user_pod!(Config, AdmitBucket, LocalityKey, LblcEntry, LblcrEntry);
+user_pod!(
+    Config,
+    AdmitBucket,
+    LocalityKey,
+    LblcEntry,
+    LblcrEntry,
+    IfaceMac
+);

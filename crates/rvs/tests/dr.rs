@@ -525,6 +525,52 @@ fn traffic_that_is_not_for_a_service_reaches_the_director_untouched() {
     });
 }
 
+/// A frame a switch floods to the director although it is for another host's MAC (a backup
+/// director's, after the MASTER's link went, or any MAC a bridge has not learnt) is not the
+/// director's to forward: the kernel would drop it, and so does rvs.
+#[test]
+fn a_frame_for_another_hosts_mac_is_not_forwarded() {
+    let lab = Lab::new(1, PORT);
+    let vip = lab.vip_port(PORT);
+    lab.ok(&["-A", "-t", &vip, "-s", "rr"]);
+    add_servers(&lab, &vip, &[1]);
+    assert_eq!(lab.ask(PORT), "rs0");
+    let client = lab.cluster.client();
+    let neigh = |args: &[&str]| client.netns().ip(args).unwrap();
+    let vip_ip = lab.vip().to_string();
+    // The client sends the VIP's frames to a MAC nobody has: the LAN bridge floods them.
+    neigh(&[
+        "neigh",
+        "replace",
+        &vip_ip,
+        "lladdr",
+        "02:00:00:00:00:99",
+        "dev",
+        "eth0",
+        "nud",
+        "permanent",
+    ]);
+    let addr = std::net::SocketAddr::new(lab.vip(), PORT);
+    let forwarded = |lab: &Lab| lab.counter("forwarded");
+    let before = forwarded(&lab);
+    let connected = client
+        .netns()
+        .enter(|| std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2)))
+        .unwrap();
+    assert!(
+        connected.is_err(),
+        "a flooded SYN went through: {connected:?}"
+    );
+    assert_eq!(
+        forwarded(&lab),
+        before,
+        "the director forwarded a frame for another MAC"
+    );
+    // Its own MAC again: served.
+    neigh(&["neigh", "del", &vip_ip, "dev", "eth0"]);
+    assert_eq!(lab.ask(PORT), "rs0");
+}
+
 #[test]
 fn direct_routing_on_both_families_carries_bulk_transfers_intact() {
     let cluster = rvs_testbed::DrCluster::builder()

@@ -28,8 +28,9 @@ use rvs_common::{
     conn::{Conn, ConnKey},
     dest::{DestConns, DestEntry},
     maps::{
-        self as names, AdmitBucket, Config, LBLC_CACHE_SIZE, LblcEntry, LblcrEntry, LocalityKey,
-        MAX_DESTS, MAX_SCHED_SLOTS, MAX_SERVICES, SCHED_LIST_SIZE, SYNC_RING_SIZE, conns_new_size,
+        self as names, AdmitBucket, Config, IfaceMac, LBLC_CACHE_SIZE, LblcEntry, LblcrEntry,
+        LocalityKey, MAX_DESTS, MAX_IFACES, MAX_SCHED_SLOTS, MAX_SERVICES, SCHED_LIST_SIZE,
+        SYNC_RING_SIZE, conns_new_size,
     },
     mark::{MAX_PREFIXES as MARK_MAX_PREFIXES, MarkPrefix, MarkRules},
     programs,
@@ -337,6 +338,34 @@ fn check_bpffs(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The ifindex and MAC of each interface in `names` that has one, for the program's check that a
+/// frame is addressed to this host.
+fn iface_macs(names: &[String]) -> Result<[IfaceMac; MAX_IFACES]> {
+    let mut out = [IfaceMac::NONE; MAX_IFACES];
+    let addrs: Vec<_> = nix::ifaddrs::getifaddrs()
+        .context("listing the interfaces")?
+        .collect();
+    let mut n = 0;
+    for name in names.iter().take(MAX_IFACES) {
+        let Ok(ifindex) = nix::net::if_::if_nametoindex(name.as_str()) else {
+            continue;
+        };
+        let mac = addrs
+            .iter()
+            .filter(|a| a.interface_name == *name)
+            .find_map(|a| a.address.as_ref()?.as_link_addr()?.addr());
+        if let Some(mac) = mac {
+            out[n] = IfaceMac {
+                ifindex,
+                mac,
+                _pad0: [0; 2],
+            };
+            n += 1;
+        }
+    }
+    Ok(out)
+}
+
 impl Dataplane {
     pub fn load(opts: &LoadOptions) -> Result<Dataplane> {
         check_bpffs(&opts.pin_dir)?;
@@ -348,7 +377,9 @@ impl Dataplane {
             .iter()
             .map(|(name, ..)| (*name, opts.pin_dir.join(name)))
             .collect();
+        let macs = iface_macs(&opts.interfaces)?;
         let mut loader = EbpfLoader::new();
+        loader.override_global(names::IFACE_MACS, &macs, true);
         loader.map_max_entries(names::CONNS, opts.conn_table_size);
         loader.map_max_entries(names::CONNS_NEW, conns_new_size(opts.conn_table_size));
         loader.map_max_entries(names::NAT_REPLIES, opts.conn_table_size);

@@ -9,11 +9,17 @@ use network_types::{
 use rvs_common::{
     AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP,
     conn::{ConnKey, KIND_CONN},
+    maps::{IfaceMac, MAX_IFACES},
     stats::Counter,
 };
 use rvs_ebpf::packet::ptr_at;
 
 use crate::{counters, sched::Flow};
+
+/// The MAC of each interface the director is attached to, set by rvsd when it loads the program
+/// (`rvs_common::maps::IFACE_MACS`).
+#[unsafe(no_mangle)]
+static RVS_IFACE_MACS: [IfaceMac; MAX_IFACES] = [IfaceMac::NONE; MAX_IFACES];
 
 pub const ETH_P_IP: u16 = 0x0800;
 pub const ETH_P_IPV6: u16 = 0x86DD;
@@ -25,6 +31,39 @@ const IPPROTO_FRAGMENT: u8 = 44;
 const IP_MF_OFFSET: u16 = 0x3fff;
 const TCP_HDR_LEN: usize = 20;
 const UDP_HDR_LEN: usize = 8;
+
+/// A MAC address as a number (arrays are not compared with a library call here).
+#[inline(always)]
+fn mac_word(m: &[u8; 6]) -> u64 {
+    let mut w = 0u64;
+    for b in m {
+        w = (w << 8) | *b as u64;
+    }
+    w
+}
+
+/// Whether a frame to `dst` that came in on `ingress` is for this host: multicast and broadcast
+/// frames are, a unicast one only to the interface's own MAC (a flooded frame for another
+/// director is not this director's to forward). Interfaces not listed are not checked.
+#[inline(always)]
+fn addressed_here(ingress: u32, dst: &[u8; 6]) -> bool {
+    if dst[0] & 1 != 0 {
+        return true;
+    }
+    let want = mac_word(dst);
+    for slot in &RVS_IFACE_MACS {
+        // SAFETY: a reference to the global; read volatile so that the value the loader set is
+        // read, not the initialiser the compiler sees.
+        let e = unsafe { core::ptr::read_volatile(slot) };
+        if e.ifindex == 0 {
+            return true;
+        }
+        if e.ifindex == ingress {
+            return mac_word(&e.mac) == want;
+        }
+    }
+    true
+}
 
 /// The parts of a TCP header that drive IPVS's state machine.
 #[derive(Clone, Copy)]
@@ -96,7 +135,10 @@ pub fn parse(ctx: &XdpContext) -> Result<Packet, u32> {
         return pass;
     };
     // SAFETY: ptr_at checked that the header lies inside the frame.
-    let ether_type = unsafe { (*eth).ether_type };
+    let (ether_type, dst) = unsafe { ((*eth).ether_type, (*eth).dst_addr) };
+    if !addressed_here(ingress, &dst) {
+        return pass;
+    }
     let (af, proto, saddr, daddr, l4, l3_len, fragment) = if ether_type == ETH_P_IP.to_be() {
         let Some(ip) = ptr_at::<Ipv4Hdr>(ctx, EthHdr::LEN) else {
             return pass;
