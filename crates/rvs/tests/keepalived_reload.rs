@@ -88,7 +88,7 @@ fn sighup_applies_only_the_differences() {
     assert!(log.contains("VRRP VI_1: vrid 51 v2 on eth0"), "{log}");
     // lvs_sync_daemon runs too (issue 12): alone on the LAN, its bulk sync finds no peer.
     assert!(
-        log.contains("connection sync on eth0 (198.18.0.2) syncid 51 to 224.0.0.81:8848"),
+        log.contains("connection sync (master and backup) on eth0 (198.18.0.2) syncid 51 with 224.0.0.81:8848"),
         "{log}"
     );
     assert!(log.contains("bulk sync: no peer answered"), "{log}");
