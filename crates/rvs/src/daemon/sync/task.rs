@@ -308,6 +308,7 @@ async fn send(shared: &Shared, socket: &UdpSocket, datagram: Vec<u8>, conns: u64
     shared.count(|s| {
         s.sent_msgs += sent;
         s.sent_conns += conns;
+        s.sent_bytes += sent * datagram.len() as u64;
     });
 }
 
@@ -359,6 +360,7 @@ async fn receive(shared: &Arc<Shared>, from: IpAddr, datagram: &[u8]) {
     shared.count(|s| {
         s.recv_msgs += 1;
         s.recv_conns += written;
+        s.recv_bytes += datagram.len() as u64;
         for r in &decoded.dropped {
             s.drop(r.name());
         }
