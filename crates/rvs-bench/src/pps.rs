@@ -267,6 +267,24 @@ impl<'a> Bench<'a> {
         Ok((sent, flows))
     }
 
+    /// `per_cpu` fresh flows per CPU, each sent `passes` times (the flows round and round, no
+    /// warm-up), bounded by `time`.
+    pub fn passes(&mut self, per_cpu: u32, passes: u64, time: Duration) -> Result<(Sent, Flows)> {
+        let flows = Flows {
+            base: self.fresh(u64::from(per_cpu))?,
+            per_cpu,
+        };
+        let budget = Budget {
+            time,
+            frames_per_cpu: u64::from(per_cpu) * passes,
+        };
+        let (sent, ()) = self
+            .generator
+            .run(&self.line.client, None, flows, budget, || Ok(()))?;
+        thread::sleep(SETTLE);
+        Ok((sent, flows))
+    }
+
     /// Steady state over flows sent before by [`Bench::fill`] (the director knows them all).
     pub fn steady_over(
         &mut self,
