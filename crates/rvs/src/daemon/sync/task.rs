@@ -42,6 +42,8 @@ use crate::{daemon::DirectorHandle, model::Model};
 
 /// The longest an entry waits in a half-filled datagram.
 pub const FLUSH: Duration = Duration::from_millis(50);
+/// Flows the sender takes from the feed at a time.
+const SEND_BATCH: usize = 1024;
 /// How often a starting director repeats its bulk request, and how long it waits for any peer.
 const BULK_ASK_EVERY: Duration = Duration::from_millis(500);
 const BULK_NO_PEER: Duration = Duration::from_secs(3);
@@ -265,24 +267,30 @@ async fn send_loop(
 ) {
     let mut packer = wire::Packer::new(shared.cfg.syncid, shared.maxlen);
     let mut deadline: Option<tokio::time::Instant> = None;
+    // Flows taken from the feed at a time, with one look at the model for all of them.
+    let mut batch = Vec::with_capacity(SEND_BATCH);
     loop {
         let flush_at = deadline.unwrap_or_else(|| tokio::time::Instant::now() + FLUSH);
         tokio::select! {
-            got = feed.recv() => {
-                let Some((key, conn)) = got else { return };
-                let model = shared.director.view().model;
-                let timeout = full_timeout(&model, &key, &conn);
-                // A flow of a service deleted since has nothing to say.
-                let Some(e) = convert::to_wire(&model, &key, &conn, timeout) else {
-                    continue;
-                };
-                let packed = packer.count() as u64;
-                // A full datagram goes at once; the entry that did not fit starts the next.
-                if let Some(full) = packer.push(&e) {
-                    send(&shared, &socket, full, packed).await;
-                    deadline = None;
+            got = feed.recv_many(&mut batch, SEND_BATCH) => {
+                if got == 0 {
+                    return;
                 }
-                deadline.get_or_insert(tokio::time::Instant::now() + FLUSH);
+                let model = shared.director.view().model;
+                for (key, conn) in batch.drain(..) {
+                    let timeout = full_timeout(&model, &key, &conn);
+                    // A flow of a service deleted since has nothing to say.
+                    let Some(e) = convert::to_wire(&model, &key, &conn, timeout) else {
+                        continue;
+                    };
+                    let packed = packer.count() as u64;
+                    // A full datagram goes at once; the entry that did not fit starts the next.
+                    if let Some(full) = packer.push(&e) {
+                        send(&shared, &socket, full, packed).await;
+                        deadline = None;
+                    }
+                    deadline.get_or_insert_with(|| tokio::time::Instant::now() + FLUSH);
+                }
             }
             _ = tokio::time::sleep_until(flush_at), if deadline.is_some() => {
                 let packed = packer.count() as u64;
