@@ -816,12 +816,15 @@ impl Report {
                 let _ = writeln!(
                     w,
                     "| connections synced per second (UDP flows) | {}/s: {} of {} new flows \
-                     reached the BACKUP's table in {:.2} s (the generator sent them in {:.2} s) | — |",
+                     reached the BACKUP's table in {:.2} s (the generator sent them in {:.2} s; \
+                     the MASTER sent {}, its sync ring was full for {}) | — |",
                     kilo(r.synced as f64 / r.secs.max(1e-6)),
                     r.synced,
                     r.offered,
                     r.secs,
                     r.offer_secs,
+                    r.sent_conns,
+                    r.ring_full,
                 );
                 let per = |b: u64| b as f64 * 1000.0 / r.sent_conns.max(1) as f64;
                 let _ = writeln!(
@@ -891,6 +894,15 @@ impl Report {
                         }
                     );
                 }
+                let _ = writeln!(
+                    w,
+                    "| MASTER's director ns/pkt (BPF run-time statistics), known / new flows, \
+                     sync on / off | {} / {} and {} / {} | — |",
+                    cell(&c.on.prog_ns, ns),
+                    cell(&c.off.prog_ns, ns),
+                    cell(&c.on_new.prog_ns, ns),
+                    cell(&c.off_new.prog_ns, ns),
+                );
                 let _ = writeln!(
                     w,
                     "| MASTER's sync sending during the known-flow runs | {} entries/s; rvsd {} \

@@ -72,6 +72,8 @@ pub struct RateFigure {
     pub sent_msgs: u64,
     pub sent_conns: u64,
     pub sent_bytes: u64,
+    /// Reports the MASTER's data plane could not make: its sync ring was full.
+    pub ring_full: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -198,6 +200,15 @@ pub fn parse_counters(text: &str) -> Counters {
         }
     }
     c
+}
+
+/// The data plane's count of reports lost to a full sync ring.
+fn ring_full(rvsd: &Rvsd) -> Result<u64> {
+    Ok(rvsd
+        .dataplane()?
+        .into_iter()
+        .find(|(k, _)| k == "sync_ring_full")
+        .map_or(0, |(_, v)| v))
 }
 
 fn counters(rvsd: &Rvsd) -> Result<Counters> {
@@ -420,6 +431,7 @@ fn rate(plan: &Plan, bins: &Bins, dir: &Path) -> Result<RateFigure> {
     let backup = sl.backup(bins, dir, size, 0)?;
     let m0 = counters(&master)?;
     let b0 = counters(&backup)?;
+    let full0 = ring_full(&master)?;
     let t0 = Instant::now();
     let (sent, _) = bench.passes(per_cpu, 3, Duration::from_secs(30))?;
     let offered = sent.frames / 3;
@@ -451,16 +463,18 @@ fn rate(plan: &Plan, bins: &Bins, dir: &Path) -> Result<RateFigure> {
         sent_msgs: m1.sent_msgs - m0.sent_msgs,
         sent_conns: m1.sent_conns - m0.sent_conns,
         sent_bytes: m1.sent_bytes - m0.sent_bytes,
+        ring_full: ring_full(&master)? - full0,
     };
     progress(&format!(
-        "  rate: {} of {} flows synced in {:.2} s ({:.0}/s); {} datagrams, {} bytes for {} entries sent",
+        "  rate: {} of {} flows synced in {:.2} s ({:.0}/s); {} datagrams, {} bytes for {} entries sent; ring full {}",
         fig.synced,
         fig.offered,
         fig.secs,
         fig.synced as f64 / fig.secs.max(1e-6),
         fig.sent_msgs,
         fig.sent_bytes,
-        fig.sent_conns
+        fig.sent_conns,
+        fig.ring_full
     ));
     ensure!(fig.synced > 0, "the BACKUP received nothing");
     Ok(fig)
@@ -472,7 +486,7 @@ fn bulk(bins: &Bins, dir: &Path, flows: u64) -> Result<BulkRow> {
     let sl = SyncLine::build()?;
     let mut bench = Bench::new(&sl.line)?;
     let cpus = std::thread::available_parallelism()?.get() as u64;
-    let size = capacity(flows * 2);
+    let size = capacity(flows);
     let master = sl.master(bins, dir, true, size)?;
     bench.fill(flows.div_ceil(cpus), Duration::from_secs(60))?;
     let in_table = table_len(master.pin_dir())?;
