@@ -47,7 +47,8 @@ pub struct Figure {
 }
 
 impl Figure {
-    fn add(&mut self, r: &Run, timed: bool) {
+    /// Adds a run: its rates when `timed`, its program's run time when it was measured.
+    pub fn add(&mut self, r: &Run, timed: bool) {
         if timed {
             self.pps.push(r.pps);
             self.delivered.push(r.delivered);
@@ -216,6 +217,17 @@ impl<'a> Bench<'a> {
             frames_per_cpu: u64::MAX,
         };
         self.run(Some(flows), flows, budget, None, sink)
+    }
+
+    /// The flows of the last steady-state measurement again for `time`, with run-time
+    /// statistics of `prog` when given.
+    pub fn again(&mut self, time: Duration, prog: Option<u32>) -> Result<Run> {
+        let flows = self.last.context("no steady-state flows yet")?;
+        let budget = Budget {
+            time,
+            frames_per_cpu: u64::MAX,
+        };
+        self.run(Some(flows), flows, budget, prog, None)
     }
 
     /// New flows: every frame starts a flow never sent before, at most `per_cpu` frames per

@@ -778,9 +778,11 @@ impl Report {
              second rvsd started; its own timing (`rvsadm --sync`: `bulk done from … in N \
              ms`, from its first request to the end mark) and the time until it serves \
              rvsadm (program load and attach included). *Cost*: the packet part's runs at \
-             the MASTER with and without `lvs_sync_daemon` in its configuration, one after the \
-             other in this run, no second director running (its work would share the two \
-             CPUs with the chain measured).\n",
+             the MASTER, one rvsd with `lvs_sync_daemon` whose data plane's sync switch is \
+             cleared for the *off* runs (as in an rvsd without it: no reports) and set for the \
+             *on* runs, off and on by turns, so that load drifting on the machine weighs on \
+             both; no second director running (its work would share the two CPUs with the \
+             chain measured).\n",
             self.measured_by(),
             sync::WIRE_OVERHEAD
         );

@@ -531,49 +531,102 @@ fn table_len(pin_dir: &Path) -> Result<u64> {
     Ok(n)
 }
 
-/// The MASTER's packet rates with sync off, then on (no second director: its work would share
-/// this machine's two CPUs with the measured chain).
+/// The MASTER's packet rates with sync off and on, in alternate runs of one rvsd that runs the
+/// sync daemon: "off" clears the data plane's sync switch (what an rvsd without
+/// `lvs_sync_daemon` runs with), "on" sets it again, so load on the machine that drifts during
+/// the part weighs on both alike. No second director runs: its work would share this machine's
+/// two CPUs with the chain measured.
 fn cost(plan: &Plan, bins: &Bins, dir: &Path) -> Result<CostFigure> {
+    use ::rvs::dataplane::sync_feed::{SyncRule, set_sync};
     let sl = SyncLine::build()?;
     let mut bench = Bench::new(&sl.line)?;
     let cpus = std::thread::available_parallelism()?.get() as u64;
     let need =
-        (u64::from(plan.flows_per_cpu) + (plan.new_reps as u64 + 1) * plan.new_per_cpu) * cpus * 2;
-    let size = capacity(need);
+        (u64::from(plan.flows_per_cpu) + 2 * (plan.new_reps as u64 + 1) * plan.new_per_cpu) * cpus;
     let t = plan.pps_time;
-    let mut figs = Vec::new();
-    let mut sent_per_s = 0.0;
-    for sync in [false, true] {
-        let rvsd = sl.master(bins, dir, sync, size)?;
-        let id = rvs::xdp_prog_id(&sl.line.director, "eth0")?;
-        bench.watch = rvsd.pid();
-        let c0 = counters(&rvsd)?;
-        let started = Instant::now();
-        let steady = bench.steady(plan.flows_per_cpu, t, plan.reps, Some(id), None)?;
-        let c1 = counters(&rvsd)?;
-        if sync {
-            sent_per_s =
-                (c1.sent_conns - c0.sent_conns) as f64 / started.elapsed().as_secs_f64().max(1e-6);
+    let rvsd = sl.master(bins, dir, true, capacity(need))?;
+    let id = rvs::xdp_prog_id(&sl.line.director, "eth0")?;
+    let mut maps = DirectorMaps::open(rvsd.pin_dir())?;
+    let mut switch = |on: bool| set_sync(&mut maps, on.then(SyncRule::default));
+    bench.watch = rvsd.pid();
+    let mut fig = CostFigure {
+        off: Figure::default(),
+        on: Figure::default(),
+        off_new: Figure::default(),
+        on_new: Figure::default(),
+        sent_per_s: 0.0,
+    };
+    // Known flows: made known once (sync off), then timed runs, off and on by turns.
+    switch(false)?;
+    bench.steady(plan.flows_per_cpu, t, 0, None, None)?;
+    let (mut sent, mut on_time) = (0u64, 0.0f64);
+    for _ in 0..plan.reps {
+        for on in [false, true] {
+            switch(on)?;
+            let c0 = counters(&rvsd)?;
+            let started = Instant::now();
+            let r = bench.again(t, None)?;
+            if on {
+                on_time += started.elapsed().as_secs_f64();
+                sent += counters(&rvsd)?.sent_conns - c0.sent_conns;
+                fig.on.add(&r, true);
+            } else {
+                fig.off.add(&r, true);
+            }
         }
-        let new = bench.new_flows(plan.new_per_cpu, t, plan.new_reps, Some(id))?;
-        progress(&format!(
-            "  sync {}: known {:.3} Mpps, new {:.0} k/s",
-            if sync { "on " } else { "off" },
-            steady.pps.median().unwrap_or(0.0) / 1e6,
-            new.pps.median().unwrap_or(0.0) / 1e3,
-        ));
-        bench.watch = None;
-        figs.push((steady, new));
     }
-    let (on, on_new) = figs.pop().context("no sync-on figure")?;
-    let (off, off_new) = figs.pop().context("no sync-off figure")?;
-    Ok(CostFigure {
-        off,
-        on,
-        off_new,
-        on_new,
-        sent_per_s,
-    })
+    fig.sent_per_s = sent as f64 / on_time.max(1e-6);
+    for on in [false, true] {
+        switch(on)?;
+        let r = bench.again(t, Some(id))?;
+        if on { &mut fig.on } else { &mut fig.off }.add(&r, false);
+    }
+    // New flows, likewise (each run opens flows of its own).
+    for _ in 0..plan.new_reps {
+        for on in [false, true] {
+            switch(on)?;
+            let f = bench.new_flows(plan.new_per_cpu, t, 1, None)?;
+            let into = if on {
+                &mut fig.on_new
+            } else {
+                &mut fig.off_new
+            };
+            merge(into, &f);
+        }
+    }
+    for on in [false, true] {
+        switch(on)?;
+        let f = bench.new_flows(plan.new_per_cpu, t, 0, Some(id))?;
+        let into = if on {
+            &mut fig.on_new
+        } else {
+            &mut fig.off_new
+        };
+        merge(into, &f);
+    }
+    bench.watch = None;
+    progress(&format!(
+        "  sync off / on: known {:.3} / {:.3} Mpps, new {:.0} / {:.0} k/s; {:.0} entries/s sent",
+        fig.off.pps.median().unwrap_or(0.0) / 1e6,
+        fig.on.pps.median().unwrap_or(0.0) / 1e6,
+        fig.off_new.pps.median().unwrap_or(0.0) / 1e3,
+        fig.on_new.pps.median().unwrap_or(0.0) / 1e3,
+        fig.sent_per_s,
+    ));
+    Ok(fig)
+}
+
+/// Adds the samples of `f` to `into`.
+fn merge(into: &mut Figure, f: &Figure) {
+    for (to, from) in [
+        (&mut into.pps, &f.pps),
+        (&mut into.delivered, &f.delivered),
+        (&mut into.cpu_ns, &f.cpu_ns),
+        (&mut into.prog_ns, &f.prog_ns),
+        (&mut into.daemon_cpu, &f.daemon_cpu),
+    ] {
+        to.extend(from);
+    }
 }
 
 #[cfg(test)]
