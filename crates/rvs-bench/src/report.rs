@@ -888,7 +888,7 @@ impl Report {
                         "| MASTER's {what}, sync on / off | {} / {} = {} | {} |",
                         cell(&on.pps, kilo),
                         cell(&off.pps, kilo),
-                        r.map_or("—".into(), |r| format!("{r:.2}")),
+                        r.map_or("—".into(), |r| format!("{r:.3}")),
                         match (goal, r) {
                             (true, Some(r)) => format!("≥ 0.95: {}", verdict(r >= 0.95)),
                             (true, None) => format!("≥ 0.95: {MISSING}"),
@@ -921,7 +921,19 @@ impl Report {
                 );
             }
         }
-        let _ = writeln!(w);
+        let _ = writeln!(
+            w,
+            "\nThe lag is mostly the 50 ms a half-filled datagram waits for more entries (IPVS's \
+             master thread waits for a full buffer, or up to 2 s), plus up to 5 ms until rvsd \
+             next reads the data plane's ring (it is woken only when an eighth of the ring is \
+             full). The bulk sync's time runs from the new director's first request to the end \
+             mark: the peer reads its tables in batches (BPF_MAP_LOOKUP_BATCH) and streams them \
+             over TCP, the new director writes each flow with a few map calls; its rvsd serves \
+             rvsadm (and starts VRRP) only then, after loading its programs and allocating its \
+             tables. The cost figures are of a chain that runs in the sending CPU's softirq on \
+             this 2-core machine, where rvsd's sync work takes CPU from the chain itself; their \
+             spread says how much the machine's other load moved them.\n"
+        );
     }
 
     fn render_evidence(&self, w: &mut String) {
