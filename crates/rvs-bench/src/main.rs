@@ -53,7 +53,7 @@ use crate::{
     about = "rvs against the XDP ceiling, nftables, HAProxy and no balancer, in one run"
 )]
 struct Args {
-    /// About 2 minutes: one repetition, shorter runs.
+    /// About 7 minutes: fewer repetitions, shorter runs.
     #[arg(long, conflicts_with = "smoke")]
     quick: bool,
     /// A few seconds per case: checks that every part works, numbers mean little.

@@ -780,8 +780,8 @@ impl Report {
              rvsadm (program load and attach included). *Cost*: the packet part's runs at \
              the MASTER, one rvsd with `lvs_sync_daemon` whose data plane's sync switch is \
              cleared for the *off* runs (as in an rvsd without it: no reports) and set for the \
-             *on* runs, off and on by turns, so that load drifting on the machine weighs on \
-             both; no second director running (its work would share the two CPUs with the \
+             *on* runs, by turns (off first in one repetition, on first in the next), so that \
+             load drifting on the machine and a table that fills run by run weigh on both; no second director running (its work would share the two CPUs with the \
              chain measured).\n",
             self.measured_by(),
             sync::WIRE_OVERHEAD

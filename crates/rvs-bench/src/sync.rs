@@ -560,8 +560,8 @@ fn cost(plan: &Plan, bins: &Bins, dir: &Path) -> Result<CostFigure> {
     switch(false)?;
     bench.steady(plan.flows_per_cpu, t, 0, None, None)?;
     let (mut sent, mut on_time) = (0u64, 0.0f64);
-    for _ in 0..plan.reps {
-        for on in [false, true] {
+    for rep in 0..plan.reps {
+        for on in order(rep) {
             switch(on)?;
             let c0 = counters(&rvsd)?;
             let started = Instant::now();
@@ -581,9 +581,10 @@ fn cost(plan: &Plan, bins: &Bins, dir: &Path) -> Result<CostFigure> {
         let r = bench.again(t, Some(id))?;
         if on { &mut fig.on } else { &mut fig.off }.add(&r, false);
     }
-    // New flows, likewise (each run opens flows of its own).
-    for _ in 0..plan.new_reps {
-        for on in [false, true] {
+    // New flows, likewise (each run opens flows of its own, in a table that grows from run to
+    // run, so neither side may always come second).
+    for rep in 0..plan.new_reps {
+        for on in order(rep) {
             switch(on)?;
             let f = bench.new_flows(plan.new_per_cpu, t, 1, None)?;
             let into = if on {
@@ -614,6 +615,15 @@ fn cost(plan: &Plan, bins: &Bins, dir: &Path) -> Result<CostFigure> {
         fig.sent_per_s,
     ));
     Ok(fig)
+}
+
+/// Sync off then on in even repetitions, on then off in odd ones.
+fn order(rep: usize) -> [bool; 2] {
+    if rep.is_multiple_of(2) {
+        [false, true]
+    } else {
+        [true, false]
+    }
 }
 
 /// Adds the samples of `f` to `into`.
