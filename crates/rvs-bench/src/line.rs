@@ -106,7 +106,7 @@ impl Line {
 }
 
 /// A veth pair with `queues` queues each way, `a` in `ns_a` and `b` in `ns_b`.
-fn veth(ns_a: &Netns, a: &str, ns_b: &Netns, b: &str, queues: usize) -> Result<()> {
+pub fn veth(ns_a: &Netns, a: &str, ns_b: &Netns, b: &str, queues: usize) -> Result<()> {
     let q = queues.to_string();
     ns_a.ip(&[
         "link",
@@ -132,7 +132,7 @@ fn veth(ns_a: &Netns, a: &str, ns_b: &Netns, b: &str, queues: usize) -> Result<(
     .map(drop)
 }
 
-fn setup(ns: &Netns, dev: &str, ip: Ipv4Addr, prefix: u8) -> Result<()> {
+pub fn setup(ns: &Netns, dev: &str, ip: Ipv4Addr, prefix: u8) -> Result<()> {
     let mac = Mac::for_ipv4(ip).to_string();
     ns.ip(&["link", "set", "dev", dev, "address", &mac, "up"])?;
     ns.ip(&["addr", "add", &format!("{ip}/{prefix}"), "dev", dev])?;

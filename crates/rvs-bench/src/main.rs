@@ -9,9 +9,13 @@
 //! failure) and needs root. Parts: `packets` (packet rates of every case on a line of
 //! namespaces, with an XDP-frame generator), `tcp` (connections, HTTP and bulk through every
 //! balancer to nginx/iperf3 real servers), `scaling` (1…1000 real servers), `table` (the
-//! connection table at 1k…1M flows). `RVS_BENCH_DEBUG=1` prints every run.
+//! connection table at 1k…1M flows), `failover` (VRRP failover times of rvs and keepalived,
+//! issue 11), `sync` (connection sync between two directors: lag, rate, bulk sync, cost; issue
+//! 12). A run of some parts (`--only`) keeps the other parts' sections of an existing report.
+//! `RVS_BENCH_DEBUG=1` prints every run.
 
 mod cpu;
+mod failover;
 mod line;
 mod perf;
 mod pps;
@@ -19,6 +23,7 @@ mod progs;
 mod report;
 mod rvs;
 mod stats;
+mod sync;
 mod tcp;
 mod tools;
 mod xdp;
@@ -48,7 +53,7 @@ use crate::{
     about = "rvs against the XDP ceiling, nftables, HAProxy and no balancer, in one run"
 )]
 struct Args {
-    /// About 2 minutes: one repetition, shorter runs.
+    /// About 7 minutes: fewer repetitions, shorter runs.
     #[arg(long, conflicts_with = "smoke")]
     quick: bool,
     /// A few seconds per case: checks that every part works, numbers mean little.
@@ -60,7 +65,8 @@ struct Args {
     /// Directory of rvsd, rvsadm and rvs-rs (default: beside this program, or RVS_BIN_DIR).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
-    /// Only these parts (comma-separated): packets, tcp, scaling, table.
+    /// Only these parts (comma-separated): packets, tcp, scaling, table, failover, sync. The
+    /// other parts' sections of an existing report are kept.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// The command line to print in the report (scripts/bench passes its own).
@@ -208,7 +214,7 @@ fn run(args: &Args) -> Result<bool> {
         }
         plan.scale_servers = args.scale_servers.clone();
     }
-    let parts = ["packets", "tcp", "scaling", "table"];
+    let parts = ["packets", "tcp", "scaling", "table", "failover", "sync"];
     for p in &args.only {
         if !parts.contains(&p.as_str()) {
             bail!("unknown part {p:?}; the parts are {}", parts.join(", "));
@@ -268,11 +274,52 @@ fn run(args: &Args) -> Result<bool> {
     {
         rep.failures.push(format!("connection table: {e:#}"));
     }
+    if want("failover") {
+        let f = failover::run(&plan, &bins, &dir).map_err(|e| format!("{e:#}"));
+        match &f {
+            Ok(f) => rep.failures.extend(f.rows.iter().filter_map(|r| {
+                r.error.as_ref().map(|e| {
+                    format!(
+                        "failover, v{} {} s, {}: {e}",
+                        r.setting.version,
+                        r.setting.advert_int,
+                        r.pair.name()
+                    )
+                })
+            })),
+            Err(e) => rep.failures.push(format!("failover: {e}")),
+        }
+        rep.failover = Some(f);
+    }
+    if want("sync") {
+        let s = sync::run(&plan, &bins, &dir);
+        let mut failed = Vec::new();
+        for (what, r) in [
+            ("lag", s.lag.as_ref().err()),
+            ("rate", s.rate.as_ref().err()),
+            ("cost", s.cost.as_ref().err()),
+        ] {
+            if let Some(e) = r {
+                failed.push(format!("sync {what}: {e}"));
+            }
+        }
+        for b in &s.bulk {
+            if let Err((n, e)) = b {
+                failed.push(format!("sync, bulk of {n}: {e}"));
+            }
+        }
+        rep.failures.extend(failed);
+        rep.sync = Some(s);
+    }
     rep.elapsed_s = START.get().map_or(0.0, |s| s.elapsed().as_secs_f64());
-    let kept = std::fs::read_to_string(&args.out)
-        .ok()
-        .and_then(|d| report::kept_analysis(&d));
-    let doc = rep.render(kept.as_deref());
+    let old = std::fs::read_to_string(&args.out).ok();
+    let kept = old.as_deref().and_then(report::kept_analysis);
+    let mut doc = rep.render(kept.as_deref());
+    if !args.only.is_empty()
+        && let Some(old) = &old
+    {
+        doc = report::merge(old, &doc, &args.only);
+    }
     std::fs::write(&args.out, &doc).with_context(|| format!("writing {}", args.out.display()))?;
     if !args.quiet {
         println!("{doc}");

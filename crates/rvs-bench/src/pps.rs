@@ -47,7 +47,8 @@ pub struct Figure {
 }
 
 impl Figure {
-    fn add(&mut self, r: &Run, timed: bool) {
+    /// Adds a run: its rates when `timed`, its program's run time when it was measured.
+    pub fn add(&mut self, r: &Run, timed: bool) {
         if timed {
             self.pps.push(r.pps);
             self.delivered.push(r.delivered);
@@ -218,6 +219,17 @@ impl<'a> Bench<'a> {
         self.run(Some(flows), flows, budget, None, sink)
     }
 
+    /// The flows of the last steady-state measurement again for `time`, with run-time
+    /// statistics of `prog` when given.
+    pub fn again(&mut self, time: Duration, prog: Option<u32>) -> Result<Run> {
+        let flows = self.last.context("no steady-state flows yet")?;
+        let budget = Budget {
+            time,
+            frames_per_cpu: u64::MAX,
+        };
+        self.run(Some(flows), flows, budget, prog, None)
+    }
+
     /// New flows: every frame starts a flow never sent before, at most `per_cpu` frames per
     /// CPU per run (bounding what a connection table receives), `reps` timed runs and one with
     /// statistics for `prog`.
@@ -263,6 +275,24 @@ impl<'a> Bench<'a> {
         let (sent, ()) = self
             .generator
             .run(&self.line.client, warm, flows, budget, || Ok(()))?;
+        thread::sleep(SETTLE);
+        Ok((sent, flows))
+    }
+
+    /// `per_cpu` fresh flows per CPU, each sent `passes` times (the flows round and round, no
+    /// warm-up), bounded by `time`.
+    pub fn passes(&mut self, per_cpu: u32, passes: u64, time: Duration) -> Result<(Sent, Flows)> {
+        let flows = Flows {
+            base: self.fresh(u64::from(per_cpu))?,
+            per_cpu,
+        };
+        let budget = Budget {
+            time,
+            frames_per_cpu: u64::from(per_cpu) * passes,
+        };
+        let (sent, ()) = self
+            .generator
+            .run(&self.line.client, None, flows, budget, || Ok(()))?;
         thread::sleep(SETTLE);
         Ok((sent, flows))
     }

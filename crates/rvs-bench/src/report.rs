@@ -4,7 +4,13 @@
 
 use std::fmt::Write as _;
 
-use crate::{pps::Figure, progs::Prog, stats::Sample};
+use crate::{
+    failover::{self, FailoverReport, Pair},
+    pps::Figure,
+    progs::Prog,
+    stats::Sample,
+    sync::{self, SyncReport},
+};
 
 /// Marks the hand-written part of BENCHMARKS.md, which a new run keeps.
 pub const ANALYSIS_BEGIN: &str = "<!-- analysis: written by hand, kept by rvs-bench -->";
@@ -147,6 +153,9 @@ pub struct Report {
     pub profiles: Vec<Profile>,
     pub notes: Vec<String>,
     pub failures: Vec<String>,
+    /// None: the part did not run.
+    pub failover: Option<Result<FailoverReport, String>>,
+    pub sync: Option<SyncReport>,
 }
 
 fn median(s: &Sample) -> Option<f64> {
@@ -348,6 +357,8 @@ impl Report {
         self.render_tcp(w);
         self.render_scaling(w);
         self.render_fill(w);
+        self.render_failover(w);
+        self.render_sync(w);
         self.render_evidence(w);
 
         let _ = writeln!(w, "## Cases\n");
@@ -591,6 +602,340 @@ impl Report {
         let _ = writeln!(w);
     }
 
+    /// The line each part's section starts with: which run produced it (a run of some parts
+    /// keeps the other parts' sections of the file, each with its own line).
+    fn measured_by(&self) -> String {
+        format!(
+            "Measured by `{}` ({} mode) on {}.",
+            self.command, self.mode, self.date
+        )
+    }
+
+    fn render_failover(&self, w: &mut String) {
+        let Some(f) = &self.failover else { return };
+        let _ = writeln!(w, "## Failover (VRRP): kill -9 of the MASTER\n");
+        let trials = f.as_ref().map_or(0, |f| f.trials);
+        let _ = writeln!(
+            w,
+            "{} {trials} trial(s) per pair and setting; median (worst) in ms. Two directors and \
+             two real servers on one LAN (the testbed's `HaCluster`), the client behind a router whose \
+             neighbour cache must follow the MASTER; `garp_master_delay 1`. Each trial: the \
+             pair settled (the MASTER holds the VIP, a connection went through it, 2.5 s more: \
+             past its second gratuitous ARP and the router's lock time), then `kill -9` of the \
+             MASTER's VRRP process; *to VIP*: until the BACKUP has the VIP on its interface \
+             (`ip addr`, polled every 10 ms); *to connection*: until a new TCP connection from \
+             the client (50 ms connect timeout per try) succeeds and the BACKUP's data plane has \
+             counted it. Then the killed director restarts and preempts. keepalived is Debian's \
+             2.2.7, its VRRP part (`keepalived --vrrp`), with an rvsd beside it that runs the \
+             same virtual service without VRRP as its data plane: this kernel has no IPVS \
+             (`CONFIG_IP_VS` is off), and as the kernel's IPVS table outlives a killed \
+             keepalived, that rvsd keeps running when keepalived is killed. So the connection \
+             column times the same probe for every pair, and its keepalived figures are \
+             keepalived's VRRP with rvs's forwarding.\n",
+            self.measured_by()
+        );
+        let rows = match f {
+            Ok(f) => &f.rows,
+            Err(e) => {
+                let _ = writeln!(w, "{MISSING}: {e}\n");
+                return;
+            }
+        };
+        let mut settings: Vec<failover::Setting> = Vec::new();
+        for r in rows {
+            if !settings.contains(&r.setting) {
+                settings.push(r.setting);
+            }
+        }
+        let mut pairs: Vec<Pair> = Vec::new();
+        for r in rows {
+            if !pairs.contains(&r.pair) {
+                pairs.push(r.pair);
+            }
+        }
+        let mut head = String::from("| pair (master → backup) |");
+        let mut rule = String::from("|---|");
+        for st in &settings {
+            let _ = write!(
+                head,
+                " v{} {} s: to VIP | v{} {} s: to connection |",
+                st.version, st.advert_int, st.version, st.advert_int
+            );
+            rule.push_str("---|---|");
+        }
+        let _ = writeln!(w, "{head}\n{rule}");
+        let find =
+            |p: Pair, st: failover::Setting| rows.iter().find(|r| r.pair == p && r.setting == st);
+        let cell = |v: &[std::time::Duration]| match failover::median_and_worst(v) {
+            Some((m, x)) => format!("{} ({})", m.as_millis(), x.as_millis()),
+            None => MISSING.into(),
+        };
+        for &p in &pairs {
+            let mut line = format!("| {} |", p.name());
+            for &st in &settings {
+                match find(p, st) {
+                    Some(r) => {
+                        let _ = write!(line, " {} | {} |", cell(&r.to_vip), cell(&r.to_conn));
+                    }
+                    None => line.push_str(" — | — |"),
+                }
+            }
+            let _ = writeln!(w, "{line}");
+        }
+        let _ = writeln!(w);
+        let errors: Vec<String> = rows
+            .iter()
+            .filter_map(|r| {
+                r.error.as_ref().map(|e| {
+                    format!(
+                        "v{} {} s, {}: {e}",
+                        r.setting.version,
+                        r.setting.advert_int,
+                        r.pair.name()
+                    )
+                })
+            })
+            .collect();
+        if !errors.is_empty() {
+            let _ = writeln!(w, "Trials that failed:\n");
+            for e in errors {
+                let _ = writeln!(w, "- {e}");
+            }
+            let _ = writeln!(w);
+        }
+        let _ = writeln!(
+            w,
+            "Goals (issue 11): rvs no slower than keepalived at every setting, and under 400 ms \
+             at 0.1 s.\n"
+        );
+        let verdict = |ok: bool| if ok { "met" } else { "**not met**" };
+        let median = |p: Pair, st: failover::Setting, conn: bool| {
+            find(p, st)
+                .and_then(|r| failover::median_and_worst(if conn { &r.to_conn } else { &r.to_vip }))
+        };
+        for &st in &settings {
+            for (what, conn) in [("to the VIP", false), ("to the first connection", true)] {
+                let rvs = median(Pair::RvsRvs, st, conn);
+                let ka = median(Pair::KeepalivedKeepalived, st, conn);
+                let mut line = format!("- v{} {} s, {what}:", st.version, st.advert_int);
+                match (rvs, ka) {
+                    (Some((r, rw)), Some((k, kw))) => {
+                        let _ = write!(
+                            line,
+                            " rvs → rvs {} ms (worst {}), keepalived → keepalived {} ms (worst \
+                             {}): no slower: {}",
+                            r.as_millis(),
+                            rw.as_millis(),
+                            k.as_millis(),
+                            kw.as_millis(),
+                            verdict(r <= k)
+                        );
+                    }
+                    _ => line.push_str(" rvs → rvs or keepalived → keepalived missing"),
+                }
+                if st.advert_int == "0.1"
+                    && let Some((r, rw)) = rvs
+                {
+                    let _ = write!(
+                        line,
+                        "; under 400 ms: {} (median; worst {})",
+                        verdict(r.as_millis() < 400),
+                        if rw.as_millis() < 400 {
+                            "too"
+                        } else {
+                            "**not**"
+                        }
+                    );
+                }
+                line.push('.');
+                let _ = writeln!(w, "{line}");
+            }
+        }
+        let _ = writeln!(w);
+    }
+
+    fn render_sync(&self, w: &mut String) {
+        let Some(s) = &self.sync else { return };
+        let _ = writeln!(
+            w,
+            "## Connection sync (two rvs directors, `lvs_sync_daemon`)\n\n{} Both directors \
+             run rvsd from a keepalived.conf with `global_defs {{ lvs_sync_daemon IF VI_1 }}` \
+             and a VRRP instance; IPVS's sync protocol v1 to 224.0.0.81:8848, rvs's defaults \
+             (a UDP flow synced at its 3rd packet and every 50th after, TCP on entering \
+             ESTABLISHED and on each state change, a half-full datagram sent within 50 ms). \
+             *Lag*: two directors and two real servers on one LAN, TCP connections from a \
+             client behind a router, one at a time, 20 to 80 ms apart; from `connect()` (SYN, \
+             the handshake's ACK, then the client's first data: its third packet, where IPVS's \
+             rule first syncs an ESTABLISHED connection) to the entry in the BACKUP's \
+             connection table, read from its pinned map every 0.2 ms. *Rate*, *bytes*, *bulk* \
+             and *cost*: the packet line with a second director on a link of its own (the \
+             sync link), UDP flows from the XDP-frame generator. *Rate*: a burst of new flows \
+             at the MASTER, each sent 3 times; the BACKUP's `rvsadm --sync` polled until it has \
+             them all (or nothing new for 1 s); flows per second from the first frame to the \
+             last flow written. *Bytes*: the MASTER's sync counters over that burst (UDP \
+             payload; on the wire adds {} bytes of Ethernet, IPv4 and UDP headers a \
+             datagram). *Bulk*: the MASTER's table filled first (one packet a flow), then the \
+             second rvsd started; its own timing (`rvsadm --sync`: `bulk done from … in N \
+             ms`, from its first request to the end mark) and the time until it serves \
+             rvsadm (program load and attach included). *Cost*: the packet part's runs at \
+             the MASTER, one rvsd with `lvs_sync_daemon` whose data plane's sync switch is \
+             cleared for the *off* runs (as in an rvsd without it: no reports) and set for the \
+             *on* runs, by turns (off first in one repetition, on first in the next), so that \
+             load drifting on the machine and a table that fills run by run weigh on both; no second director running (its work would share the two CPUs with the \
+             chain measured).\n",
+            self.measured_by(),
+            sync::WIRE_OVERHEAD
+        );
+        let _ = writeln!(w, "| figure | value | goal |\n|---|---|---|");
+        let verdict = |ok: bool| if ok { "met" } else { "**not met**" };
+        let ms = |d: std::time::Duration| format!("{:.1}", d.as_secs_f64() * 1e3);
+        match &s.lag {
+            Ok(l) => {
+                let mut v = l.lags.clone();
+                v.sort();
+                let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+                let _ = writeln!(
+                    w,
+                    "| sync lag, SYN at the MASTER to the entry at the BACKUP: p50 / p99 / worst | \
+                     {} / {} / {} ms ({} connections{}) | — |",
+                    ms(at(0.5)),
+                    ms(at(0.99)),
+                    ms(at(1.0)),
+                    v.len(),
+                    if l.missed > 0 {
+                        format!(", {} never seen within 2 s", l.missed)
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+            Err(e) => {
+                let _ = writeln!(w, "| sync lag | {MISSING}: {e} | — |");
+            }
+        }
+        match &s.rate {
+            Ok(r) => {
+                let _ = writeln!(
+                    w,
+                    "| connections synced per second (UDP flows) | {}/s: {} of {} new flows \
+                     reached the BACKUP's table in {:.2} s (the generator sent them in {:.2} s; \
+                     the MASTER sent {}, its sync ring was full for {}) | — |",
+                    kilo(r.synced as f64 / r.secs.max(1e-6)),
+                    r.synced,
+                    r.offered,
+                    r.secs,
+                    r.offer_secs,
+                    r.sent_conns,
+                    r.ring_full,
+                );
+                let per = |b: u64| b as f64 * 1000.0 / r.sent_conns.max(1) as f64;
+                let _ = writeln!(
+                    w,
+                    "| bytes per 1000 new connections | {:.1} kB of UDP payload, {:.1} kB on the \
+                     wire ({:.1} datagrams; {} entries in {} datagrams over the burst) | — |",
+                    per(r.sent_bytes) / 1e3,
+                    per(r.sent_bytes + r.sent_msgs * sync::WIRE_OVERHEAD) / 1e3,
+                    per(r.sent_msgs),
+                    r.sent_conns,
+                    r.sent_msgs,
+                );
+            }
+            Err(e) => {
+                let _ = writeln!(w, "| connections synced per second | {MISSING}: {e} | — |");
+                let _ = writeln!(w, "| bytes per 1000 new connections | {MISSING} | — |");
+            }
+        }
+        for b in &s.bulk {
+            match b {
+                Ok(b) => {
+                    let goal = if b.flows >= 1_000_000 {
+                        format!("< 10 s: {}", verdict(b.millis < 10_000))
+                    } else {
+                        "—".into()
+                    };
+                    let _ = writeln!(
+                        w,
+                        "| bulk sync of {} connections | {:.2} s ({} received; rvsd serving after \
+                         {:.2} s) | {goal} |",
+                        kilo(b.flows as f64),
+                        b.millis as f64 / 1e3,
+                        b.received,
+                        b.wall.as_secs_f64(),
+                    );
+                }
+                Err((n, e)) => {
+                    let _ = writeln!(
+                        w,
+                        "| bulk sync of {} connections | {MISSING}: {e} | — |",
+                        kilo(*n as f64)
+                    );
+                }
+            }
+        }
+        match &s.cost {
+            Ok(c) => {
+                for (what, on, off, goal) in [
+                    ("known flows, pps", &c.on, &c.off, true),
+                    ("new flows/s", &c.on_new, &c.off_new, false),
+                ] {
+                    let (a, b) = (on.pps.median(), off.pps.median());
+                    let r = match (a, b) {
+                        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+                        _ => None,
+                    };
+                    let _ = writeln!(
+                        w,
+                        "| MASTER's {what}, sync on / off | {} / {} = {} | {} |",
+                        cell(&on.pps, kilo),
+                        cell(&off.pps, kilo),
+                        r.map_or("—".into(), |r| format!("{r:.3}")),
+                        match (goal, r) {
+                            (true, Some(r)) => format!("≥ 0.95: {}", verdict(r >= 0.95)),
+                            (true, None) => format!("≥ 0.95: {MISSING}"),
+                            _ => "—".into(),
+                        }
+                    );
+                }
+                let _ = writeln!(
+                    w,
+                    "| MASTER's director ns/pkt (BPF run-time statistics), known / new flows, \
+                     sync on / off | {} / {} and {} / {} | — |",
+                    cell(&c.on.prog_ns, ns),
+                    cell(&c.off.prog_ns, ns),
+                    cell(&c.on_new.prog_ns, ns),
+                    cell(&c.off_new.prog_ns, ns),
+                );
+                let _ = writeln!(
+                    w,
+                    "| MASTER's sync sending during the known-flow runs | {} entries/s; rvsd {} \
+                     of a CPU (off: {}) | — |",
+                    kilo(c.sent_per_s),
+                    c.on.daemon_cpu.median().map_or(MISSING.into(), pct),
+                    c.off.daemon_cpu.median().map_or(MISSING.into(), pct),
+                );
+            }
+            Err(e) => {
+                let _ = writeln!(
+                    w,
+                    "| MASTER's packet rate, sync on / off | {MISSING}: {e} | — |"
+                );
+            }
+        }
+        let _ = writeln!(
+            w,
+            "\nThe lag is mostly the 50 ms a half-filled datagram waits for more entries (IPVS's \
+             master thread waits for a full buffer, or up to 2 s), plus up to 5 ms until rvsd \
+             next reads the data plane's ring (it is woken only when an eighth of the ring is \
+             full). The bulk sync's time runs from the new director's first request to the end \
+             mark: the peer reads its tables in batches (BPF_MAP_LOOKUP_BATCH) and streams them \
+             over TCP, the new director writes each flow with a few map calls; its rvsd serves \
+             rvsadm (and starts VRRP) only then, after loading its programs and allocating its \
+             tables. The cost figures are of a chain that runs in the sending CPU's softirq on \
+             this 2-core machine, where rvsd's sync work takes CPU from the chain itself; their \
+             spread says how much the machine's other load moved them.\n"
+        );
+    }
+
     fn render_evidence(&self, w: &mut String) {
         if self.programs.is_empty() && self.profiles.is_empty() {
             return;
@@ -661,6 +1006,88 @@ impl Report {
     }
 }
 
+/// The part that writes each section, by the start of its heading (a section runs from its
+/// `## ` heading to the next).
+const OWNERS: [(&str, &str); 10] = [
+    ("## Goals", "packets"),
+    ("## Packet forwarding", "packets"),
+    ("## TCP through", "tcp"),
+    ("## Scaling", "scaling"),
+    ("## Connection table", "table"),
+    ("## Failover", "failover"),
+    ("## Connection sync", "sync"),
+    ("## Where the time goes", "packets"),
+    ("## Cases", "packets"),
+    ("## Notes", "packets"),
+];
+
+fn owner(heading: &str) -> Option<&'static str> {
+    OWNERS
+        .iter()
+        .find(|(h, _)| heading.starts_with(h))
+        .map(|(_, o)| *o)
+}
+
+/// The document before the analysis, cut into sections: (heading line, whole text); the text
+/// before the first heading comes first, with an empty heading.
+fn sections(body: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = vec![(String::new(), String::new())];
+    for line in body.split_inclusive('\n') {
+        if line.starts_with("## ") {
+            out.push((line.trim_end().to_owned(), String::new()));
+        }
+        if let Some(last) = out.last_mut() {
+            last.1.push_str(line);
+        }
+    }
+    out
+}
+
+/// What a run of only `parts` writes: the `old` document with those parts' sections replaced by
+/// the ones of `new` (a section new to the file goes before "Where the time goes", or the
+/// cases), and everything else as it was: the other parts' figures, the header of the run that
+/// made them, the hand-written analysis. Each part's section says which run measured it.
+pub fn merge(old: &str, new: &str, parts: &[String]) -> String {
+    let Some(cut) = old.find(ANALYSIS_BEGIN) else {
+        return new.to_owned();
+    };
+    let (old_body, old_tail) = old.split_at(cut);
+    let new_body = new.find(ANALYSIS_BEGIN).map_or(new, |c| &new[..c]);
+    let ran = |h: &str| owner(h).is_some_and(|o| parts.iter().any(|p| p == o));
+    let fresh: Vec<(String, String)> = sections(new_body)
+        .into_iter()
+        .filter(|(h, _)| ran(h))
+        .collect();
+    let old_secs = sections(old_body);
+    let known: Vec<&str> = old_secs.iter().map(|(h, _)| h.as_str()).collect();
+    let mut added: Vec<&(String, String)> = fresh
+        .iter()
+        .filter(|(h, _)| !known.contains(&h.as_str()))
+        .collect();
+    let mut out = String::new();
+    for (h, text) in &old_secs {
+        if (h.starts_with("## Where the time goes") || h.starts_with("## Cases"))
+            && !added.is_empty()
+        {
+            for (_, t) in added.drain(..) {
+                out.push_str(t);
+            }
+        }
+        if ran(h) {
+            if let Some((_, t)) = fresh.iter().find(|(fh, _)| fh == h) {
+                out.push_str(t);
+            }
+        } else {
+            out.push_str(text);
+        }
+    }
+    for (_, t) in added {
+        out.push_str(t);
+    }
+    out.push_str(old_tail);
+    out
+}
+
 /// The hand-written analysis in an existing document, if any.
 pub fn kept_analysis(doc: &str) -> Option<String> {
     let start = doc.find(ANALYSIS_BEGIN)? + ANALYSIS_BEGIN.len();
@@ -686,5 +1113,46 @@ mod tests {
             "## Analysis\n\nBy hand."
         );
         assert!(doc.contains("| HAProxy | n/a |"));
+    }
+
+    #[test]
+    fn a_run_of_some_parts_keeps_the_others_sections() {
+        let old = format!(
+            "# rvs benchmarks\n\nProduced by the full run.\n\n## Goals\n\n- packets goal\n\n\
+             ## Packet forwarding (UDP)\n\nold packets\n\n## Connection sync (old)\n\nold \
+             sync\n\n## Where the time goes\n\nold profile\n\n## Cases\n\n- cases\n\n\
+             {ANALYSIS_BEGIN}\n## Analysis\n\nBy hand.\n{ANALYSIS_END}\n"
+        );
+        let new = format!(
+            "# rvs benchmarks\n\nProduced by a sync run.\n\n## Goals\n\n\n\
+             ## Packet forwarding (UDP)\n\n(empty)\n\n## Failover (VRRP)\n\nnew failover\n\n\
+             ## Connection sync (old)\n\nnew sync\n\n## Cases\n\n- cases\n\n{ANALYSIS_BEGIN}\n\
+             ## Analysis\n\n(Write here)\n{ANALYSIS_END}\n"
+        );
+        let parts = ["failover".to_owned(), "sync".to_owned()];
+        let doc = merge(&old, &new, &parts);
+        for kept in [
+            "Produced by the full run.",
+            "- packets goal",
+            "old packets",
+            "old profile",
+            "By hand.",
+            "new sync",
+            "new failover",
+        ] {
+            assert!(doc.contains(kept), "{kept:?} missing:\n{doc}");
+        }
+        for gone in [
+            "old sync",
+            "(empty)",
+            "Produced by a sync run",
+            "(Write here)",
+        ] {
+            assert!(!doc.contains(gone), "{gone:?} kept:\n{doc}");
+        }
+        // A section new to the file goes before the evidence.
+        assert!(doc.find("new failover").unwrap() < doc.find("old profile").unwrap());
+        // Run again: the same document.
+        assert_eq!(merge(&doc, &new, &parts), doc);
     }
 }

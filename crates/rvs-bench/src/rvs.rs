@@ -69,6 +69,17 @@ pub struct Rvsd {
 impl Rvsd {
     /// Starts rvsd in `ns` on `interfaces` with a connection table of `table_size` flows.
     pub fn start(ns: &Netns, bins: &Bins, interfaces: &[&str], table_size: u32) -> Result<Rvsd> {
+        Rvsd::start_with(ns, bins, interfaces, table_size, &[])
+    }
+
+    /// As [`Rvsd::start`], with more options (`-f FILE`, ...).
+    pub fn start_with(
+        ns: &Netns,
+        bins: &Bins,
+        interfaces: &[&str],
+        table_size: u32,
+        extra: &[&str],
+    ) -> Result<Rvsd> {
         let tag = format!(
             "{}-{}",
             std::process::id(),
@@ -94,9 +105,11 @@ impl Rvsd {
             .arg(&rvsd.pin_dir)
             .arg("--state-file")
             .arg(rvsd.dir.join("state.json"))
+            .args(extra)
             .env("RVS_LOG", "warn,rvs=info");
         let mut p = spawn_in(ns, &mut cmd, rvsd.dir.join("rvsd.log"))?;
-        p.wait_for_log("serving rvsadm", Duration::from_secs(60))
+        // A director with connection sync serves rvsadm once its bulk sync is over.
+        p.wait_for_log("serving rvsadm", Duration::from_secs(180))
             .context("rvsd did not come up")?;
         rvsd.proc = Some(p);
         Ok(rvsd)
@@ -104,6 +117,25 @@ impl Rvsd {
 
     fn socket(&self) -> PathBuf {
         self.dir.join("rvsd.sock")
+    }
+
+    /// The bpffs directory of its pinned maps.
+    pub fn pin_dir(&self) -> &Path {
+        &self.pin_dir
+    }
+
+    /// `kill -9`: it dies without a word (its XDP program and pins stay until this handle is
+    /// dropped).
+    pub fn kill9(&mut self) {
+        if let Some(p) = self.proc.take() {
+            // SAFETY: kill has no memory preconditions; the child is not yet reaped, so the pid
+            // is still this process.
+            unsafe {
+                libc::kill(p.pid() as i32, libc::SIGKILL);
+            }
+            // Dropping reaps it (SIGTERM to a dead process is harmless).
+            drop(p);
+        }
     }
 
     /// The pinned map `name` (bpffs path).

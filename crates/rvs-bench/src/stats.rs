@@ -17,6 +17,11 @@ impl Sample {
         }
     }
 
+    /// Adds every value of `other`.
+    pub fn extend(&mut self, other: &Sample) {
+        self.values.extend_from_slice(&other.values);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
     }

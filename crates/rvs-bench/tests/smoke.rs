@@ -86,6 +86,8 @@ fn every_row_of_the_smoke_run_is_filled() {
     for section in [
         "## Scaling with the number of real servers",
         "## Connection table",
+        "## Failover (VRRP)",
+        "## Connection sync",
         "## Where the time goes",
     ] {
         assert!(doc.contains(section), "no {section:?}:\n{doc}");
@@ -107,4 +109,23 @@ fn every_row_of_the_smoke_run_is_filled() {
     }
     // The goals are stated against this run's figures.
     assert!(doc.contains("of the ceiling"), "no goal lines:\n{doc}");
+    // Failover of rvs to rvs and of keepalived to rvs; every sync figure.
+    for row in ["rvs → rvs", "keepalived → rvs"] {
+        assert!(
+            rows.iter().any(|r| r[0] == row),
+            "no failover row {row:?}:\n{doc}"
+        );
+    }
+    for figure in [
+        "sync lag",
+        "connections synced per second",
+        "bytes per 1000 new connections",
+        "bulk sync of",
+        "MASTER's known flows, pps, sync on / off",
+    ] {
+        assert!(
+            rows.iter().any(|r| r[0].starts_with(figure)),
+            "no sync figure {figure:?}:\n{doc}"
+        );
+    }
 }

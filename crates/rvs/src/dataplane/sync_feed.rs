@@ -7,7 +7,7 @@ use std::{path::Path, time::Duration};
 use anyhow::{Context, Result};
 use aya::maps::{Map, MapData, RingBuf};
 use rvs_common::{
-    maps::{self as names, Config, config_flags},
+    maps::{self as names, Config, SYNC_FEED_POLL_MS, config_flags},
     sync::{DEFAULT_SYNC_PERIOD, DEFAULT_SYNC_THRESHOLD, SyncEvent},
 };
 use tokio::io::unix::AsyncFd;
@@ -92,20 +92,24 @@ impl SyncFeed {
         out
     }
 
-    /// Waits until events are there and returns them, at most `max`.
+    /// Waits until events are there and returns them, at most `max`. The data plane wakes
+    /// this reader only when the ring fills up (`SYNC_RING_WAKE_AT`), so it also looks every
+    /// `SYNC_FEED_POLL_MS`.
     pub async fn next_batch(&mut self, max: usize) -> Result<Vec<SyncEvent>> {
         loop {
             let batch = self.drain(max);
             if !batch.is_empty() {
                 return Ok(batch);
             }
-            let mut guard = self
-                .ring
-                .readable_mut()
-                .await
-                .context("waiting on the sync ring")?;
-            // Cleared before the next drain: a record submitted after it wakes the next wait.
-            guard.clear_ready();
+            let woken = tokio::time::timeout(
+                Duration::from_millis(SYNC_FEED_POLL_MS),
+                self.ring.readable_mut(),
+            )
+            .await;
+            if let Ok(guard) = woken {
+                // Cleared before the next drain: a record submitted after it wakes the next wait.
+                guard.context("waiting on the sync ring")?.clear_ready();
+            }
         }
     }
 

@@ -132,8 +132,11 @@ pub fn feed(
                     reason: e.reason,
                 };
                 for flow in std::iter::once(flow).chain(template) {
-                    // A full queue drops the flow: the next report of it carries it again.
-                    if tx.try_send(flow).is_err() && tx.is_closed() {
+                    // A full queue waits for the sender: meanwhile the ring holds the reports,
+                    // and one that finds it full is counted by the data plane
+                    // (`sync_ring_full`). Dropping here instead lost a fifth of a burst of new
+                    // flows without a trace.
+                    if tx.send(flow).await.is_err() {
                         return;
                     }
                 }

@@ -92,6 +92,30 @@ pub fn sender(ifname: &str, ifindex: u32, src: IpAddr, ttl: u8) -> Result<tokio:
     Ok(tokio::net::UdpSocket::from_std(s.into())?)
 }
 
+/// Room for a burst of datagrams while the receiver writes their entries into the tables (the
+/// role of IPVS's `sync_sock_size`): at the default 208 KiB, a burst of a few thousand new
+/// connections at the master overflowed it and most of their datagrams were lost.
+const RECV_BUFFER: usize = 8 << 20;
+
+/// Sets the receive buffer to `bytes`, past `net.core.rmem_max` when allowed (CAP_NET_ADMIN).
+fn set_recv_buffer(s: &Socket, bytes: usize) {
+    use std::os::fd::AsRawFd;
+    let v = bytes as libc::c_int;
+    // SAFETY: setsockopt reads an int of the size given from a live local.
+    let forced = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&raw const v).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    } == 0;
+    if !forced {
+        let _ = s.set_recv_buffer_size(bytes);
+    }
+}
+
 /// The receiving socket: the sync port on every address of the interface, in `group`.
 pub fn receiver(
     ifname: &str,
@@ -102,6 +126,7 @@ pub fn receiver(
 ) -> Result<tokio::net::UdpSocket> {
     let s = socket(group.is_ipv6(), ifname)?;
     s.set_reuse_address(true)?;
+    set_recv_buffer(&s, RECV_BUFFER);
     let any: IpAddr = if group.is_ipv6() {
         Ipv6Addr::UNSPECIFIED.into()
     } else {

@@ -17,8 +17,13 @@ pub struct SyncStatus {
     pub daemon: Option<DaemonView>,
     pub sent_msgs: u64,
     pub sent_conns: u64,
+    /// UDP payload bytes of the datagrams sent (each destination counted), and received.
+    #[serde(default)]
+    pub sent_bytes: u64,
     pub recv_msgs: u64,
     pub recv_conns: u64,
+    #[serde(default)]
+    pub recv_bytes: u64,
     /// Dropped messages and entries, by reason.
     pub dropped: BTreeMap<String, u64>,
     pub bulk: BulkState,
@@ -129,8 +134,8 @@ pub fn render(s: &SyncStatus) -> String {
         ));
     }
     out.push_str(&format!(
-        "sent {} messages {} connections\nreceived {} messages {} connections\n",
-        s.sent_msgs, s.sent_conns, s.recv_msgs, s.recv_conns
+        "sent {} messages {} connections {} bytes\nreceived {} messages {} connections {} bytes\n",
+        s.sent_msgs, s.sent_conns, s.sent_bytes, s.recv_msgs, s.recv_conns, s.recv_bytes
     ));
     for (reason, n) in &s.dropped {
         out.push_str(&format!("dropped {reason} {n}\n"));

@@ -45,6 +45,8 @@ use crate::{daemon::DirectorHandle, model::Model};
 
 /// The longest an entry waits in a half-filled datagram.
 pub const FLUSH: Duration = Duration::from_millis(50);
+/// Flows the sender takes from the feed at a time.
+const SEND_BATCH: usize = 1024;
 /// How often a starting director repeats its bulk request, and how long it waits for any peer.
 const BULK_ASK_EVERY: Duration = Duration::from_millis(500);
 const BULK_NO_PEER: Duration = Duration::from_secs(3);
@@ -296,28 +298,34 @@ async fn send_loop(
     let mut refresh = Refresh::new(timing.refresh_period, timing.retries);
     let started = Instant::now();
     let mut deadline: Option<tokio::time::Instant> = None;
+    // Flows taken from the feed at a time, with one look at the model for all of them.
+    let mut batch = Vec::with_capacity(SEND_BATCH);
     loop {
         let flush_at = deadline.unwrap_or_else(|| tokio::time::Instant::now() + FLUSH);
         tokio::select! {
-            got = feed.recv() => {
-                let Some(Reported { key, conn, reason }) = got else { return };
+            got = feed.recv_many(&mut batch, SEND_BATCH) => {
+                if got == 0 {
+                    return;
+                }
                 let model = shared.director.view().model;
-                let timeout = full_timeout(&model, &key, &conn);
                 let now_ms = started.elapsed().as_millis() as u64;
-                if !refresh.admit(&key, reason, timeout, now_ms) {
-                    continue;
+                for Reported { key, conn, reason } in batch.drain(..) {
+                    let timeout = full_timeout(&model, &key, &conn);
+                    if !refresh.admit(&key, reason, timeout, now_ms) {
+                        continue;
+                    }
+                    // A flow of a service deleted since has nothing to say.
+                    let Some(e) = convert::to_wire(&model, &key, &conn, timeout) else {
+                        continue;
+                    };
+                    let packed = packer.count() as u64;
+                    // A full datagram goes at once; the entry that did not fit starts the next.
+                    if let Some(full) = packer.push(&e) {
+                        send(&shared, &socket, full, packed).await;
+                        deadline = None;
+                    }
+                    deadline.get_or_insert_with(|| tokio::time::Instant::now() + FLUSH);
                 }
-                // A flow of a service deleted since has nothing to say.
-                let Some(e) = convert::to_wire(&model, &key, &conn, timeout) else {
-                    continue;
-                };
-                let packed = packer.count() as u64;
-                // A full datagram goes at once; the entry that did not fit starts the next.
-                if let Some(full) = packer.push(&e) {
-                    send(&shared, &socket, full, packed).await;
-                    deadline = None;
-                }
-                deadline.get_or_insert(tokio::time::Instant::now() + FLUSH);
             }
             _ = tokio::time::sleep_until(flush_at), if deadline.is_some() => {
                 let packed = packer.count() as u64;
@@ -343,6 +351,7 @@ async fn send(shared: &Shared, socket: &UdpSocket, datagram: Vec<u8>, conns: u64
     shared.count(|s| {
         s.sent_msgs += sent;
         s.sent_conns += conns;
+        s.sent_bytes += sent * datagram.len() as u64;
     });
 }
 
@@ -402,6 +411,7 @@ async fn receive(shared: &Arc<Shared>, from: IpAddr, datagram: &[u8]) {
     shared.count(|s| {
         s.recv_msgs += 1;
         s.recv_conns += written;
+        s.recv_bytes += datagram.len() as u64;
         for r in &decoded.dropped {
             s.drop(r.name());
         }
