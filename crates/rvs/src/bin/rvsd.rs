@@ -116,6 +116,55 @@ struct Args {
     /// their effective timings after keepalived's inheritance and defaults).
     #[arg(long, requires = "check_config")]
     dump: bool,
+    /// Serve the monitor (HTTPS console, JSON API, /metrics) on [ADDR]:PORT (all addresses
+    /// when ADDR is left out).
+    #[arg(long, value_name = "[ADDR]:PORT")]
+    web: Option<String>,
+    /// The monitor's certificate (PEM); without --web-cert and --web-key a self-signed one is
+    /// made once in the state file's directory.
+    #[arg(long, value_name = "FILE", requires = "web_key")]
+    web_cert: Option<PathBuf>,
+    /// The monitor's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "web_cert")]
+    web_key: Option<PathBuf>,
+    /// The monitor's users (made with --add-web-user).
+    #[arg(long, value_name = "FILE")]
+    web_users: Option<PathBuf>,
+    /// A monitor session ends after this many seconds without a request.
+    #[arg(long, value_name = "SECONDS", default_value_t = 900)]
+    web_session_idle: u64,
+    /// Add (or replace) a monitor user, reading the password from standard input, then exit.
+    #[arg(long, num_args = 3, value_names = ["FILE", "NAME", "viewer|admin"])]
+    add_web_user: Option<Vec<String>>,
+}
+
+/// `--web [ADDR]:PORT`: `8443`, `:8443`, `198.18.0.1:8443`, `[2001:db8::1]:8443`.
+fn web_listen(s: &str) -> Result<std::net::SocketAddr> {
+    use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let port = s.strip_prefix(':').unwrap_or(s);
+    match port.parse::<u16>() {
+        Ok(p) if p != 0 => Ok(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), p)),
+        _ => bail!("--web {s:?}: expected [ADDR]:PORT, such as :8443 or 198.18.0.1:8443"),
+    }
+}
+
+/// `--add-web-user FILE NAME ROLE`, the password on standard input (its first line).
+fn add_web_user(args: &[String]) -> Result<()> {
+    let [file, name, role] = args else {
+        bail!("--add-web-user FILE NAME viewer|admin");
+    };
+    let role: rvs::daemon::web::users::Role = role.parse()?;
+    let mut password = String::new();
+    std::io::stdin()
+        .read_line(&mut password)
+        .context("reading the password from standard input")?;
+    let password = password.trim_end_matches(['\n', '\r']);
+    rvs::daemon::web::users::add_user(Path::new(file), name, role, password)?;
+    eprintln!("{file}: {name} is a web {}", role.name());
+    Ok(())
 }
 
 fn main() -> std::process::ExitCode {
@@ -137,6 +186,9 @@ fn real_main() -> Result<()> {
         )
         .init();
     let args = Args::parse();
+    if let Some(a) = &args.add_web_user {
+        return add_web_user(a);
+    }
     if args.check_config {
         let path = args
             .use_file
@@ -184,6 +236,22 @@ fn real_main() -> Result<()> {
         }
         None => None,
     };
+    let web = match &args.web {
+        Some(listen) => Some(rvs::daemon::web::WebOptions {
+            listen: web_listen(listen)?,
+            cert: args.web_cert.clone(),
+            key: args.web_key.clone(),
+            users: args.web_users.clone(),
+            state_dir: args
+                .state_file
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .to_owned(),
+            session_idle: Duration::from_secs(args.web_session_idle.max(1)),
+        }),
+        None => None,
+    };
     let mut flags = 0;
     if args.expire_nodest_conn {
         flags |= config_flags::EXPIRE_NODEST_CONN;
@@ -211,6 +279,7 @@ fn real_main() -> Result<()> {
         lblcr_expiration: Duration::from_secs(args.lblcr_expiration),
         keepalived,
         sync,
+        web,
     };
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -1,0 +1,1054 @@
+//! `/api/v1/...` and the routes of the whole monitor. Who is asking: a session cookie (the
+//! console), `Authorization: Bearer TOKEN` (scripts), or, on `/metrics` only, HTTP basic auth
+//! with a web user's name and password. A viewer reads everything; changes need an admin, and
+//! from a session also the session's CSRF token in `X-CSRF-Token`. Bodies are JSON with no
+//! unknown fields, at most [`BODY_LIMIT`] bytes; a change that is refused changes nothing, and
+//! every change (done or refused) goes to the audit log.
+
+use std::{net::SocketAddr, time::Instant};
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Path, Query, State as AxState},
+    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
+    response::{IntoResponse, Response},
+    routing::{delete, get, post},
+};
+use base64::Engine;
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde_json::{Value, json};
+
+use super::{
+    State, audit,
+    ids::{dest_key, parse_dest, parse_service, service_key},
+    metrics, session,
+    users::{self, Role},
+};
+use crate::{
+    control::proto::{self, DestView, Request, ServiceView},
+    model::{DestAddr, DestConfig, FwdMethod, ServiceId},
+};
+
+/// The largest request body accepted.
+pub const BODY_LIMIT: usize = 16 * 1024;
+/// The highest weight (IPVS takes 0 to 65535 from ipvsadm).
+pub const MAX_WEIGHT: i64 = 65535;
+/// Page size when none is asked for, and the largest one.
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 1000;
+
+pub fn router(state: State) -> Router {
+    Router::new()
+        .route("/", get(super::console::index))
+        .route("/login", get(super::console::login_page))
+        .route("/assets/{file}", get(super::console::asset))
+        .route("/metrics", get(metrics_handler))
+        .route("/api/v1/login", post(login))
+        .route("/api/v1/logout", post(logout))
+        .route("/api/v1/session", get(session_info))
+        .route("/api/v1/director", get(director))
+        .route("/api/v1/dataplane", get(dataplane))
+        .route("/api/v1/services", get(services))
+        .route("/api/v1/services/{svc}", get(service))
+        .route(
+            "/api/v1/services/{svc}/servers",
+            get(servers).post(add_server),
+        )
+        .route(
+            "/api/v1/services/{svc}/servers/{rs}",
+            get(server)
+                .put(set_server)
+                .patch(set_server)
+                .delete(remove_server),
+        )
+        .route("/api/v1/connections", get(connections))
+        .route("/api/v1/health", get(health))
+        .route("/api/v1/vrrp", get(vrrp))
+        .route("/api/v1/sync", get(sync))
+        .route("/api/v1/tokens", get(list_tokens).post(create_token))
+        .route("/api/v1/tokens/{id}", delete(revoke_token))
+        .route("/api/v1/events", get(super::console::events))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(state)
+}
+
+async fn security_headers(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=31536000"),
+    );
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    r
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no such page or API call")
+}
+
+/// An error answer: `{"error": "...", "errno": N}`.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    pub errno: Option<i32>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+            errno: None,
+        }
+    }
+    fn bad(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+    /// The director's refusal, with rvsadm's errno and message.
+    fn director(errno: i32, detail: String) -> ApiError {
+        let status = match errno {
+            libc::ESRCH | libc::ENOENT => StatusCode::NOT_FOUND,
+            libc::EEXIST => StatusCode::CONFLICT,
+            libc::EINVAL | libc::ERANGE => StatusCode::BAD_REQUEST,
+            libc::ESHUTDOWN => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        ApiError {
+            status,
+            message: detail,
+            errno: Some(errno),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({ "error": self.message });
+        if let Some(e) = self.errno {
+            body["errno"] = json!(e);
+        }
+        let mut r = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"rvsd\""),
+            );
+        }
+        r
+    }
+}
+
+type ApiResult<T = Json<Value>> = Result<T, ApiError>;
+
+/// How a request was authenticated.
+#[derive(Clone, Debug)]
+pub enum Via {
+    /// A console session, with its CSRF token and cookie id.
+    Session {
+        id: String,
+        csrf: String,
+    },
+    Token {
+        id: String,
+    },
+    Basic,
+}
+
+/// Who is asking.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    pub user: String,
+    pub role: Role,
+    pub via: Via,
+    pub from: std::net::IpAddr,
+}
+
+impl Principal {
+    fn via_name(&self) -> String {
+        match &self.via {
+            Via::Session { .. } => "session".to_owned(),
+            Via::Token { id } => format!("token:{id}"),
+            Via::Basic => "basic".to_owned(),
+        }
+    }
+}
+
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+fn peer(parts: &Parts) -> std::net::IpAddr {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+/// A session or a token (no basic auth: that is for `/metrics`).
+pub fn authenticate(state: &State, parts: &Parts) -> Option<Principal> {
+    let from = peer(parts);
+    if let Some(t) = bearer(&parts.headers) {
+        let t = state.tokens.check(t)?;
+        return Some(Principal {
+            user: t.name,
+            role: t.role,
+            via: Via::Token { id: t.id },
+            from,
+        });
+    }
+    let id = cookie(&parts.headers, session::COOKIE)?;
+    let s = state.sessions.touch(&id, Instant::now())?;
+    Some(Principal {
+        user: s.user,
+        role: s.role,
+        via: Via::Session { id, csrf: s.csrf },
+        from,
+    })
+}
+
+impl FromRequestParts<State> for Principal {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &State) -> Result<Self, ApiError> {
+        authenticate(state, parts).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "log in first (POST /api/v1/login) or give Authorization: Bearer TOKEN",
+            )
+        })
+    }
+}
+
+/// An admin allowed to change: from a session, with its CSRF token.
+pub struct Admin(pub Principal);
+
+impl FromRequestParts<State> for Admin {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &State) -> Result<Self, ApiError> {
+        let p = Principal::from_request_parts(parts, state).await?;
+        check_csrf(&p, &parts.headers)?;
+        if p.role != Role::Admin {
+            state.audit.record(&audit::Entry {
+                time_unix_ms: now_ms(),
+                user: &p.user,
+                via: &p.via_name(),
+                from: p.from,
+                action: &format!("{} {}", parts.method, parts.uri.path()),
+                target: "",
+                result: "refused: not an admin",
+            });
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("{} is a viewer: only an admin may change this", p.user),
+            ));
+        }
+        Ok(Admin(p))
+    }
+}
+
+/// A change from a session must carry the session's CSRF token.
+fn check_csrf(p: &Principal, headers: &HeaderMap) -> Result<(), ApiError> {
+    if let Via::Session { csrf, .. } = &p.via {
+        let sent = headers
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(
+            sent.as_bytes(),
+            csrf.as_bytes(),
+        )) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "missing or wrong X-CSRF-Token (GET /api/v1/session gives it)",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Parses a JSON body strictly: malformed JSON, wrong types and unknown fields are 400s.
+fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| ApiError::bad(format!("bad request body: {e}")))
+}
+
+pub fn now_ms() -> u64 {
+    crate::daemon::vrrp::status::unix_ms_now()
+}
+
+// ---- login ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    username: String,
+    password: String,
+}
+
+async fn login(
+    AxState(state): AxState<State>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    bytes: Bytes,
+) -> ApiResult<Response> {
+    let b: LoginBody = body(&bytes)?;
+    let from = peer.ip();
+    if let Some(wait) = state.limiter.check(from, Instant::now()) {
+        let mut r = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "too many failed logins from {from}: try again in {} s",
+                wait.as_secs().max(1)
+            ),
+        )
+        .into_response();
+        r.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(wait.as_secs().max(1)),
+        );
+        return Ok(r);
+    }
+    // The file is read at every login, so a user added with --add-web-user can log in at once.
+    let users = match &state.users_file {
+        Some(f) => users::load(f).map_err(|e| {
+            tracing::error!("web: {e:#}");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the users file cannot be read",
+            )
+        })?,
+        None => Default::default(),
+    };
+    let user = users.get(&b.username).cloned();
+    let password = b.password;
+    // argon2 is slow on purpose: off the async threads. An unknown user costs the same.
+    let ok = tokio::task::spawn_blocking(move || match user {
+        Some(u) => users::verify_password(&u.hash, &password).then_some(u.role),
+        None => {
+            let _ = users::verify_password(DUMMY_HASH, &password);
+            None
+        }
+    })
+    .await
+    .ok()
+    .flatten();
+    let Some(role) = ok else {
+        state.limiter.failed(from, Instant::now());
+        tracing::warn!("web: failed login for {:?} from {from}", b.username);
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "wrong user name or password",
+        ));
+    };
+    let (id, s) = state.sessions.create(&b.username, role, Instant::now());
+    tracing::info!(
+        "web: {} ({}) logged in from {from}",
+        b.username,
+        role.name()
+    );
+    let cookie = format!(
+        "{}={id}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={}",
+        session::COOKIE,
+        state.sessions.idle().as_secs().max(1)
+    );
+    let mut r = Json(json!({
+        "user": s.user,
+        "role": s.role,
+        "csrf_token": s.csrf,
+        "idle_expiry_seconds": state.sessions.idle().as_secs(),
+    }))
+    .into_response();
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie).expect("ascii"),
+    );
+    Ok(r)
+}
+
+/// A valid hash to verify against when the user does not exist (timing stays the same).
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$dpIFpQXJ7c5xc3mk4ZbF1Ku5bnTzyVhBhxGyqI1q+Jk";
+
+async fn logout(
+    AxState(state): AxState<State>,
+    p: Principal,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    check_csrf(&p, &headers)?;
+    if let Via::Session { id, .. } = &p.via {
+        state.sessions.remove(id);
+    }
+    let mut r = Json(json!({ "logged_out": p.user })).into_response();
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&format!(
+            "{}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0",
+            session::COOKIE
+        ))
+        .expect("ascii"),
+    );
+    Ok(r)
+}
+
+async fn session_info(p: Principal) -> ApiResult {
+    let csrf = match &p.via {
+        Via::Session { csrf, .. } => Some(csrf.clone()),
+        _ => None,
+    };
+    Ok(Json(
+        json!({ "user": p.user, "role": p.role, "via": p.via_name(), "csrf_token": csrf }),
+    ))
+}
+
+// ---- reads ----
+
+/// Asks the director as rvsadm does.
+async fn ask(state: &State, req: Request) -> Result<proto::Response, ApiError> {
+    match state.director.request(req).await {
+        proto::Response::Error { errno, detail } => Err(ApiError::director(errno, detail)),
+        r => Ok(r),
+    }
+}
+
+pub async fn list_services(
+    state: &State,
+    only: Option<ServiceId>,
+) -> Result<Vec<ServiceView>, ApiError> {
+    match ask(state, Request::ListServices { service: only }).await? {
+        proto::Response::Services { services } => Ok(services),
+        other => Err(unexpected(other)),
+    }
+}
+
+pub async fn counters(state: &State) -> Result<Vec<(String, u64)>, ApiError> {
+    match ask(state, Request::Counters).await? {
+        proto::Response::Counters { counters } => Ok(counters),
+        other => Err(unexpected(other)),
+    }
+}
+
+fn unexpected(r: proto::Response) -> ApiError {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("unexpected answer from the director: {r:?}"),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Page {
+    #[serde(default)]
+    pub offset: usize,
+    pub limit: Option<usize>,
+}
+
+impl Page {
+    fn range(&self, total: usize) -> Result<std::ops::Range<usize>, ApiError> {
+        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
+        if limit == 0 || limit > MAX_LIMIT {
+            return Err(ApiError::bad(format!("limit must be 1 to {MAX_LIMIT}")));
+        }
+        let start = self.offset.min(total);
+        Ok(start..(start + limit).min(total))
+    }
+}
+
+pub fn server_json(d: &DestView, health: Option<&crate::daemon::health::ServerHealth>) -> Value {
+    json!({
+        "id": dest_key(&d.dest),
+        "address": d.dest.addr,
+        "port": d.dest.port,
+        "forward": d.config.fwd,
+        "forward_name": d.config.fwd.name(),
+        "weight": d.config.weight,
+        "u_threshold": d.config.u_threshold,
+        "l_threshold": d.config.l_threshold,
+        "tun_type": d.config.tun_type,
+        "tun_port": d.config.tun_port,
+        "tun_csum": d.config.tun_csum,
+        "active_conns": d.active_conns,
+        "inactive_conns": d.inactive_conns,
+        "persist_conns": d.persist_conns,
+        "stats": d.stats,
+        "rate": d.rate,
+        "health": health,
+    })
+}
+
+/// A service; its real servers (those in `page`) when given.
+pub fn service_json(
+    s: &ServiceView,
+    page: Option<std::ops::Range<usize>>,
+    health: &Option<Vec<crate::daemon::health::ServerHealth>>,
+) -> Value {
+    let mut v = json!({
+        "id": service_key(&s.service),
+        "name": s.service.to_string(),
+        "service": s.service,
+        "scheduler": s.config.scheduler,
+        "persistent": s.config.persistent(),
+        "persistence_timeout": s.config.timeout,
+        "stats": s.stats,
+        "rate": s.rate,
+        "servers_total": s.dests.len(),
+        "active_conns": s.dests.iter().map(|d| d.active_conns as u64).sum::<u64>(),
+        "inactive_conns": s.dests.iter().map(|d| d.inactive_conns as u64).sum::<u64>(),
+    });
+    if let Some(r) = page {
+        let h = |d: &DestView| {
+            health
+                .iter()
+                .flatten()
+                .find(|h| h.service == s.service && h.dest == d.dest)
+        };
+        v["servers_offset"] = json!(r.start);
+        v["servers"] = Value::Array(s.dests[r].iter().map(|d| server_json(d, h(d))).collect());
+    }
+    v
+}
+
+async fn services(AxState(state): AxState<State>, _p: Principal) -> ApiResult {
+    let health = crate::daemon::health::current();
+    let list = list_services(&state, None).await?;
+    Ok(Json(json!({
+        "services": list.iter().map(|s| service_json(s, Some(0..s.dests.len()), &health)).collect::<Vec<_>>()
+    })))
+}
+
+fn path_service(s: &str) -> Result<ServiceId, ApiError> {
+    parse_service(s).map_err(ApiError::bad)
+}
+
+fn path_dest(s: &str) -> Result<DestAddr, ApiError> {
+    parse_dest(s).map_err(ApiError::bad)
+}
+
+async fn one_service(state: &State, svc: &str) -> Result<ServiceView, ApiError> {
+    let id = path_service(svc)?;
+    list_services(state, Some(id))
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("service {id} does not exist"),
+            )
+        })
+}
+
+async fn service(
+    AxState(state): AxState<State>,
+    _p: Principal,
+    Path(svc): Path<String>,
+) -> ApiResult {
+    let s = one_service(&state, &svc).await?;
+    let health = crate::daemon::health::current();
+    Ok(Json(service_json(&s, Some(0..s.dests.len()), &health)))
+}
+
+async fn servers(
+    AxState(state): AxState<State>,
+    _p: Principal,
+    Path(svc): Path<String>,
+    Query(page): Query<Page>,
+) -> ApiResult {
+    let s = one_service(&state, &svc).await?;
+    let r = page.range(s.dests.len())?;
+    let health = crate::daemon::health::current();
+    let v = service_json(&s, Some(r), &health);
+    Ok(Json(json!({
+        "total": s.dests.len(),
+        "offset": v["servers_offset"],
+        "servers": v["servers"],
+    })))
+}
+
+async fn server(
+    AxState(state): AxState<State>,
+    _p: Principal,
+    Path((svc, rs)): Path<(String, String)>,
+) -> ApiResult {
+    let s = one_service(&state, &svc).await?;
+    let dest = path_dest(&rs)?;
+    let d = find_dest(&s, &dest)?;
+    let health = crate::daemon::health::current();
+    let h = health
+        .iter()
+        .flatten()
+        .find(|h| h.service == s.service && h.dest == dest);
+    Ok(Json(server_json(d, h)))
+}
+
+fn find_dest<'a>(s: &'a ServiceView, dest: &DestAddr) -> Result<&'a DestView, ApiError> {
+    s.dests.iter().find(|d| d.dest == *dest).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("real server {dest} is not in service {}", s.service),
+        )
+    })
+}
+
+async fn connections(
+    AxState(state): AxState<State>,
+    _p: Principal,
+    Query(page): Query<Page>,
+) -> ApiResult {
+    let mut conns = match ask(&state, Request::ListConns).await? {
+        proto::Response::Conns { conns } => conns,
+        other => return Err(unexpected(other)),
+    };
+    // A stable order, so pages do not overlap while the table stands still.
+    conns.sort_by(|a, b| {
+        (a.virtual_addr, a.virtual_port, a.client, a.client_port).cmp(&(
+            b.virtual_addr,
+            b.virtual_port,
+            b.client,
+            b.client_port,
+        ))
+    });
+    let r = page.range(conns.len())?;
+    Ok(Json(json!({
+        "total": conns.len(),
+        "offset": r.start,
+        "connections": &conns[r],
+    })))
+}
+
+/// The data plane's counters and the connection table's fill.
+pub async fn dataplane_json(state: &State) -> Result<Value, ApiError> {
+    let counters = counters(state).await?;
+    let services = list_services(state, None).await?;
+    let flows: u64 = services
+        .iter()
+        .flat_map(|s| &s.dests)
+        .map(|d| (d.active_conns + d.inactive_conns + d.persist_conns) as u64)
+        .sum();
+    let size = state.director.view().conn_table_size;
+    Ok(json!({
+        "counters": counters
+            .into_iter()
+            .map(|(k, v)| (k, json!(v)))
+            .collect::<serde_json::Map<_, _>>(),
+        "conn_table_size": size,
+        "conn_table_flows": flows,
+    }))
+}
+
+async fn dataplane(AxState(state): AxState<State>, _p: Principal) -> ApiResult {
+    Ok(Json(dataplane_json(&state).await?))
+}
+
+pub fn director_json(state: &State) -> Value {
+    json!({
+        "interfaces": state.info.interfaces,
+        "xdp_mode": state.info.xdp_mode,
+        "rvs_version": state.info.rvs_version,
+        "certificate_sha256": state.info.certificate_sha256,
+        "uptime_seconds": state.started.elapsed().as_secs(),
+        "services": state.director.view().model.services.len(),
+    })
+}
+
+async fn director(AxState(state): AxState<State>, _p: Principal) -> ApiResult {
+    Ok(Json(director_json(&state)))
+}
+
+async fn health(_p: Principal) -> ApiResult {
+    Ok(Json(match crate::daemon::health::current() {
+        Some(servers) => json!({ "checkers": true, "servers": servers }),
+        None => json!({
+            "checkers": false,
+            "servers": [],
+            "note": "no health checkers run: rvsd was started without keepalived.conf (-f)",
+        }),
+    }))
+}
+
+async fn vrrp(_p: Principal) -> ApiResult {
+    Ok(Json(json!(crate::daemon::vrrp::status::current())))
+}
+
+async fn sync(_p: Principal) -> ApiResult {
+    Ok(Json(json!(crate::daemon::sync::status::current())))
+}
+
+// ---- changes ----
+
+fn audit(
+    state: &State,
+    p: &Principal,
+    action: &str,
+    target: &str,
+    result: &Result<Value, ApiError>,
+) {
+    let r = match result {
+        Ok(_) => "ok".to_owned(),
+        Err(e) => format!("refused: {}", e.message),
+    };
+    state.audit.record(&audit::Entry {
+        time_unix_ms: now_ms(),
+        user: &p.user,
+        via: &p.via_name(),
+        from: p.from,
+        action,
+        target,
+        result: &r,
+    });
+    tracing::info!("web: {} ({}) {action} {target}: {r}", p.user, p.via_name());
+}
+
+async fn change(state: &State, req: Request) -> Result<(), ApiError> {
+    match state.director.request(req).await {
+        proto::Response::Ok => Ok(()),
+        proto::Response::Error { errno, detail } => Err(ApiError::director(errno, detail)),
+        other => Err(unexpected(other)),
+    }
+}
+
+fn check_weight(w: i64) -> Result<i32, ApiError> {
+    if !(0..=MAX_WEIGHT).contains(&w) {
+        return Err(ApiError::bad(format!(
+            "weight {w} is out of range: use 0 (drain) to {MAX_WEIGHT}"
+        )));
+    }
+    Ok(w as i32)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetServer {
+    weight: i64,
+}
+
+async fn set_server(
+    AxState(state): AxState<State>,
+    Admin(p): Admin,
+    Path((svc, rs)): Path<(String, String)>,
+    bytes: Bytes,
+) -> ApiResult {
+    let target = format!("{svc} {rs}");
+    let r = async {
+        let b: SetServer = body(&bytes)?;
+        let weight = check_weight(b.weight)?;
+        let s = one_service(&state, &svc).await?;
+        let dest = path_dest(&rs)?;
+        let d = find_dest(&s, &dest)?;
+        let config = DestConfig {
+            weight,
+            ..d.config.clone()
+        };
+        change(
+            &state,
+            Request::EditDest {
+                service: s.service,
+                dest,
+                config,
+            },
+        )
+        .await?;
+        let s = one_service(&state, &svc).await?;
+        Ok(server_json(find_dest(&s, &dest)?, None))
+    }
+    .await;
+    let action = match bytes_weight(&bytes) {
+        Some(w) => format!("set weight {w}"),
+        None => "set weight".to_owned(),
+    };
+    audit(&state, &p, &action, &target, &r);
+    r.map(Json)
+}
+
+fn bytes_weight(b: &Bytes) -> Option<i64> {
+    serde_json::from_slice::<Value>(b)
+        .ok()?
+        .get("weight")?
+        .as_i64()
+}
+
+async fn remove_server(
+    AxState(state): AxState<State>,
+    Admin(p): Admin,
+    Path((svc, rs)): Path<(String, String)>,
+) -> ApiResult {
+    let target = format!("{svc} {rs}");
+    let r = async {
+        let s = one_service(&state, &svc).await?;
+        let dest = path_dest(&rs)?;
+        let removed = server_json(find_dest(&s, &dest)?, None);
+        change(
+            &state,
+            Request::DeleteDest {
+                service: s.service,
+                dest,
+            },
+        )
+        .await?;
+        Ok(json!({ "removed": removed }))
+    }
+    .await;
+    audit(&state, &p, "remove real server", &target, &r);
+    r.map(Json)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddServer {
+    /// `ADDR:PORT` or `ADDR`.
+    server: String,
+    #[serde(default = "one")]
+    weight: i64,
+    #[serde(default)]
+    forward: Option<FwdMethod>,
+    #[serde(default)]
+    u_threshold: u32,
+    #[serde(default)]
+    l_threshold: u32,
+    #[serde(default)]
+    tun_type: Option<crate::model::TunType>,
+    #[serde(default)]
+    tun_port: u16,
+    #[serde(default)]
+    tun_csum: Option<crate::model::TunCsum>,
+}
+
+fn one() -> i64 {
+    1
+}
+
+async fn add_server(
+    AxState(state): AxState<State>,
+    Admin(p): Admin,
+    Path(svc): Path<String>,
+    bytes: Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let mut target = svc.clone();
+    let r = async {
+        let b: AddServer = body(&bytes)?;
+        let dest = path_dest(&b.server)?;
+        target = format!("{svc} {}", dest_key(&dest));
+        let weight = check_weight(b.weight)?;
+        let service = path_service(&svc)?;
+        let d = DestConfig::default();
+        let config = DestConfig {
+            fwd: b.forward.unwrap_or(d.fwd),
+            weight,
+            u_threshold: b.u_threshold,
+            l_threshold: b.l_threshold,
+            tun_type: b.tun_type.unwrap_or(d.tun_type),
+            tun_port: b.tun_port,
+            tun_csum: b.tun_csum.unwrap_or(d.tun_csum),
+        };
+        change(
+            &state,
+            Request::AddDest {
+                service,
+                dest,
+                config,
+            },
+        )
+        .await?;
+        let s = one_service(&state, &svc).await?;
+        Ok(server_json(find_dest(&s, &dest)?, None))
+    }
+    .await;
+    audit(&state, &p, "add real server", &target, &r);
+    r.map(|v| (StatusCode::CREATED, Json(v)))
+}
+
+// ---- tokens ----
+
+#[derive(Serialize)]
+struct TokenView<'a> {
+    id: &'a str,
+    name: &'a str,
+    role: Role,
+    created_by: &'a str,
+    created_unix_ms: u64,
+}
+
+async fn list_tokens(AxState(state): AxState<State>, p: Principal) -> ApiResult {
+    if p.role != Role::Admin {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "only an admin may list tokens",
+        ));
+    }
+    let tokens = state.tokens.list();
+    Ok(Json(json!({
+        "tokens": tokens.iter().map(|t| TokenView {
+            id: &t.id, name: &t.name, role: t.role, created_by: &t.created_by, created_unix_ms: t.created_unix_ms,
+        }).collect::<Vec<_>>()
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewToken {
+    name: String,
+    #[serde(default)]
+    role: Option<Role>,
+}
+
+async fn create_token(
+    AxState(state): AxState<State>,
+    Admin(p): Admin,
+    bytes: Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let mut target = String::new();
+    let r = async {
+        let b: NewToken = body(&bytes)?;
+        if !users::valid_name(&b.name) {
+            return Err(ApiError::bad(
+                "token name: use 1 to 64 letters, digits, '.', '_' or '-'",
+            ));
+        }
+        target = b.name.clone();
+        let role = b.role.unwrap_or(Role::Viewer);
+        let (t, secret) = state
+            .tokens
+            .create(&b.name, role, &p.user, now_ms())
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
+        Ok(json!({ "id": t.id, "name": t.name, "role": t.role, "token": secret }))
+    }
+    .await;
+    let logged = r
+        .as_ref()
+        .map(|v| json!({ "id": v["id"] }))
+        .map_err(|e| ApiError::new(e.status, e.message.clone()));
+    audit(&state, &p, "create token", &target, &logged);
+    r.map(|v| (StatusCode::CREATED, Json(v)))
+}
+
+async fn revoke_token(
+    AxState(state): AxState<State>,
+    Admin(p): Admin,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let r = match state.tokens.revoke(&id) {
+        Ok(Some(t)) => Ok(json!({ "revoked": t.id, "name": t.name })),
+        Ok(None) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no token {id}"),
+        )),
+        Err(e) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{e:#}"),
+        )),
+    };
+    audit(&state, &p, "revoke token", &id, &r);
+    r.map(Json)
+}
+
+// ---- metrics ----
+
+/// A web user's name and password by HTTP basic auth.
+async fn basic_user(state: &State, headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(v.strip_prefix("Basic ")?.trim())
+        .ok()?;
+    let (name, password) = std::str::from_utf8(&raw).ok()?.split_once(':')?;
+    let users = users::load(state.users_file.as_ref()?).ok()?;
+    let hash = users.get(name)?.hash.clone();
+    let password = password.to_owned();
+    tokio::task::spawn_blocking(move || users::verify_password(&hash, &password))
+        .await
+        .ok()?
+        .then(|| name.to_owned())
+}
+
+async fn metrics_handler(
+    AxState(state): AxState<State>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let authorized = bearer(&headers).is_some_and(|t| state.tokens.check(t).is_some()) || {
+        let from = peer.ip();
+        if state.limiter.check(from, Instant::now()).is_some() {
+            false
+        } else if basic_user(&state, &headers).await.is_some() {
+            true
+        } else {
+            if headers.contains_key(header::AUTHORIZATION) {
+                state.limiter.failed(from, Instant::now());
+            }
+            false
+        }
+    };
+    if !authorized {
+        let mut r = ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "give a web user's name and password (basic auth) or a token (Bearer)",
+        )
+        .into_response();
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"rvsd metrics\""),
+        );
+        return r;
+    }
+    match metrics_snapshot(&state).await {
+        Ok(snap) => {
+            let om = metrics::render(&snap);
+            let wants_om = headers
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|a| a.contains("application/openmetrics-text"));
+            if wants_om {
+                ([(header::CONTENT_TYPE, metrics::OPENMETRICS)], om).into_response()
+            } else {
+                (
+                    [(header::CONTENT_TYPE, metrics::PROMETHEUS_TEXT)],
+                    metrics::to_prometheus_text(&om),
+                )
+                    .into_response()
+            }
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn metrics_snapshot(state: &State) -> Result<metrics::Snapshot, ApiError> {
+    Ok(metrics::Snapshot {
+        services: list_services(state, None).await?,
+        counters: counters(state).await?,
+        conn_table_size: state.director.view().conn_table_size,
+        vrrp: crate::daemon::vrrp::status::current(),
+        sync: crate::daemon::sync::status::current(),
+        health: crate::daemon::health::current(),
+    })
+}
