@@ -489,6 +489,42 @@ mod tests {
         }
     }
 
+    /// The measure: `/metrics` for 100 services of 10 real servers each.
+    #[test]
+    fn renders_100_services_of_10_real_servers_quickly() {
+        let one = snapshot();
+        let mut snap = snapshot();
+        snap.services = (0..100u16)
+            .map(|i| {
+                let mut s = one.services[0].clone();
+                s.service = ServiceId::Inet {
+                    proto: Protocol::Tcp,
+                    addr: "198.18.0.100".parse().unwrap(),
+                    port: 1000 + i,
+                };
+                s.dests = (0..10u8)
+                    .map(|j| {
+                        let mut d = one.services[0].dests[0].clone();
+                        d.dest.addr = std::net::IpAddr::from([198, 19, 1, j]);
+                        d
+                    })
+                    .collect();
+                s
+            })
+            .collect();
+        let start = std::time::Instant::now();
+        let text = to_prometheus_text(&render(&snap));
+        let took = start.elapsed();
+        eprintln!("/metrics for 100 x 10: {} bytes in {took:?}", text.len());
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.starts_with("node_ipvs_backend_weight{"))
+                .count(),
+            1000
+        );
+        assert!(took < std::time::Duration::from_secs(1), "{took:?}");
+    }
+
     #[test]
     fn prometheus_text_names_counters_by_their_sample() {
         let text = to_prometheus_text(&render(&snapshot()));

@@ -91,12 +91,16 @@ function chart(canvas, lines) {
   const c = canvas.getContext("2d"), w = canvas.width, h = canvas.height;
   c.clearRect(0, 0, w, h);
   const max = Math.max(1, ...lines.flatMap((l) => l.data));
-  c.fillStyle = "#6b7280"; c.font = "10px sans-serif"; c.fillText(fmt(max), 2, 10);
+  const label = h >= 40;
+  if (label) { c.fillStyle = "#6b7280"; c.font = "10px sans-serif"; c.fillText(fmt(max), 2, 10); }
+  // The newest point on the right edge; the window grows to HISTORY points as they come.
+  const n = Math.max(...lines.map((l) => l.data.length));
+  const step = w / (Math.max(label ? 30 : 10, Math.min(HISTORY, n)) - 1);
   for (const l of lines) {
     c.strokeStyle = l.color; c.lineWidth = 1.5; c.beginPath();
     l.data.forEach((v, i) => {
-      const x = w - (l.data.length - 1 - i) * (w / (HISTORY - 1));
-      const y = h - 2 - (v / max) * (h - 14);
+      const x = w - (l.data.length - 1 - i) * step;
+      const y = h - 2 - (v / max) * (h - (label ? 14 : 4));
       if (i === 0) c.moveTo(x, y); else c.lineTo(x, y);
     });
     c.stroke();
