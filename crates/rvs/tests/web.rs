@@ -7,8 +7,10 @@ mod common;
 
 use std::{collections::BTreeMap, process::Command, time::Duration};
 
+use rvs_testbed::DrCluster;
+
 use common::{
-    dest_rows, service_stats,
+    Lab, dest_rows, service_stats,
     web::{Client, PORT, web_lab as lab, weight_of},
 };
 
@@ -425,5 +427,206 @@ fn metrics_pass_promtool_and_match_rvsadm() {
     );
     assert!(r.body.ends_with("# EOF\n"));
     assert!(r.body.contains("# TYPE node_ipvs_connections counter\n"));
+    let _ = std::fs::remove_file(users);
+}
+
+#[test]
+fn a_thousand_real_servers_are_paged() {
+    let (lab, users) = lab(&[]);
+    let c = Client::new(&lab);
+    let vip = lab.vip_port(PORT);
+    let svc = format!("tcp:{vip}");
+    // 1000 more real servers behind rs0 as their router, so each next hop resolves at once.
+    lab.cluster
+        .director()
+        .netns()
+        .ip(&[
+            "route",
+            "add",
+            "198.19.0.0/16",
+            "via",
+            &lab.rs_ip(0).to_string(),
+        ])
+        .unwrap();
+    let mut restore = String::new();
+    for i in 0..1000u32 {
+        restore.push_str(&format!(
+            "-a -t {vip} -r 198.19.{}.{}:{PORT} -g -w 1\n",
+            i / 250,
+            i % 250 + 1
+        ));
+    }
+    let start = std::time::Instant::now();
+    let out = lab.rvsadm_with_stdin(&["-R"], &restore);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    eprintln!("1000 real servers added in {:?}", start.elapsed());
+    let (cookie, csrf) = c.login("alice", "alice's secret");
+    let auth = [("cookie", cookie.as_str()), ("x-csrf-token", csrf.as_str())];
+
+    let r = c.get(
+        &format!("/api/v1/services/{svc}/servers?offset=950&limit=100"),
+        &auth,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let j = r.json();
+    assert_eq!(j["total"], 1003);
+    assert_eq!(j["offset"], 950);
+    assert_eq!(j["servers"].as_array().unwrap().len(), 53);
+    let r = c.get(
+        &format!("/api/v1/services/{svc}/servers?offset=0&limit=5000"),
+        &auth,
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = c.get(&format!("/api/v1/services/{svc}/servers?color=red"), &auth);
+    assert_eq!(r.status, 400, "{}", r.body);
+
+    // The console's feed sends one page of the chosen service, not 1003 servers.
+    let feed = c.first_event(
+        &format!("/api/v1/events?service={svc}&offset=500&limit=50"),
+        &auth,
+    );
+    let s = &feed["services"][0];
+    assert_eq!(feed["chosen"], svc.as_str());
+    assert_eq!(s["servers_total"], 1003);
+    assert_eq!(s["servers_offset"], 500);
+    assert_eq!(s["servers"].as_array().unwrap().len(), 50);
+
+    // A change deep in the list, and /metrics with all of them.
+    let r = c.send(
+        "PUT",
+        &format!("/api/v1/services/{svc}/servers/198.19.3.27:{PORT}"),
+        &auth,
+        r#"{"weight":4}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(weight_of(&lab, &format!("198.19.3.27:{PORT}")), Some(4));
+    let basic = format!(
+        "Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            "alice:alice's secret"
+        )
+    );
+    let start = std::time::Instant::now();
+    let r = c.get("/metrics", &[("authorization", &basic)]);
+    eprintln!(
+        "/metrics with 1003 real servers over HTTPS: {:?}",
+        start.elapsed()
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.body
+            .lines()
+            .filter(|l| l.starts_with("node_ipvs_backend_weight{"))
+            .count(),
+        1003
+    );
+    let _ = std::fs::remove_file(users);
+}
+
+#[test]
+fn checker_health_is_in_the_api_and_the_metrics() {
+    use common::keepalived::{ConfDir, DELAY_LOOP, short_timers};
+    let users = std::env::temp_dir().join(format!("rvs-web-users-{}-ka", std::process::id()));
+    let _ = std::fs::remove_file(&users);
+    common::web::add_user(&users, "alice", "admin", "alice's secret");
+    let cluster = DrCluster::builder().real_servers(2).build().unwrap();
+    let mut conf = format!(
+        "virtual_server {} {PORT} {{\n    delay_loop {DELAY_LOOP}\n    lb_algo wrr\n    \
+         lb_kind DR\n    protocol TCP\n",
+        cluster.vip()
+    );
+    for rs in cluster.real_servers() {
+        conf.push_str(&format!(
+            "    real_server {} {PORT} {{\n        weight 1\n        TCP_CHECK {{\n            {}\n            alpha\n        }}\n    }}\n",
+            rs.ip(),
+            short_timers()
+        ));
+    }
+    conf.push_str("}\n");
+    let dir = ConfDir::new();
+    let file = dir.write("keepalived.conf", &conf, false);
+    let web = format!(":{}", common::web::WEB_PORT);
+    let mut lab = Lab::on(
+        cluster,
+        PORT,
+        &[
+            "-f",
+            file.to_str().unwrap(),
+            "--web",
+            &web,
+            "--web-users",
+            users.to_str().unwrap(),
+        ],
+    );
+    // The line servers, held here so that one can be stopped while the client borrows the lab.
+    let mut servers = std::mem::take(&mut lab.tcp);
+    let c = Client::new(&lab);
+    let (cookie, _) = c.login("alice", "alice's secret");
+    let auth = [("cookie", cookie.as_str())];
+    let rs0 = lab.rs_ip(0).to_string();
+    let health_of = |c: &Client, ip: &str| -> Option<serde_json::Value> {
+        let h = c.get("/api/v1/health", &auth).json();
+        assert_eq!(h["checkers"], true, "{h}");
+        h["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["dest"]["addr"] == ip)
+            .cloned()
+    };
+    lab.eventually("both servers checked up", || {
+        (0..2).all(|i| health_of(&c, &lab.rs_ip(i).to_string()).is_some_and(|h| h["up"] == true))
+    });
+
+    // rs0's service stops: down, with the checker's reason, in the API and the metrics.
+    drop(servers.remove(0));
+    lab.eventually("rs0 checked down", || {
+        health_of(&c, &rs0).is_some_and(|h| h["up"] == false)
+    });
+    let h = health_of(&c, &rs0).unwrap();
+    assert!(h["reason"].as_str().unwrap().contains("TCP_CHECK"), "{h}");
+    assert_eq!(h["transitions"], 1, "{h}");
+    let svc = format!("tcp:{}", lab.vip_port(PORT));
+    let s = c.get(&format!("/api/v1/services/{svc}"), &auth).json();
+    let rs1 = format!("{}:{PORT}", lab.rs_ip(1));
+    let listed: Vec<&serde_json::Value> = s["servers"].as_array().unwrap().iter().collect();
+    assert!(
+        listed
+            .iter()
+            .any(|d| d["id"] == rs1.as_str() && d["health"]["up"] == true),
+        "{s}"
+    );
+    let basic = format!(
+        "Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            "alice:alice's secret"
+        )
+    );
+    let m = samples(&c.get("/metrics", &[("authorization", &basic)]).body);
+    let labels = |ip: &str| {
+        format!(
+            "{{local_address=\"{}\",local_port=\"{PORT}\",remote_address=\"{ip}\",remote_port=\"{PORT}\",proto=\"TCP\",local_mark=\"\"}}",
+            lab.vip()
+        )
+    };
+    assert_eq!(m.get("rvs_health_checkers"), Some(&1.0));
+    assert_eq!(m.get(&format!("rvs_health_up{}", labels(&rs0))), Some(&0.0));
+    assert_eq!(
+        m.get(&format!("rvs_health_transitions_total{}", labels(&rs0))),
+        Some(&1.0)
+    );
+    assert_eq!(
+        m.get(&format!(
+            "rvs_health_up{}",
+            labels(&lab.rs_ip(1).to_string())
+        )),
+        Some(&1.0)
+    );
+    drop(c);
+    drop(lab);
+    drop(servers);
+    drop(dir);
     let _ = std::fs::remove_file(users);
 }

@@ -162,6 +162,63 @@ impl<'a> Client<'a> {
         })
     }
 
+    /// The first event of a server-sent-events feed (`data: ...`), as JSON.
+    pub fn first_event(&self, path: &str, headers: &[(&str, &str)]) -> serde_json::Value {
+        let stream = self.connect();
+        let path = path.to_owned();
+        self.rt.block_on(async {
+            let tcp = tokio::net::TcpStream::from_std(stream).unwrap();
+            let tls = self
+                .tls
+                .connect(ServerName::try_from("rvsd").unwrap(), tcp)
+                .await
+                .expect("TLS handshake");
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+                    .await
+                    .unwrap();
+            tokio::spawn(conn);
+            let mut req = hyper::Request::builder()
+                .uri(path.as_str())
+                .header("host", "rvsd");
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
+            let res = sender
+                .send_request(req.body(Full::new(Bytes::new())).unwrap())
+                .await
+                .expect("HTTP request");
+            assert_eq!(res.status(), 200);
+            assert!(
+                res.headers()["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("text/event-stream")
+            );
+            let mut body = res.into_body();
+            let mut text = String::new();
+            let read = async {
+                while !text.contains("\n\n") {
+                    let frame = body.frame().await.expect("the feed ended").unwrap();
+                    if let Ok(d) = frame.into_data() {
+                        text.push_str(&String::from_utf8_lossy(&d));
+                    }
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(10), read)
+                .await
+                .expect("no event within 10 s");
+            let data: String = text
+                .split("\n\n")
+                .next()
+                .unwrap()
+                .lines()
+                .filter_map(|l| l.strip_prefix("data: ").or_else(|| l.strip_prefix("data:")))
+                .collect();
+            serde_json::from_str(&data).unwrap_or_else(|e| panic!("{e}: {text}"))
+        })
+    }
+
     pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
         self.send("GET", path, headers, "")
     }
