@@ -43,6 +43,14 @@ fn login_sessions_csrf_roles_and_bad_input() {
         assert!(!r.headers.contains_key("set-cookie"));
     }
     assert_eq!(c.send("POST", "/api/v1/login", &[], "{").status, 400);
+    // Not JSON (what a cross-site form would send): refused before anything is read.
+    let r = c.send(
+        "POST",
+        "/api/v1/login",
+        &[("content-type", "text/plain")],
+        r#"{"username":"alice","password":"alice's secret"}"#,
+    );
+    assert_eq!(r.status, 415, "{}", r.body);
 
     // The admin: the console, then a weight change visible in rvsadm at once.
     let (cookie, csrf) = c.login("alice", "alice's secret");
@@ -628,5 +636,70 @@ fn checker_health_is_in_the_api_and_the_metrics() {
     drop(lab);
     drop(servers);
     drop(dir);
+    let _ = std::fs::remove_file(users);
+}
+
+/// rvsd's CPU time (user + system) in seconds, from /proc.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    ticks as f64 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+/// The issue's benchmark: rvsd's CPU with 1000 real servers, idle and with the console's live
+/// feed open (one page of 50, as the console asks), 20 s each. Run it built for release:
+/// `cargo test --release -p rvs --test web -- --ignored --nocapture console_cpu_report`.
+#[test]
+#[ignore]
+fn console_cpu_report() {
+    let (lab, users) = lab(&[]);
+    let c = Client::new(&lab);
+    let vip = lab.vip_port(PORT);
+    lab.cluster
+        .director()
+        .netns()
+        .ip(&[
+            "route",
+            "add",
+            "198.19.0.0/16",
+            "via",
+            &lab.rs_ip(0).to_string(),
+        ])
+        .unwrap();
+    let restore: String = (0..1000u32)
+        .map(|i| {
+            format!(
+                "-a -t {vip} -r 198.19.{}.{}:{PORT} -g -w 1\n",
+                i / 250,
+                i % 250 + 1
+            )
+        })
+        .collect();
+    assert!(lab.rvsadm_with_stdin(&["-R"], &restore).status.success());
+    let (cookie, _) = c.login("alice", "alice's secret");
+    let pid = lab.rvsd.as_ref().unwrap().pid();
+    std::thread::sleep(Duration::from_secs(3));
+    let secs = 20;
+    let t0 = cpu_seconds(pid);
+    std::thread::sleep(Duration::from_secs(secs));
+    let idle = cpu_seconds(pid) - t0;
+    let t1 = cpu_seconds(pid);
+    let start = std::time::Instant::now();
+    let events = c.events(
+        &format!("/api/v1/events?service=tcp:{vip}&offset=0&limit=50"),
+        &[("cookie", &cookie)],
+        secs as usize,
+    );
+    let took = start.elapsed().as_secs_f64();
+    let open = cpu_seconds(pid) - t1;
+    eprintln!(
+        "rvsd CPU with 1003 real servers: idle {:.1}% of a core; console feed open {:.1}% \
+         ({} events in {took:.1} s)",
+        100.0 * idle / secs as f64,
+        100.0 * open / took,
+        events.len()
+    );
     let _ = std::fs::remove_file(users);
 }

@@ -144,7 +144,7 @@ impl<'a> Client<'a> {
             for (k, v) in headers {
                 req = req.header(*k, *v);
             }
-            if !body.is_empty() {
+            if !body.is_empty() && !headers.iter().any(|(k, _)| *k == "content-type") {
                 req = req.header("content-type", "application/json");
             }
             let res = sender
@@ -164,6 +164,11 @@ impl<'a> Client<'a> {
 
     /// The first event of a server-sent-events feed (`data: ...`), as JSON.
     pub fn first_event(&self, path: &str, headers: &[(&str, &str)]) -> serde_json::Value {
+        self.events(path, headers, 1).remove(0)
+    }
+
+    /// The first `n` events of a server-sent-events feed, as JSON.
+    pub fn events(&self, path: &str, headers: &[(&str, &str)], n: usize) -> Vec<serde_json::Value> {
         let stream = self.connect();
         let path = path.to_owned();
         self.rt.block_on(async {
@@ -198,24 +203,29 @@ impl<'a> Client<'a> {
             let mut body = res.into_body();
             let mut text = String::new();
             let read = async {
-                while !text.contains("\n\n") {
+                while text.matches("\n\n").count() < n {
                     let frame = body.frame().await.expect("the feed ended").unwrap();
                     if let Ok(d) = frame.into_data() {
                         text.push_str(&String::from_utf8_lossy(&d));
                     }
                 }
             };
-            tokio::time::timeout(Duration::from_secs(10), read)
+            tokio::time::timeout(Duration::from_secs(10 + 2 * n as u64), read)
                 .await
-                .expect("no event within 10 s");
-            let data: String = text
-                .split("\n\n")
-                .next()
-                .unwrap()
-                .lines()
-                .filter_map(|l| l.strip_prefix("data: ").or_else(|| l.strip_prefix("data:")))
-                .collect();
-            serde_json::from_str(&data).unwrap_or_else(|e| panic!("{e}: {text}"))
+                .expect("the feed was too slow");
+            text.split("\n\n")
+                .filter(|e| e.contains("data:"))
+                .take(n)
+                .map(|e| {
+                    let data: String = e
+                        .lines()
+                        .filter_map(|l| {
+                            l.strip_prefix("data: ").or_else(|| l.strip_prefix("data:"))
+                        })
+                        .collect();
+                    serde_json::from_str(&data).unwrap_or_else(|err| panic!("{err}: {e}"))
+                })
+                .collect()
         })
     }
 

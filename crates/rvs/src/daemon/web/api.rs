@@ -70,6 +70,7 @@ pub fn router(state: State) -> Router {
         .route("/api/v1/tokens/{id}", delete(revoke_token))
         .route("/api/v1/events", get(super::console::events))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(json_only))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
@@ -99,6 +100,31 @@ async fn security_headers(mut r: Response) -> Response {
     h.entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
     r
+}
+
+/// A request with a body must say it is JSON: a cross-site HTML form cannot, so a login or a
+/// change cannot be forged from another site's page even before the CSRF token is checked.
+async fn json_only(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let has_body = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v != "0")
+        || req.headers().contains_key(header::TRANSFER_ENCODING);
+    let json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if has_body && !json {
+        return ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the body as Content-Type: application/json",
+        )
+        .into_response();
+    }
+    next.run(req).await
 }
 
 async fn not_found() -> ApiError {
@@ -171,7 +197,6 @@ pub enum Via {
     Token {
         id: String,
     },
-    Basic,
 }
 
 /// Who is asking.
@@ -188,7 +213,6 @@ impl Principal {
         match &self.via {
             Via::Session { .. } => "session".to_owned(),
             Via::Token { id } => format!("token:{id}"),
-            Via::Basic => "basic".to_owned(),
         }
     }
 }

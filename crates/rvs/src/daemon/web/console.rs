@@ -9,7 +9,7 @@ use std::{convert::Infallible, time::Duration};
 
 use axum::{
     extract::{Path, Query, State as AxState},
-    http::{HeaderMap, StatusCode, header},
+    http::{StatusCode, header},
     response::{
         Html, IntoResponse, Response,
         sse::{Event, KeepAlive, Sse},
@@ -74,7 +74,6 @@ pub struct Feed {
 pub async fn events(
     AxState(state): AxState<State>,
     p: Principal,
-    headers: HeaderMap,
     Query(feed): Query<Feed>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let chosen = match &feed.service {
@@ -83,21 +82,19 @@ pub async fn events(
     };
     let limit = feed.limit.unwrap_or(50).clamp(1, 1000);
     let offset = feed.offset;
-    let session = match &p.via {
-        Via::Session { id, .. } => Some(id.clone()),
-        _ => None,
-    };
-    let _ = headers;
+    let via = p.via.clone();
     let stream = futures::stream::unfold(
         (state, tokio::time::interval(TICK)),
         move |(state, mut tick)| {
-            let session = session.clone();
+            let via = via.clone();
             async move {
                 tick.tick().await;
-                // A feed ends with its session (logout, idle expiry).
-                if let Some(id) = &session
-                    && !state.sessions.alive(id, std::time::Instant::now())
-                {
+                // A feed ends with its session (logout, idle expiry) or its token (revoked).
+                let alive = match &via {
+                    Via::Session { id, .. } => state.sessions.alive(id, std::time::Instant::now()),
+                    Via::Token { id } => state.tokens.list().iter().any(|t| &t.id == id),
+                };
+                if !alive {
                     return None;
                 }
                 let data = snapshot(&state, chosen, offset, limit).await;
