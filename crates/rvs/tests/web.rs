@@ -532,6 +532,7 @@ fn a_thousand_real_servers_are_paged() {
     let _ = std::fs::remove_file(users);
 }
 
+/// Also: the monitor configured by keepalived.conf's `rvs_web` block.
 #[test]
 fn checker_health_is_in_the_api_and_the_metrics() {
     use common::keepalived::{ConfDir, DELAY_LOOP, short_timers};
@@ -552,21 +553,15 @@ fn checker_health_is_in_the_api_and_the_metrics() {
         ));
     }
     conf.push_str("}\n");
+    // The monitor from the same file this time (rvs_web), not from options.
+    conf.push_str(&format!(
+        "rvs_web {{\n    listen :{}\n    users {}\n}}\n",
+        common::web::WEB_PORT,
+        users.display()
+    ));
     let dir = ConfDir::new();
     let file = dir.write("keepalived.conf", &conf, false);
-    let web = format!(":{}", common::web::WEB_PORT);
-    let mut lab = Lab::on(
-        cluster,
-        PORT,
-        &[
-            "-f",
-            file.to_str().unwrap(),
-            "--web",
-            &web,
-            "--web-users",
-            users.to_str().unwrap(),
-        ],
-    );
+    let mut lab = Lab::on(cluster, PORT, &["-f", file.to_str().unwrap()]);
     // The line servers, held here so that one can be stopped while the client borrows the lab.
     let mut servers = std::mem::take(&mut lab.tcp);
     let c = Client::new(&lab);

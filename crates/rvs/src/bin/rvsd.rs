@@ -130,25 +130,12 @@ struct Args {
     /// The monitor's users (made with --add-web-user).
     #[arg(long, value_name = "FILE")]
     web_users: Option<PathBuf>,
-    /// A monitor session ends after this many seconds without a request.
-    #[arg(long, value_name = "SECONDS", default_value_t = 900)]
-    web_session_idle: u64,
+    /// A monitor session ends after this many seconds without a request (default 900).
+    #[arg(long, value_name = "SECONDS")]
+    web_session_idle: Option<u64>,
     /// Add (or replace) a monitor user, reading the password from standard input, then exit.
     #[arg(long, num_args = 3, value_names = ["FILE", "NAME", "viewer|admin"])]
     add_web_user: Option<Vec<String>>,
-}
-
-/// `--web [ADDR]:PORT`: `8443`, `:8443`, `198.18.0.1:8443`, `[2001:db8::1]:8443`.
-fn web_listen(s: &str) -> Result<std::net::SocketAddr> {
-    use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-    if let Ok(a) = s.parse::<SocketAddr>() {
-        return Ok(a);
-    }
-    let port = s.strip_prefix(':').unwrap_or(s);
-    match port.parse::<u16>() {
-        Ok(p) if p != 0 => Ok(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), p)),
-        _ => bail!("--web {s:?}: expected [ADDR]:PORT, such as :8443 or 198.18.0.1:8443"),
-    }
 }
 
 /// `--add-web-user FILE NAME ROLE`, the password on standard input (its first line).
@@ -236,22 +223,39 @@ fn real_main() -> Result<()> {
         }
         None => None,
     };
-    let web = match &args.web {
-        Some(listen) => Some(rvs::daemon::web::WebOptions {
-            listen: web_listen(listen)?,
-            cert: args.web_cert.clone(),
-            key: args.web_key.clone(),
-            users: args.web_users.clone(),
-            state_dir: args
-                .state_file
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(Path::new("."))
-                .to_owned(),
-            session_idle: Duration::from_secs(args.web_session_idle.max(1)),
-        }),
-        None => None,
+    // The monitor: the options, or keepalived.conf's rvs_web block for what they leave out.
+    let block = keepalived
+        .as_ref()
+        .and_then(|(_, c)| c.web.clone())
+        .unwrap_or_default();
+    let listen = match &args.web {
+        Some(l) => {
+            Some(rvs::daemon::web::parse_listen(l).map_err(|e| anyhow::anyhow!("--web {e}"))?)
+        }
+        None => block.listen,
     };
+    let (cert, key) = match (&args.web_cert, &args.web_key) {
+        (Some(c), Some(k)) => (Some(c.clone()), Some(k.clone())),
+        _ => (block.cert, block.key),
+    };
+    let web = listen.map(|listen| rvs::daemon::web::WebOptions {
+        listen,
+        cert,
+        key,
+        users: args.web_users.clone().or(block.users),
+        state_dir: args
+            .state_file
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_owned(),
+        session_idle: args
+            .web_session_idle
+            .map(Duration::from_secs)
+            .or(block.session_idle)
+            .unwrap_or(Duration::from_secs(900))
+            .max(Duration::from_secs(1)),
+    });
     let mut flags = 0;
     if args.expire_nodest_conn {
         flags |= config_flags::EXPIRE_NODEST_CONN;

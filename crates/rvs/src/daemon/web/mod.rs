@@ -56,6 +56,21 @@ pub struct WebOptions {
     pub session_idle: Duration,
 }
 
+/// `[ADDR]:PORT`: `8443`, `:8443`, `198.18.0.1:8443`, `[2001:db8::1]:8443` (no address: all
+/// of them, IPv4 and IPv6).
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    use std::net::{IpAddr, Ipv6Addr};
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    match s.strip_prefix(':').unwrap_or(s).parse::<u16>() {
+        Ok(p) if p != 0 => Ok(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), p)),
+        _ => Err(format!(
+            "{s:?}: expected [ADDR]:PORT, such as :8443 or 198.18.0.1:8443"
+        )),
+    }
+}
+
 /// What the console shows of the director beyond the view.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct DirectorInfo {
