@@ -383,7 +383,7 @@ async fn login(
     let ok = tokio::task::spawn_blocking(move || match user {
         Some(u) => users::verify_password(&u.hash, &password).then_some(u.role),
         None => {
-            let _ = users::verify_password(DUMMY_HASH, &password);
+            let _ = users::verify_password(dummy_hash(), &password);
             None
         }
     })
@@ -423,8 +423,12 @@ async fn login(
     Ok(r)
 }
 
-/// A valid hash to verify against when the user does not exist (timing stays the same).
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$dpIFpQXJ7c5xc3mk4ZbF1Ku5bnTzyVhBhxGyqI1q+Jk";
+/// A hash to verify against when the user does not exist, so that the answer takes as long as
+/// for a wrong password (made once, with the same parameters as the users').
+fn dummy_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| users::hash_password("no such user").expect("hashing"))
+}
 
 async fn logout(
     AxState(state): AxState<State>,
@@ -672,10 +676,10 @@ async fn connections(
     })))
 }
 
-/// The data plane's counters and the connection table's fill.
-pub async fn dataplane_json(state: &State) -> Result<Value, ApiError> {
+/// The data plane's counters and the connection table's fill (flows counted by real server,
+/// from `services`).
+pub async fn dataplane_json(state: &State, services: &[ServiceView]) -> Result<Value, ApiError> {
     let counters = counters(state).await?;
-    let services = list_services(state, None).await?;
     let flows: u64 = services
         .iter()
         .flat_map(|s| &s.dests)
@@ -693,7 +697,8 @@ pub async fn dataplane_json(state: &State) -> Result<Value, ApiError> {
 }
 
 async fn dataplane(AxState(state): AxState<State>, _p: Principal) -> ApiResult {
-    Ok(Json(dataplane_json(&state).await?))
+    let services = list_services(&state, None).await?;
+    Ok(Json(dataplane_json(&state, &services).await?))
 }
 
 pub fn director_json(state: &State) -> Value {

@@ -125,7 +125,9 @@ async fn snapshot(
             api::service_json(s, page, &health)
         })
         .collect();
-    let dataplane = api::dataplane_json(state).await.unwrap_or_default();
+    let dataplane = api::dataplane_json(state, &services)
+        .await
+        .unwrap_or_default();
     json!({
         "time_unix_ms": api::now_ms(),
         "director": api::director_json(state),
