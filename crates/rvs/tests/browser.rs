@@ -2,7 +2,8 @@
 //! (WebDriver, by the fantoccini crate), both run in the lab's client namespace and pinned to
 //! the key of the certificate rvsd made. An admin logs in, watches the service's packets/s
 //! chart move while the test sends traffic through the director, changes a weight (confirmed
-//! in the page's dialog) and sees rvsadm agree, and logs out; a viewer sees no controls and is
+//! in the page's dialog) and sees rvsadm agree, drains one, takes one out and puts it back, and
+//! logs out; a viewer sees no controls and is
 //! refused when the page tries a change. Screenshots go to the target directory.
 
 mod common;
@@ -192,6 +193,44 @@ fn console_in_chromium() {
                         })
                         .await;
                         assert_eq!(weight_of(&lab, &rs0), Some(7), "rvsadm agrees");
+
+                        // Drain rs1, take rs2 out and put it back, each confirmed.
+                        let button = |rs: String, label: &'static str| {
+                            let c = &c;
+                            async move {
+                                c.find(Locator::XPath(&format!(
+                                    "//tr[@data-id='{rs}']//button[text()='{label}']"
+                                )))
+                                .await?
+                                .click()
+                                .await?;
+                                c.wait().for_element(Locator::Css("dialog[open]")).await?;
+                                c.find(Locator::Id("confirm-yes")).await?.click().await
+                            }
+                        };
+                        let rs1 = format!("{}:{PORT}", lab.rs_ip(1));
+                        let rs2 = format!("{}:{PORT}", lab.rs_ip(2));
+                        button(rs1.clone(), "Drain").await?;
+                        wait_until("rs1 drained", Duration::from_secs(10), || async {
+                            weight_of(&lab, &rs1) == Some(0)
+                        })
+                        .await;
+                        button(rs2.clone(), "Remove").await?;
+                        wait_until("rs2 taken out", Duration::from_secs(10), || async {
+                            weight_of(&lab, &rs2).is_none()
+                        })
+                        .await;
+                        c.wait()
+                            .for_element(Locator::Css("#removed button"))
+                            .await?
+                            .click()
+                            .await?;
+                        c.wait().for_element(Locator::Css("dialog[open]")).await?;
+                        c.find(Locator::Id("confirm-yes")).await?.click().await?;
+                        wait_until("rs2 back", Duration::from_secs(10), || async {
+                            weight_of(&lab, &rs2) == Some(1)
+                        })
+                        .await;
 
                         // Log out: back to the login page, the session gone.
                         c.find(Locator::Id("logout")).await?.click().await?;
