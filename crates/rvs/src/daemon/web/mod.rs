@@ -7,7 +7,8 @@
 //! - [`tls`]: the certificate (or a self-signed one made once) and the plain-HTTP refusal;
 //! - [`users`]: web users (argon2id hashes) and API tokens (stored hashed);
 //! - [`session`]: login sessions, CSRF tokens, the login rate limit;
-//! - [`api`]: `/api/v1/...`, authentication and the changes;
+//! - [`auth`]: who is asking (session, token, basic auth), CSRF, login and logout;
+//! - [`api`]: `/api/v1/...`, its reads and changes;
 //! - [`metrics`]: `/metrics`, node_exporter's IPVS names and rvs's own;
 //! - [`console`]: the one-page console, its assets embedded, and its live feed (SSE);
 //! - [`audit`]: every change, as a JSON line;
@@ -15,6 +16,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod auth;
 pub mod console;
 pub mod ids;
 pub mod metrics;
