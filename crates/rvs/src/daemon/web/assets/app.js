@@ -187,7 +187,9 @@ function drawServers(s, svc, prevSvc, dt) {
       fmt(rate(r, b, dt, (x) => x.stats.conns)), fmt(pps), fmt(rate(r, b, dt, (x) => x.stats.inbytes))];
     vals.forEach((v, i) => { if (tr.cells[i].textContent !== v) tr.cells[i].textContent = v; });
     tr.cells[3].className = r.health ? (r.health.up ? "up" : "down") : "";
-    tr.cells[3].title = r.health ? r.health.reason : "no checker";
+    tr.cells[3].title = r.health
+      ? `${r.health.reason} (since ${new Date(r.health.since_unix_ms).toLocaleString()}, ${r.health.transitions} changes)`
+      : "no checker verdict";
     chart(tr.cells[9].firstChild, [{ data: h, color: "#2563eb" }]);
   }
   for (const [id, tr] of rows) if (!keep.has(id)) tr.remove();
