@@ -346,10 +346,23 @@ fn metrics_pass_promtool_and_match_rvsadm() {
     );
     assert_eq!(c.get("/metrics", &[]).status, 401);
     assert_eq!(c.get("/metrics", &[("authorization", &wrong)]).status, 401);
-    let r = c.get("/metrics", &[("authorization", &basic)]);
-    assert_eq!(r.status, 200, "{}", r.body);
-    let stats = lab.ok(&["-L", "-n", "--stats", "--exact"]);
-    let listing = lab.ok(&["-L", "-n"]);
+    // rvsadm before and after the scrape: the same moment when the two agree (a flow expiring
+    // in between would move InActConn; then it is read again).
+    let (r, stats, listing) = (0..5)
+        .find_map(|_| {
+            let before = (
+                lab.ok(&["-L", "-n", "--stats", "--exact"]),
+                lab.ok(&["-L", "-n"]),
+            );
+            let r = c.get("/metrics", &[("authorization", &basic)]);
+            assert_eq!(r.status, 200, "{}", r.body);
+            let after = (
+                lab.ok(&["-L", "-n", "--stats", "--exact"]),
+                lab.ok(&["-L", "-n"]),
+            );
+            (before == after).then_some((r, after.0, after.1))
+        })
+        .expect("rvsadm's listing kept changing");
     assert!(
         r.headers["content-type"]
             .to_str()
