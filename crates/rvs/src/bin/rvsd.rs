@@ -116,6 +116,42 @@ struct Args {
     /// their effective timings after keepalived's inheritance and defaults).
     #[arg(long, requires = "check_config")]
     dump: bool,
+    /// Serve the monitor (HTTPS console, JSON API, /metrics) on [ADDR]:PORT (all addresses
+    /// when ADDR is left out).
+    #[arg(long, value_name = "[ADDR]:PORT")]
+    web: Option<String>,
+    /// The monitor's certificate (PEM); without --web-cert and --web-key a self-signed one is
+    /// made once in the state file's directory.
+    #[arg(long, value_name = "FILE", requires = "web_key")]
+    web_cert: Option<PathBuf>,
+    /// The monitor's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "web_cert")]
+    web_key: Option<PathBuf>,
+    /// The monitor's users (made with --add-web-user).
+    #[arg(long, value_name = "FILE")]
+    web_users: Option<PathBuf>,
+    /// A monitor session ends after this many seconds without a request (default 900).
+    #[arg(long, value_name = "SECONDS")]
+    web_session_idle: Option<u64>,
+    /// Add (or replace) a monitor user, reading the password from standard input, then exit.
+    #[arg(long, num_args = 3, value_names = ["FILE", "NAME", "viewer|admin"])]
+    add_web_user: Option<Vec<String>>,
+}
+
+/// `--add-web-user FILE NAME ROLE`, the password on standard input (its first line).
+fn add_web_user(args: &[String]) -> Result<()> {
+    let [file, name, role] = args else {
+        bail!("--add-web-user FILE NAME viewer|admin");
+    };
+    let role: rvs::daemon::web::users::Role = role.parse()?;
+    let mut password = String::new();
+    std::io::stdin()
+        .read_line(&mut password)
+        .context("reading the password from standard input")?;
+    let password = password.trim_end_matches(['\n', '\r']);
+    rvs::daemon::web::users::add_user(Path::new(file), name, role, password)?;
+    eprintln!("{file}: {name} is a web {}", role.name());
+    Ok(())
 }
 
 fn main() -> std::process::ExitCode {
@@ -137,6 +173,9 @@ fn real_main() -> Result<()> {
         )
         .init();
     let args = Args::parse();
+    if let Some(a) = &args.add_web_user {
+        return add_web_user(a);
+    }
     if args.check_config {
         let path = args
             .use_file
@@ -184,6 +223,39 @@ fn real_main() -> Result<()> {
         }
         None => None,
     };
+    // The monitor: the options, or keepalived.conf's rvs_web block for what they leave out.
+    let block = keepalived
+        .as_ref()
+        .and_then(|(_, c)| c.web.clone())
+        .unwrap_or_default();
+    let listen = match &args.web {
+        Some(l) => {
+            Some(rvs::daemon::web::parse_listen(l).map_err(|e| anyhow::anyhow!("--web {e}"))?)
+        }
+        None => block.listen,
+    };
+    let (cert, key) = match (&args.web_cert, &args.web_key) {
+        (Some(c), Some(k)) => (Some(c.clone()), Some(k.clone())),
+        _ => (block.cert, block.key),
+    };
+    let web = listen.map(|listen| rvs::daemon::web::WebOptions {
+        listen,
+        cert,
+        key,
+        users: args.web_users.clone().or(block.users),
+        state_dir: args
+            .state_file
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_owned(),
+        session_idle: args
+            .web_session_idle
+            .map(Duration::from_secs)
+            .or(block.session_idle)
+            .unwrap_or(Duration::from_secs(900))
+            .max(Duration::from_secs(1)),
+    });
     let mut flags = 0;
     if args.expire_nodest_conn {
         flags |= config_flags::EXPIRE_NODEST_CONN;
@@ -211,6 +283,7 @@ fn real_main() -> Result<()> {
         lblcr_expiration: Duration::from_secs(args.lblcr_expiration),
         keepalived,
         sync,
+        web,
     };
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -83,6 +83,7 @@ impl Keepalived {
     ) -> std::io::Result<Keepalived> {
         // Before anything slow: from now on SIGHUP reloads instead of ending rvsd.
         let hangup = signal(SignalKind::hangup())?;
+        super::health::enable();
         let (mail_tx, mail_rx) = mpsc::unbounded_channel();
         tokio::spawn(mailer(mail_rx));
         let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
@@ -135,6 +136,13 @@ impl Keepalived {
             debug!("checker event for {} which is not installed", ev.service);
             return;
         };
+        super::health::record(
+            ev.service,
+            ev.dest,
+            ev.up,
+            &ev.reason,
+            super::vrrp::status::unix_ms_now(),
+        );
         let actions = self.installed[i].health.on_event(&ev);
         self.carry_out(actions).await;
     }

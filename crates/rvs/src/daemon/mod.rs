@@ -7,13 +7,16 @@
 //!   and health checkers;
 //! - [`state`]: the saved model that lets a restart pick up where it left off;
 //! - [`sync`]: connection sync between directors (its wire format so far);
-//! - [`vrrp`]: director failover by VRRP, on a thread of its own.
+//! - [`vrrp`]: director failover by VRRP, on a thread of its own;
+//! - [`health`]: the checkers' verdicts, published for the monitor;
+//! - [`web`]: the monitor: HTTPS console, JSON API and Prometheus metrics.
 //!
 //! The control socket's task is in `control/server.rs`.
 
 pub mod director;
 pub mod estimator;
 pub mod expiry;
+pub mod health;
 pub mod keepalived;
 pub mod locality;
 pub mod next_hop;
@@ -23,6 +26,7 @@ pub mod supervisor;
 pub mod sync;
 pub mod view;
 pub mod vrrp;
+pub mod web;
 
 pub use director::{Director, DirectorOptions};
 pub use owner::DirectorHandle;

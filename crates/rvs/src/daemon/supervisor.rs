@@ -13,6 +13,7 @@
 //! | `keepalived` | the checkers, notify, mail | changes: messages |
 //! | `vrrp` (own thread) | VRRP sockets, timers, virtual addresses | — |
 //! | `sync` (sync/daemons.rs, task.rs) | sync sockets, its own map handles | reads the view |
+//! | `web` (web/) | the HTTPS listener, sessions, tokens | reads: the view; changes: messages |
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -49,6 +50,8 @@ pub struct Settings {
     /// Connection sync's own options (its daemon is keepalived.conf's `lvs_sync_daemon`, or
     /// rvsadm's `--start-daemon`).
     pub sync: super::sync::SyncOptions,
+    /// The monitor (`--web`), if asked for.
+    pub web: Option<super::web::WebOptions>,
 }
 
 /// Runs rvsd until SIGTERM or SIGINT.
@@ -117,12 +120,28 @@ pub async fn run(s: Settings) -> Result<()> {
         None => None,
     };
     let sync = super::sync::SyncDaemons::new(s.pin_dir.clone(), handle.clone(), s.sync.clone());
+    // The monitor's certificate and port are checked before anything is served.
+    let monitor = match s.web.clone() {
+        Some(w) => Some(
+            super::web::Monitor::bind(
+                w,
+                handle.clone(),
+                s.interfaces.clone(),
+                format!("{:?}", s.mode).to_lowercase(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
     // rvsadm is served from here on: during the bulk sync, --sync shows its progress and --vrrp
     // the instances waiting for it.
     spawn(
         "control",
         Box::pin(server::serve(listener, handle.clone(), sync.clone())),
     );
+    if let Some(m) = monitor {
+        spawn("web", Box::pin(m.serve()));
+    }
     if let Some(cfg) = sync_config {
         sync.start(cfg)
             .await

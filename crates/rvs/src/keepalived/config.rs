@@ -39,6 +39,8 @@ pub struct KeepalivedConfig {
     pub vrrp_instances: Vec<VrrpInstance>,
     pub vrrp_sync_groups: Vec<VrrpSyncGroup>,
     pub vrrp_scripts: Vec<VrrpScript>,
+    /// `rvs_web { ... }`: the monitor's settings (an rvs extension).
+    pub web: Option<WebBlock>,
     /// Unknown keywords, skipped blocks, inactive parts: for rvsd to log.
     pub warnings: Vec<Diagnostic>,
 }
@@ -63,6 +65,16 @@ impl KeepalivedConfig {
         }
         out
     }
+}
+
+/// The monitor's settings from `rvs_web { ... }` (the `--web*` options win).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WebBlock {
+    pub listen: Option<std::net::SocketAddr>,
+    pub users: Option<std::path::PathBuf>,
+    pub cert: Option<std::path::PathBuf>,
+    pub key: Option<std::path::PathBuf>,
+    pub session_idle: Option<std::time::Duration>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

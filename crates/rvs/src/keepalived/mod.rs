@@ -40,6 +40,7 @@ mod tree;
 mod value;
 mod virtual_server;
 mod vrrp;
+mod web;
 
 #[cfg(test)]
 mod tests;

@@ -93,6 +93,7 @@ pub(super) fn parse(
                 .vrrp_sync_groups
                 .push(vrrp::parse_sync_group(&mut ctx, node)?),
             "vrrp_script" => cfg.vrrp_scripts.push(vrrp::parse_script(&mut ctx, node)?),
+            "rvs_web" => cfg.web = Some(super::web::parse(&mut ctx, node)?),
             k if OTHER_TOP_LEVEL.contains(&k) => ctx.unsupported(node),
             _ => ctx.unknown(node),
         }

@@ -844,3 +844,34 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn rvs_web_block() {
+    let cfg = parse_str(
+        "k.conf",
+        "rvs_web {\n    listen :8443\n    users /etc/rvs/web-users\n    session_idle 60\n}\n",
+    )
+    .unwrap();
+    let w = cfg.web.unwrap();
+    assert_eq!(w.listen, Some("[::]:8443".parse().unwrap()));
+    assert_eq!(w.users, Some(PathBuf::from("/etc/rvs/web-users")));
+    assert_eq!(w.session_idle, Some(Duration::from_secs(60)));
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+    for (text, says) in [
+        (
+            "rvs_web {\n    users /x\n}\n",
+            "k.conf:1:1: rvs_web needs 'listen [ADDR]:PORT'",
+        ),
+        (
+            "rvs_web {\n    listen :8443\n    cert /c\n}\n",
+            "k.conf:1:1: rvs_web: cert and key go together",
+        ),
+        (
+            "rvs_web {\n    listen nowhere\n}\n",
+            "k.conf:2:12: \"nowhere\": expected [ADDR]:PORT",
+        ),
+    ] {
+        let e = parse_str("k.conf", text).unwrap_err().to_string();
+        assert!(e.starts_with(says), "{e}");
+    }
+}

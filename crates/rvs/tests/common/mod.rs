@@ -6,6 +6,7 @@
 
 pub mod ha;
 pub mod keepalived;
+pub mod web;
 
 use std::{
     net::{IpAddr, Ipv4Addr},
