@@ -11,12 +11,16 @@
 //! balancer to nginx/iperf3 real servers), `scaling` (1…1000 real servers), `table` (the
 //! connection table at 1k…1M flows), `failover` (VRRP failover times of rvs and keepalived,
 //! issue 11), `sync` (connection sync between two directors: lag, rate, bulk sync, cost; issue
-//! 12). A run of some parts (`--only`) keeps the other parts' sections of an existing report.
+//! 12), `monitor` (rvsd's CPU with the web console's live feed open or /metrics scraped, and
+//! the time to render /metrics for 100 services × 10 real servers; issue 13). A run of some
+//! parts (`--only`) keeps the other parts' sections of an existing report.
 //! `RVS_BENCH_DEBUG=1` prints every run.
 
 mod cpu;
 mod failover;
+mod https;
 mod line;
+mod monitor;
 mod perf;
 mod pps;
 mod progs;
@@ -65,8 +69,8 @@ struct Args {
     /// Directory of rvsd, rvsadm and rvs-rs (default: beside this program, or RVS_BIN_DIR).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
-    /// Only these parts (comma-separated): packets, tcp, scaling, table, failover, sync. The
-    /// other parts' sections of an existing report are kept.
+    /// Only these parts (comma-separated): packets, tcp, scaling, table, failover, sync,
+    /// monitor. The other parts' sections of an existing report are kept.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// The command line to print in the report (scripts/bench passes its own).
@@ -214,7 +218,9 @@ fn run(args: &Args) -> Result<bool> {
         }
         plan.scale_servers = args.scale_servers.clone();
     }
-    let parts = ["packets", "tcp", "scaling", "table", "failover", "sync"];
+    let parts = [
+        "packets", "tcp", "scaling", "table", "failover", "sync", "monitor",
+    ];
     for p in &args.only {
         if !parts.contains(&p.as_str()) {
             bail!("unknown part {p:?}; the parts are {}", parts.join(", "));
@@ -310,6 +316,26 @@ fn run(args: &Args) -> Result<bool> {
         }
         rep.failures.extend(failed);
         rep.sync = Some(s);
+    }
+    if want("monitor") {
+        let m = monitor::run(&plan, &bins, &dir).map_err(|e| format!("{e:#}"));
+        match &m {
+            Ok(m) => {
+                for (what, e) in [
+                    ("idle CPU", m.idle.as_ref().err()),
+                    ("CPU with the feed open", m.feed.as_ref().err()),
+                    ("CPU with /metrics scraped", m.scraped.as_ref().err()),
+                    ("/metrics with a token", m.token.as_ref().err()),
+                    ("/metrics with basic auth", m.basic.as_ref().err()),
+                ] {
+                    if let Some(e) = e {
+                        rep.failures.push(format!("monitor, {what}: {e}"));
+                    }
+                }
+            }
+            Err(e) => rep.failures.push(format!("monitor: {e}")),
+        }
+        rep.monitor = Some(m);
     }
     rep.elapsed_s = START.get().map_or(0.0, |s| s.elapsed().as_secs_f64());
     let old = std::fs::read_to_string(&args.out).ok();

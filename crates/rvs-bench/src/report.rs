@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use crate::{
     failover::{self, FailoverReport, Pair},
+    monitor::{self, CpuFigure, MonitorReport, RenderFigure},
     pps::Figure,
     progs::Prog,
     stats::Sample,
@@ -156,6 +157,7 @@ pub struct Report {
     /// None: the part did not run.
     pub failover: Option<Result<FailoverReport, String>>,
     pub sync: Option<SyncReport>,
+    pub monitor: Option<Result<MonitorReport, String>>,
 }
 
 fn median(s: &Sample) -> Option<f64> {
@@ -359,6 +361,7 @@ impl Report {
         self.render_fill(w);
         self.render_failover(w);
         self.render_sync(w);
+        self.render_monitor(w);
         self.render_evidence(w);
 
         let _ = writeln!(w, "## Cases\n");
@@ -936,6 +939,101 @@ impl Report {
         );
     }
 
+    fn render_monitor(&self, w: &mut String) {
+        let Some(m) = &self.monitor else { return };
+        let _ = writeln!(w, "## Monitor: the web console and /metrics\n");
+        let secs = m.as_ref().map_or(0, |m| m.window.as_secs());
+        let _ = writeln!(
+            w,
+            "{} rvsd with `--web` and a users file (`rvsd --add-web-user`) on a director in a \
+             namespace, no traffic; the client is a Rust HTTPS client (rustls) in the client's \
+             namespace that trusts exactly rvsd's self-signed certificate. *CPU*: rvsd's user + \
+             system time (/proc/PID/stat) over {secs} s with one service of {} real servers, as \
+             a share of one CPU: idle; with the console's live feed (`/api/v1/events`, server-sent \
+             events, one page of 50 real servers, as the console asks) open by a logged-in \
+             client; with `/metrics` scraped every second (basic auth, as Prometheus is \
+             configured, on one kept-alive connection). *Render*: `/metrics` for {} services × \
+             {} real servers, timed by the client from the request to the last byte on a \
+             kept-alive connection (no TLS handshake in it), after one untimed scrape.\n",
+            self.measured_by(),
+            monitor::CPU_SERVERS,
+            monitor::RENDER_SERVICES,
+            monitor::RENDER_EACH,
+        );
+        let m = match m {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = writeln!(w, "| figure | value |\n|---|---|");
+                let _ = writeln!(w, "| rvsd's CPU and /metrics | {MISSING}: {e} |\n");
+                return;
+            }
+        };
+        let _ = writeln!(w, "| figure | value |\n|---|---|");
+        let cpu = |f: &Result<CpuFigure, String>, what: &str| match f {
+            Ok(f) => format!(
+                "{:.2}% of a CPU{}",
+                f.share * 100.0,
+                if what.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " ({} {what}, {:.1} kB received, in {:.1} s)",
+                        f.count,
+                        f.bytes as f64 / 1e3,
+                        f.secs
+                    )
+                }
+            ),
+            Err(e) => format!("{MISSING}: {e}"),
+        };
+        let n = monitor::CPU_SERVERS;
+        let _ = writeln!(
+            w,
+            "| rvsd CPU, {n} real servers, idle | {} |",
+            cpu(&m.idle, "")
+        );
+        let _ = writeln!(
+            w,
+            "| rvsd CPU, {n} real servers, console's live feed open | {} |",
+            cpu(&m.feed, "events")
+        );
+        let _ = writeln!(
+            w,
+            "| rvsd CPU, {n} real servers, /metrics scraped every second | {} |",
+            cpu(&m.scraped, "scrapes")
+        );
+        let render = |f: &Result<RenderFigure, String>| match f {
+            Ok(f) => format!(
+                "median {:.2} ms, worst {:.2} ms of {} scrapes; {:.1} kB",
+                f.median.as_secs_f64() * 1e3,
+                f.worst.as_secs_f64() * 1e3,
+                f.scrapes,
+                f.bytes as f64 / 1e3
+            ),
+            Err(e) => format!("{MISSING}: {e}"),
+        };
+        let (s, e) = (monitor::RENDER_SERVICES, monitor::RENDER_EACH);
+        let _ = writeln!(
+            w,
+            "| /metrics, {s} services × {e} real servers, API token | {} |",
+            render(&m.token)
+        );
+        let _ = writeln!(
+            w,
+            "| /metrics, {s} services × {e} real servers, basic auth | {} |",
+            render(&m.basic)
+        );
+        let _ = writeln!(
+            w,
+            "\nA scrape with basic auth also verifies the user's argon2id hash (on a blocking \
+             thread), each time: the difference between the two /metrics rows is that \
+             verification; a token is checked by its SHA-256. The feed sends its page and the \
+             whole director's figures once a second. One window each, on a machine that may be \
+             doing other work: differences of a fraction of a percent between the CPU rows \
+             are noise.\n"
+        );
+    }
+
     fn render_evidence(&self, w: &mut String) {
         if self.programs.is_empty() && self.profiles.is_empty() {
             return;
@@ -1008,7 +1106,7 @@ impl Report {
 
 /// The part that writes each section, by the start of its heading (a section runs from its
 /// `## ` heading to the next).
-const OWNERS: [(&str, &str); 10] = [
+const OWNERS: [(&str, &str); 11] = [
     ("## Goals", "packets"),
     ("## Packet forwarding", "packets"),
     ("## TCP through", "tcp"),
@@ -1016,6 +1114,7 @@ const OWNERS: [(&str, &str); 10] = [
     ("## Connection table", "table"),
     ("## Failover", "failover"),
     ("## Connection sync", "sync"),
+    ("## Monitor", "monitor"),
     ("## Where the time goes", "packets"),
     ("## Cases", "packets"),
     ("## Notes", "packets"),

@@ -119,6 +119,12 @@ impl Rvsd {
         self.dir.join("rvsd.sock")
     }
 
+    /// Its own directory: socket, state file, log and what it keeps beside its state (the
+    /// monitor's self-signed certificate).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The bpffs directory of its pinned maps.
     pub fn pin_dir(&self) -> &Path {
         &self.pin_dir

@@ -88,6 +88,7 @@ fn every_row_of_the_smoke_run_is_filled() {
         "## Connection table",
         "## Failover (VRRP)",
         "## Connection sync",
+        "## Monitor: the web console and /metrics",
         "## Where the time goes",
     ] {
         assert!(doc.contains(section), "no {section:?}:\n{doc}");
@@ -126,6 +127,19 @@ fn every_row_of_the_smoke_run_is_filled() {
         assert!(
             rows.iter().any(|r| r[0].starts_with(figure)),
             "no sync figure {figure:?}:\n{doc}"
+        );
+    }
+    // The monitor's CPU and /metrics figures.
+    for figure in [
+        "rvsd CPU, 1000 real servers, idle",
+        "rvsd CPU, 1000 real servers, console's live feed open",
+        "rvsd CPU, 1000 real servers, /metrics scraped every second",
+        "/metrics, 100 services × 10 real servers, API token",
+        "/metrics, 100 services × 10 real servers, basic auth",
+    ] {
+        assert!(
+            rows.iter().any(|r| r[0] == figure),
+            "no monitor figure {figure:?}:\n{doc}"
         );
     }
 }

@@ -491,7 +491,7 @@ mod tests {
 
     /// The measure: `/metrics` for 100 services of 10 real servers each.
     #[test]
-    fn renders_100_services_of_10_real_servers_quickly() {
+    fn renders_100_services_of_10_real_servers() {
         let one = snapshot();
         let mut snap = snapshot();
         snap.services = (0..100u16)
@@ -522,7 +522,9 @@ mod tests {
                 .count(),
             1000
         );
-        assert!(took < std::time::Duration::from_secs(1), "{took:?}");
+        // Not a speed check (the benchmark measures it: `rvs-bench --only monitor`): only that
+        // it did not hang.
+        assert!(took < std::time::Duration::from_secs(10), "{took:?}");
     }
 
     #[test]
