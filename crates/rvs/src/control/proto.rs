@@ -66,6 +66,8 @@ pub enum Request {
     Vrrp,
     /// The sync daemon's settings and counters; answered from the sync task's snapshot.
     SyncStatus,
+    /// The BGP speaker's sessions and prefixes (rvs extension); from the BGP task's snapshot.
+    Bgp,
     /// `--start-daemon master|backup`: answered by the sync daemons, not the director.
     StartDaemon {
         daemon: crate::daemon::sync::DaemonSpec,
@@ -106,6 +108,9 @@ pub enum Response {
     },
     Sync {
         status: Box<crate::daemon::sync::SyncStatus>,
+    },
+    Bgp {
+        status: Option<crate::daemon::bgp::BgpStatus>,
     },
 }
 

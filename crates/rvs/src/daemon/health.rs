@@ -25,6 +25,28 @@ pub struct ServerHealth {
     pub transitions: u64,
 }
 
+/// Each configured service and whether it has quorum, for the BGP speaker, which announces a
+/// prefix only while the services behind it are up; a watch, so a change reaches it at once.
+static QUORUM: OnceLock<tokio::sync::watch::Sender<Vec<(ServiceId, bool)>>> = OnceLock::new();
+
+fn quorum_sender() -> &'static tokio::sync::watch::Sender<Vec<(ServiceId, bool)>> {
+    QUORUM.get_or_init(|| tokio::sync::watch::channel(Vec::new()).0)
+}
+
+/// The keepalived task's services and their quorum, after every change.
+pub fn publish_quorum(services: Vec<(ServiceId, bool)>) {
+    quorum_sender().send_if_modified(|q| {
+        let changed = *q != services;
+        *q = services;
+        changed
+    });
+}
+
+/// Follows [`publish_quorum`].
+pub fn quorum() -> tokio::sync::watch::Receiver<Vec<(ServiceId, bool)>> {
+    quorum_sender().subscribe()
+}
+
 type Table = BTreeMap<(String, String), ServerHealth>;
 
 static PUBLISHED: OnceLock<Mutex<Option<Table>>> = OnceLock::new();

@@ -110,6 +110,7 @@ impl Keepalived {
             k.install(svc, &ServerStates::new()).await;
         }
         k.restart_checkers(&ServerStates::new()).await;
+        k.publish_quorum();
         info!(
             "{}: {} virtual services configured, {} real servers checked",
             k.path.display(),
@@ -145,6 +146,17 @@ impl Keepalived {
         );
         let actions = self.installed[i].health.on_event(&ev);
         self.carry_out(actions).await;
+        self.publish_quorum();
+    }
+
+    /// Each service's quorum, for the BGP speaker.
+    fn publish_quorum(&self) {
+        super::health::publish_quorum(
+            self.installed
+                .iter()
+                .map(|i| (i.desired.service, i.health.quorum_up()))
+                .collect(),
+        );
     }
 
     /// SIGHUP: re-read the file and apply the differences.
@@ -216,6 +228,7 @@ impl Keepalived {
             }
         }
         self.restart_checkers(&states).await;
+        self.publish_quorum();
         info!(
             "{}: reloaded: {unchanged} services unchanged, {changed} changed, {added} added",
             self.path.display()

@@ -9,10 +9,12 @@
 //! - [`sync`]: connection sync between directors (its wire format so far);
 //! - [`vrrp`]: director failover by VRRP, on a thread of its own;
 //! - [`health`]: the checkers' verdicts, published for the monitor;
-//! - [`web`]: the monitor: HTTPS console, JSON API and Prometheus metrics.
+//! - [`web`]: the monitor: HTTPS console, JSON API and Prometheus metrics;
+//! - [`bgp`]: the BGP speaker announcing the VIPs' prefixes by health.
 //!
 //! The control socket's task is in `control/server.rs`.
 
+pub mod bgp;
 pub mod director;
 pub mod estimator;
 pub mod expiry;

@@ -68,6 +68,11 @@ fn stopped() -> Response {
 }
 
 impl DirectorHandle {
+    /// Follows the view: changed after every change of the director.
+    pub fn subscribe(&self) -> watch::Receiver<DirectorView> {
+        self.view.clone()
+    }
+
     /// The director as of its last change.
     pub fn view(&self) -> DirectorView {
         self.view.borrow().clone()
@@ -171,6 +176,7 @@ fn is_read(req: &Request) -> bool {
             | Request::GetTimeouts
             | Request::ListMarkRules
             | Request::Vrrp
+            | Request::Bgp
             | Request::SyncStatus
     )
 }

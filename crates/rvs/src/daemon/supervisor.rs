@@ -14,6 +14,7 @@
 //! | `vrrp` (own thread) | VRRP sockets, timers, virtual addresses | — |
 //! | `sync` (sync/daemons.rs, task.rs) | sync sockets, its own map handles | reads the view |
 //! | `web` (web/) | the HTTPS listener, sessions, tokens | reads: the view; changes: messages |
+//! | `bgp` (bgp/) | BGP sessions, the listener for passive neighbors | reads: the view, quorum, VRRP |
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -106,6 +107,10 @@ pub async fn run(s: Settings) -> Result<()> {
         });
     };
     let vrrp_config = s.keepalived.as_ref().map(|(_, c)| c.clone());
+    let bgp_config = s
+        .keepalived
+        .as_ref()
+        .and_then(|(p, c)| Some((p.clone(), c.bgp.clone()?)));
     let keepalived = match s.keepalived {
         Some((path, cfg)) => {
             let k = Keepalived::start(path, cfg, handle.clone()).await?;
@@ -156,6 +161,13 @@ pub async fn run(s: Settings) -> Result<()> {
         }
         sync.bulk_settled().await;
     }
+    // The BGP speaker, once the configured services are in place: it announces what is up.
+    let bgp = match bgp_config {
+        Some((path, block)) => {
+            Some(super::bgp::Bgp::start(path, block, handle.clone(), program.resumed).await?)
+        }
+        None => None,
+    };
     // VRRP runs on a thread and runtime of its own, once the services are in place (a backup
     // forwards from the first packet it receives); rvsadm --vrrp reads its published status.
     let vrrp = super::vrrp::start_published(vrrp_config.as_ref())?;
@@ -195,6 +207,10 @@ pub async fn run(s: Settings) -> Result<()> {
         }
     }
     tasks.abort_all();
+    if let Some(b) = bgp {
+        // The routes go first, so that traffic moves to another cluster before this one stops.
+        b.stop(Duration::from_secs(3)).await;
+    }
     if let Some(v) = vrrp {
         // Priority 0 to the backups and the addresses removed before anything else stops.
         v.stop(Duration::from_secs(5)).await;

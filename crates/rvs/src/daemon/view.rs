@@ -52,6 +52,9 @@ pub fn answer_read(view: &DirectorView, maps: &dyn MapsRead, req: &Request) -> O
         },
         // The VRRP task's own published status, not the director's.
         Request::Vrrp => super::vrrp::status_response(),
+        Request::Bgp => Response::Bgp {
+            status: super::bgp::status::current(),
+        },
         Request::SyncStatus => Response::Sync {
             status: Box::new(super::sync::status::current()),
         },

@@ -41,6 +41,8 @@ pub struct KeepalivedConfig {
     pub vrrp_scripts: Vec<VrrpScript>,
     /// `rvs_web { ... }`: the monitor's settings (an rvs extension).
     pub web: Option<WebBlock>,
+    /// `rvs_bgp { ... }`: the BGP speaker's settings (an rvs extension).
+    pub bgp: Option<super::bgp::BgpBlock>,
     /// Unknown keywords, skipped blocks, inactive parts: for rvsd to log.
     pub warnings: Vec<Diagnostic>,
 }

@@ -28,6 +28,7 @@
 //!   not read (they come out as unknown keywords);
 //! - `persistence_timeout 0` means not persistent.
 
+pub mod bgp;
 mod checker;
 mod config;
 mod desired;

@@ -94,11 +94,18 @@ pub(super) fn parse(
                 .push(vrrp::parse_sync_group(&mut ctx, node)?),
             "vrrp_script" => cfg.vrrp_scripts.push(vrrp::parse_script(&mut ctx, node)?),
             "rvs_web" => cfg.web = Some(super::web::parse(&mut ctx, node)?),
+            "rvs_bgp" => {
+                if cfg.bgp.is_some() {
+                    return Err(ConfigError::at(&node.key.pos, "rvs_bgp is given twice"));
+                }
+                cfg.bgp = Some(super::bgp::parse(&mut ctx, node)?)
+            }
             k if OTHER_TOP_LEVEL.contains(&k) => ctx.unsupported(node),
             _ => ctx.unknown(node),
         }
     }
     virtual_server::validate(&cfg)?;
+    super::bgp::check(&cfg)?;
     cfg.warnings = ctx.warnings;
     Ok(cfg)
 }

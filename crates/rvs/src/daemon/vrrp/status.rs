@@ -75,6 +75,11 @@ pub fn publish_waiting(plan: &super::instance::Plan, now_unix_ms: u64) {
     publish(watch::channel(VrrpStatus { instances }).1);
 }
 
+/// Follows the status, once the VRRP task publishes one.
+pub fn subscribe() -> Option<watch::Receiver<VrrpStatus>> {
+    PUBLISHED.get()?.lock().ok()?.clone()
+}
+
 /// The latest snapshot, or an empty one when no VRRP instance runs. Never waits.
 pub fn current() -> VrrpStatus {
     PUBLISHED
