@@ -875,3 +875,64 @@ fn rvs_web_block() {
         assert!(e.starts_with(says), "{e}");
     }
 }
+
+#[test]
+fn rvs_bgp_block() {
+    let cfg = parse_str(
+        "k.conf",
+        "rvs_bgp {\n    local_as 4200000005\n    hold_time 9\n    graceful_restart 120\n    neighbor 198.18.1.254 {\n        remote_as 65001\n        local_address 198.18.1.1\n        md5_password \"s3cret\"\n    }\n    neighbor 2001:db8:1::fe {\n        remote_as 65001\n        passive\n    }\n    prefix 198.19.4.0/24 {\n        services 198.19.4.1:80 198.19.4.2\n        med 10\n        community 65005:100\n        prepend 2\n    }\n    prefix 2001:db8:4::/48\n}\n",
+    )
+    .unwrap();
+    let b = cfg.bgp.unwrap();
+    assert_eq!(b.local_as, 4_200_000_005);
+    assert_eq!(b.router_id, Some("198.18.1.1".parse().unwrap()));
+    assert_eq!(b.hold_time, 9);
+    assert_eq!(b.graceful_restart, Some(120));
+    assert_eq!(b.neighbors.len(), 2);
+    assert_eq!(b.neighbors[0].md5_password.as_deref(), Some("s3cret"));
+    assert!(b.neighbors[1].passive);
+    assert_eq!(b.prefixes[0].services.len(), 2);
+    assert_eq!(b.prefixes[0].communities, vec![65005 << 16 | 100]);
+    assert_eq!(b.prefixes[0].prepend, 2);
+    assert_eq!(b.prefixes[1].prefix.len, 48);
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+    let n = "    neighbor 198.18.1.254 {\n        remote_as 65001\n    }\n";
+    for (text, says) in [
+        (format!("rvs_bgp {{\n{n}}}\n"), "k.conf:1:1: rvs_bgp needs 'local_as AS'"),
+        (
+            "rvs_bgp {\n    local_as 65005\n}\n".into(),
+            "k.conf:1:1: rvs_bgp needs at least one 'neighbor ADDR { ... }'",
+        ),
+        (
+            format!("rvs_bgp {{\n    local_as 65005\n{n}}}\n"),
+            "k.conf:1:1: rvs_bgp needs 'router_id ADDR'",
+        ),
+        (
+            format!("rvs_bgp {{\n    local_as 0\n{n}}}\n"),
+            "k.conf:2:14: invalid local_as '0'",
+        ),
+        (
+            format!("rvs_bgp {{\n    local_as 65005\n    router_id 198.18.1.1\n{n}    prefix 198.19.4.1/24\n}}\n"),
+            "k.conf:7:12: prefix '198.19.4.1/24' has host bits set",
+        ),
+        (
+            format!("rvs_bgp {{\n    local_as 65005\n    router_id 198.18.1.1\n{n}    prefix 198.19.4.0/24 {{\n        community 65005\n    }}\n}}\n"),
+            "k.conf:8:19: invalid community '65005'",
+        ),
+        (
+            format!("rvs_bgp {{\n    local_as 65005\n    router_id 198.18.1.1\n    hold_time 2\n{n}}}\n"),
+            "k.conf:4:15: invalid hold_time '2'",
+        ),
+        (
+            format!("rvs_bgp {{\n    local_as 65005\n    router_id 198.18.1.1\n{n}    prefix 198.19.4.0/24 {{\n        vrrp_instance VI_9\n    }}\n}}\n"),
+            "k.conf:7:5: prefix 198.19.4.0/24: no vrrp_instance VI_9",
+        ),
+        (
+            format!("rvs_bgp {{\n    local_as 65005\n    router_id 198.18.1.1\n{n}{n}}}\n"),
+            "k.conf:7:5: neighbor 198.18.1.254 is given twice",
+        ),
+    ] {
+        let e = parse_str("k.conf", &text).unwrap_err().to_string();
+        assert!(e.starts_with(says), "{e}\nwanted {says}");
+    }
+}

@@ -65,6 +65,7 @@ pub fn router(state: State) -> Router {
         .route("/api/v1/health", get(health))
         .route("/api/v1/vrrp", get(vrrp))
         .route("/api/v1/sync", get(sync))
+        .route("/api/v1/bgp", get(bgp))
         .route("/api/v1/tokens", get(list_tokens).post(create_token))
         .route("/api/v1/tokens/{id}", delete(revoke_token))
         .route("/api/v1/events", get(super::console::events))
@@ -464,6 +465,11 @@ async fn vrrp(_p: Principal) -> ApiResult {
     Ok(Json(json!(crate::daemon::vrrp::status::current())))
 }
 
+/// The BGP speaker's sessions and prefixes; `null` when no rvs_bgp block runs.
+async fn bgp(_p: Principal) -> ApiResult {
+    Ok(Json(json!(crate::daemon::bgp::status::current())))
+}
+
 async fn sync(_p: Principal) -> ApiResult {
     Ok(Json(json!(crate::daemon::sync::status::current())))
 }
@@ -795,6 +801,7 @@ async fn metrics_snapshot(state: &State) -> Result<metrics::Snapshot, ApiError> 
         conn_table_size: state.director.view().conn_table_size,
         vrrp: crate::daemon::vrrp::status::current(),
         sync: crate::daemon::sync::status::current(),
+        bgp: crate::daemon::bgp::status::current(),
         health: crate::daemon::health::current(),
     })
 }

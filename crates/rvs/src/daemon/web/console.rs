@@ -136,6 +136,7 @@ async fn snapshot(
         "chosen": chosen.map(|c| super::ids::service_key(&c)),
         "vrrp": crate::daemon::vrrp::status::current(),
         "sync": crate::daemon::sync::status::current(),
+        "bgp": crate::daemon::bgp::status::current(),
         "health_checkers": health.is_some(),
     })
 }

@@ -27,6 +27,8 @@ pub struct Snapshot {
     pub conn_table_size: u32,
     pub vrrp: VrrpStatus,
     pub sync: SyncStatus,
+    /// None: no BGP speaker runs.
+    pub bgp: Option<crate::daemon::bgp::BgpStatus>,
     /// None: no checkers run.
     pub health: Option<Vec<ServerHealth>>,
 }
@@ -59,6 +61,82 @@ struct Reason {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Event {
     event: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Neighbor {
+    neighbor: String,
+    remote_as: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NeighborEvent {
+    neighbor: String,
+    event: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Prefix {
+    prefix: String,
+}
+
+/// The BGP speaker: each session up or not, each prefix announced or not, and the counters.
+fn bgp_metrics(reg: &mut Registry, b: &crate::daemon::bgp::BgpStatus) {
+    let up: Family<Neighbor, Gauge> = Family::default();
+    let events: Family<NeighborEvent, Counter> = Family::default();
+    let announced: Family<Prefix, Gauge> = Family::default();
+    reg.register(
+        "rvs_bgp_session_established",
+        "1 while the BGP session with the neighbor is Established",
+        up.clone(),
+    );
+    reg.register(
+        "rvs_bgp_events",
+        "BGP messages in and out, UPDATEs and NOTIFICATIONs sent, malformed messages, sessions established",
+        events.clone(),
+    );
+    reg.register(
+        "rvs_bgp_prefix_announced",
+        "1 while the prefix is announced (its services up)",
+        announced.clone(),
+    );
+    for n in &b.neighbors {
+        up.get_or_create(&Neighbor {
+            neighbor: n.address.to_string(),
+            remote_as: n.remote_as.to_string(),
+        })
+        .set((n.state == crate::daemon::bgp::session::State::Established) as i64);
+        for (event, v) in [
+            ("messages_in", n.messages_in),
+            ("messages_out", n.messages_out),
+            ("updates_out", n.updates_out),
+            ("notifications_in", n.notifications_in),
+            ("notifications_out", n.notifications_out),
+            ("malformed", n.malformed),
+            ("established", n.established),
+        ] {
+            events
+                .get_or_create(&NeighborEvent {
+                    neighbor: n.address.to_string(),
+                    event: event.to_owned(),
+                })
+                .inc_by(v);
+        }
+    }
+    for p in &b.prefixes {
+        announced
+            .get_or_create(&Prefix {
+                prefix: p.prefix.clone(),
+            })
+            .set(p.announced as i64);
+    }
+    let refused = Counter::<u64>::default();
+    refused.inc_by(b.refused);
+    reg.register(
+        "rvs_bgp_refused_connections",
+        "Connections to the BGP listener from addresses that are not passive neighbors",
+        refused,
+    );
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -301,6 +379,10 @@ pub fn render(snap: &Snapshot) -> String {
         }
     }
 
+    if let Some(b) = &snap.bgp {
+        bgp_metrics(&mut reg, b);
+    }
+
     // Connection sync.
     let running = Gauge::<i64>::default();
     running.set(snap.sync.daemon.is_some() as i64);
@@ -466,6 +548,7 @@ mod tests {
             conn_table_size: 65536,
             vrrp: VrrpStatus::default(),
             sync: SyncStatus::default(),
+            bgp: None,
             health: None,
         }
     }
@@ -525,6 +608,54 @@ mod tests {
         // Not a speed check (the benchmark measures it: `rvs-bench --only monitor`): only that
         // it did not hang.
         assert!(took < std::time::Duration::from_secs(10), "{took:?}");
+    }
+
+    #[test]
+    fn bgp_sessions_and_prefixes() {
+        use crate::daemon::bgp::{
+            BgpStatus,
+            session::State,
+            status::{NeighborStatus, PrefixStatus},
+        };
+        let mut snap = snapshot();
+        snap.bgp = Some(BgpStatus {
+            router_id: "198.18.1.1".into(),
+            local_as: 65005,
+            neighbors: vec![NeighborStatus {
+                address: "198.18.1.254".parse().unwrap(),
+                remote_as: 65001,
+                passive: false,
+                state: State::Established,
+                since_unix_ms: 0,
+                last_error: None,
+                hold_time: Some(9),
+                graceful_restart: true,
+                announced: vec!["198.19.4.0/24".into()],
+                established: 1,
+                messages_in: 5,
+                messages_out: 7,
+                updates_out: 2,
+                notifications_in: 0,
+                notifications_out: 0,
+                malformed: 1,
+            }],
+            prefixes: vec![PrefixStatus {
+                prefix: "198.19.4.0/24".into(),
+                announced: true,
+                why: "announced".into(),
+                since_unix_ms: 0,
+            }],
+            refused: 2,
+        });
+        let text = to_prometheus_text(&render(&snap));
+        for line in [
+            "rvs_bgp_session_established{neighbor=\"198.18.1.254\",remote_as=\"65001\"} 1",
+            "rvs_bgp_events_total{neighbor=\"198.18.1.254\",event=\"malformed\"} 1",
+            "rvs_bgp_prefix_announced{prefix=\"198.19.4.0/24\"} 1",
+            "rvs_bgp_refused_connections_total 2",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
     }
 
     #[test]

@@ -133,6 +133,13 @@ function drawDirector(s) {
   $("sync").textContent = sy.daemon
     ? `${sy.daemon.interface} syncid ${sy.daemon.syncid}: sent ${sy.sent_conns}, received ${sy.recv_conns}`
     : "off";
+  const b = $("bgp");
+  b.replaceChildren();
+  if (!s.bgp) b.textContent = "off";
+  else {
+    for (const n of s.bgp.neighbors) b.appendChild(el("div", `${n.address} AS ${n.remote_as}: ${n.state}, ${n.announced.length} prefixes`));
+    for (const p of s.bgp.prefixes) b.appendChild(el("div", `${p.prefix}: ${p.announced ? "announced" : "withdrawn"} — ${p.why}`));
+  }
 }
 
 function drawServices(s) {
