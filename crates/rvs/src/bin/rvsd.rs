@@ -223,6 +223,11 @@ fn real_main() -> Result<()> {
         }
         None => None,
     };
+    // Cluster balancing: its key is read before anything is touched.
+    let cluster = match &keepalived {
+        Some((_, cfg)) => rvs::daemon::cluster::ClusterSettings::from_keepalived(cfg)?,
+        None => None,
+    };
     // The monitor: the options, or keepalived.conf's rvs_web block for what they leave out.
     let block = keepalived
         .as_ref()
@@ -284,6 +289,7 @@ fn real_main() -> Result<()> {
         keepalived,
         sync,
         web,
+        cluster,
     };
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

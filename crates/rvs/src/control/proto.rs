@@ -66,6 +66,9 @@ pub enum Request {
     Vrrp,
     /// The sync daemon's settings and counters; answered from the sync task's snapshot.
     SyncStatus,
+    /// Cluster balancing's loads, decisions and counters (rvs extension); answered from the
+    /// cluster task's snapshot.
+    Cluster,
     /// `--start-daemon master|backup`: answered by the sync daemons, not the director.
     StartDaemon {
         daemon: crate::daemon::sync::DaemonSpec,
@@ -106,6 +109,10 @@ pub enum Response {
     },
     Sync {
         status: Box<crate::daemon::sync::SyncStatus>,
+    },
+    /// None: no `rvs_cluster` runs.
+    Cluster {
+        status: Option<Box<crate::daemon::cluster::ClusterStatus>>,
     },
 }
 

@@ -172,6 +172,7 @@ fn is_read(req: &Request) -> bool {
             | Request::ListMarkRules
             | Request::Vrrp
             | Request::SyncStatus
+            | Request::Cluster
     )
 }
 

@@ -26,6 +26,8 @@ pub enum Cmd {
     Vrrp,
     /// rvs extension: `--sync` prints the sync daemon's counters and bulk sync.
     Sync,
+    /// rvs extension: `--cluster` prints cluster balancing's loads and decisions.
+    Cluster,
     /// rvs extensions: the rules that mark packets for fwmark services.
     AddMark,
     DelMark,
@@ -52,6 +54,7 @@ impl Cmd {
             Cmd::Dataplane => "dataplane",
             Cmd::Vrrp => "vrrp",
             Cmd::Sync => "sync",
+            Cmd::Cluster => "cluster",
             Cmd::AddMark => "add-mark",
             Cmd::DelMark => "del-mark",
             Cmd::ListMarks => "list-marks",
@@ -76,7 +79,13 @@ impl Cmd {
             // rvs's mark commands: a mark (-f, the service option) and a match.
             Cmd::AddMark | Cmd::DelMark => b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+",
             Cmd::ListMarks => b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-            Cmd::Flush | Cmd::Set | Cmd::Restore | Cmd::Dataplane | Cmd::Vrrp | Cmd::Sync => ALL_X,
+            Cmd::Flush
+            | Cmd::Set
+            | Cmd::Restore
+            | Cmd::Dataplane
+            | Cmd::Vrrp
+            | Cmd::Sync
+            | Cmd::Cluster => ALL_X,
         }
     }
 }

@@ -29,6 +29,7 @@
 //! - `persistence_timeout 0` means not persistent.
 
 mod checker;
+mod cluster;
 mod config;
 mod desired;
 mod diag;
@@ -47,6 +48,7 @@ mod tests;
 
 use std::path::Path;
 
+pub use cluster::forwarded_services;
 pub use config::*;
 pub use desired::{desired_services, expand, mail_settings, router_id, service_name};
 pub use diag::{ConfigError, Diagnostic, Pos};

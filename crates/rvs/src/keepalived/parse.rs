@@ -94,11 +94,16 @@ pub(super) fn parse(
                 .push(vrrp::parse_sync_group(&mut ctx, node)?),
             "vrrp_script" => cfg.vrrp_scripts.push(vrrp::parse_script(&mut ctx, node)?),
             "rvs_web" => cfg.web = Some(super::web::parse(&mut ctx, node)?),
+            "rvs_cluster" if cfg.cluster.is_some() => {
+                return Err(ConfigError::at(&node.key.pos, "rvs_cluster is given twice"));
+            }
+            "rvs_cluster" => cfg.cluster = Some(super::cluster::parse(&mut ctx, node)?),
             k if OTHER_TOP_LEVEL.contains(&k) => ctx.unsupported(node),
             _ => ctx.unknown(node),
         }
     }
     virtual_server::validate(&cfg)?;
+    super::cluster::validate(&cfg)?;
     cfg.warnings = ctx.warnings;
     Ok(cfg)
 }
