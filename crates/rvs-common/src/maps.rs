@@ -97,6 +97,10 @@ pub struct Config {
     pub sync_threshold: u32,
     /// IPVS sync_period: reported again every this many packets; 0 reports once.
     pub sync_period: u32,
+    /// With `config_flags::ACCEPT_TUNNELLED`: GUE on this UDP port (network byte order) is
+    /// decapsulated too; 0: IPIP only.
+    pub accept_gue_port: u16,
+    pub _pad0: [u8; 6],
 }
 
 /// Key of the lblc and lblcr caches.
@@ -173,6 +177,10 @@ pub mod config_flags {
     /// `sync_refresh_period` then decides by time (IPVS with sync_period 0 and a refresh
     /// period set).
     pub const SYNC_BY_TIME: u32 = 32;
+    /// Tunnelled packets (IPIP, IPv6-in-IPv6, and GUE on `Config::accept_gue_port`) whose
+    /// inner destination is a service are decapsulated and handled as if they had arrived
+    /// directly (another director forwarding by TUN to this one). Off, they pass to the kernel.
+    pub const ACCEPT_TUNNELLED: u32 = 64;
 }
 
 /// Token bucket for new-flow admission, per CPU.

@@ -28,8 +28,12 @@ pub const XMIT_TUN: u32 = 8;
 pub const NAT_OUT: u32 = 9;
 /// An ICMP error about a tracked flow.
 pub const ICMP: u32 = 10;
+/// Decapsulating a tunnelled packet for one of the director's services.
+pub const TUNNEL_IN: u32 = 11;
+/// The entry program itself, entered again by `TUNNEL_IN` with the inner packet.
+pub const REENTER: u32 = 12;
 /// Number of slots.
-pub const COUNT: u32 = 11;
+pub const COUNT: u32 = 13;
 
 /// Every program of the array, by slot.
 pub const PROGRAMS: [&str; COUNT as usize] = [
@@ -44,6 +48,8 @@ pub const PROGRAMS: [&str; COUNT as usize] = [
     "rvs_xmit_tun",
     "rvs_nat_out",
     "rvs_icmp",
+    "rvs_tunnel_in",
+    ENTRY,
 ];
 
 /// The slot of the program that forwards by method `fwd` (`dest::fwd::*`).

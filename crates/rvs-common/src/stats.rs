@@ -63,10 +63,16 @@ pub enum Counter {
     IcmpForwarded = 15,
     /// Flows to sync that the data plane could not report: the sync ring buffer was full.
     SyncRingFull = 16,
+    /// Tunnelled packets for a service, decapsulated (`rvsd --accept-tunnelled`) and then
+    /// handled as if they had arrived directly.
+    TunnelDecap = 17,
+    /// Tunnelled packets dropped on decapsulation because the inner TTL / hop limit would reach
+    /// zero: ends the bounce between directors that tunnel to each other.
+    DropTunnelTtl = 18,
 }
 
 /// Number of `Counter` values (size of the `COUNTERS` array).
-pub const COUNTER_COUNT: u32 = 17;
+pub const COUNTER_COUNT: u32 = 19;
 
 /// Names of the counters, in index order, as `rvsadm --dataplane` prints them.
 pub const COUNTER_NAMES: [&str; COUNTER_COUNT as usize] = [
@@ -87,6 +93,8 @@ pub const COUNTER_NAMES: [&str; COUNTER_COUNT as usize] = [
     "pass_nat_reply",
     "icmp_forwarded",
     "sync_ring_full",
+    "tunnel_decap",
+    "drop_tunnel_ttl",
 ];
 
 user_pod!(Stats);

@@ -5,137 +5,13 @@
 
 mod common;
 
-use std::{net::Ipv4Addr, os::fd::AsRawFd};
-
-use common::Lab;
+use common::{
+    Lab,
+    frames::{V4, send_frames, tcp, udp},
+};
 
 const PORT: u16 = 80;
 const UDP_PORT: u16 = 53;
-
-/// An IPv4 packet in an Ethernet frame. `options` go after the 20-byte header (a multiple of
-/// 4); `tot_len` overrides the IP length; `frags` is the flags/offset field.
-struct V4 {
-    proto: u8,
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-    options: Vec<u8>,
-    payload: Vec<u8>,
-    tot_len: Option<u16>,
-    ihl: Option<u8>,
-    frags: u16,
-}
-
-impl V4 {
-    fn new(proto: u8, src: Ipv4Addr, dst: Ipv4Addr, payload: Vec<u8>) -> V4 {
-        V4 {
-            proto,
-            src,
-            dst,
-            options: vec![],
-            payload,
-            tot_len: None,
-            ihl: None,
-            frags: 0x4000,
-        }
-    }
-
-    fn frame(&self, dmac: [u8; 6], smac: [u8; 6]) -> Vec<u8> {
-        let hlen = 20 + self.options.len();
-        let tot = self.tot_len.unwrap_or((hlen + self.payload.len()) as u16);
-        let ihl = self.ihl.unwrap_or((hlen / 4) as u8);
-        let mut ip = vec![0x40 | ihl, 0];
-        ip.extend(tot.to_be_bytes());
-        ip.extend([0x12, 0x34]);
-        ip.extend(self.frags.to_be_bytes());
-        ip.extend([64, self.proto, 0, 0]);
-        ip.extend(self.src.octets());
-        ip.extend(self.dst.octets());
-        ip.extend(&self.options);
-        let c = common::inet_checksum(&ip);
-        ip[10..12].copy_from_slice(&c.to_be_bytes());
-        let mut f = Vec::new();
-        f.extend(dmac);
-        f.extend(smac);
-        f.extend([0x08, 0x00]);
-        f.extend(ip);
-        f.extend(&self.payload);
-        f
-    }
-}
-
-/// A TCP header: ports, SYN, data offset `doff` words.
-fn tcp(sport: u16, dport: u16, doff: u8) -> Vec<u8> {
-    let mut h = Vec::new();
-    h.extend(sport.to_be_bytes());
-    h.extend(dport.to_be_bytes());
-    h.extend(1000u32.to_be_bytes());
-    h.extend(0u32.to_be_bytes());
-    h.extend([doff << 4, 0x02]);
-    h.extend(64240u16.to_be_bytes());
-    h.extend([0, 0, 0, 0]);
-    h
-}
-
-fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-    let mut h = Vec::new();
-    h.extend(sport.to_be_bytes());
-    h.extend(dport.to_be_bytes());
-    h.extend(((8 + payload.len()) as u16).to_be_bytes());
-    h.extend([0, 0]);
-    h.extend(payload);
-    h
-}
-
-/// Sends raw frames out of the client's eth0.
-fn send_frames(lab: &Lab, frames: &[Vec<u8>]) {
-    let client = lab.cluster.client();
-    let ifindex = client.eth0().ifindex();
-    let fd = client
-        .netns()
-        .enter(|| {
-            // SAFETY: plain socket(2).
-            let fd = unsafe {
-                libc::socket(
-                    libc::AF_PACKET,
-                    libc::SOCK_RAW,
-                    (libc::ETH_P_ALL as u16).to_be() as i32,
-                )
-            };
-            assert!(
-                fd >= 0,
-                "AF_PACKET socket: {}",
-                std::io::Error::last_os_error()
-            );
-            // SAFETY: fd was just opened and is owned here.
-            unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }
-        })
-        .unwrap();
-    for f in frames {
-        // SAFETY: an all-zero sockaddr_ll, then filled in.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_ifindex = ifindex as i32;
-        sll.sll_halen = 6;
-        sll.sll_addr[..6].copy_from_slice(&f[..6]);
-        // SAFETY: the buffer and the address are valid for the lengths given.
-        let n = unsafe {
-            libc::sendto(
-                fd.as_raw_fd(),
-                f.as_ptr().cast(),
-                f.len(),
-                0,
-                (&raw const sll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as u32,
-            )
-        };
-        assert_eq!(
-            n,
-            f.len() as isize,
-            "sendto: {}",
-            std::io::Error::last_os_error()
-        );
-    }
-}
 
 #[test]
 fn malformed_packets_are_counted_and_dropped_valid_odd_ones_are_served() {
@@ -187,7 +63,7 @@ fn malformed_packets_are_counted_and_dropped_valid_odd_ones_are_served() {
     .iter()
     .map(|p| p.frame(dmac, smac))
     .collect();
-    send_frames(&lab, &frames);
+    send_frames(lab.cluster.client(), &frames);
 
     let delta = |name: &str| lab.counter(name) - before[name];
     common::poll(|| delta("drop_malformed") >= 5);

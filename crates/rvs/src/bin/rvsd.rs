@@ -65,6 +65,16 @@ struct Args {
     /// Do not honour persistence templates of weight-0 servers (expire_quiescent_template=1).
     #[arg(long)]
     expire_quiescent_template: bool,
+    /// Take tunnelled packets for this director's services (IPIP, IPv6-in-IPv6; another
+    /// director forwarding to this one with -i): strip the outer header, decrement the inner
+    /// TTL, and handle the inner packet as if it had arrived directly. Without it they pass to
+    /// the kernel.
+    #[arg(long)]
+    accept_tunnelled: bool,
+    /// With --accept-tunnelled: take GUE on this UDP port too (as `-i --tun-type gue
+    /// --tun-port PORT` sends it).
+    #[arg(long, value_name = "PORT", requires = "accept_tunnelled")]
+    accept_gue_port: Option<u16>,
     /// New flows admitted per second per CPU; beyond it new flows are dropped and counted
     /// (drop_admission), flows already known are untouched. 0 admits all.
     #[arg(long, default_value_t = 0)]
@@ -268,6 +278,12 @@ fn real_main() -> Result<()> {
     if args.expire_quiescent_template {
         flags |= config_flags::EXPIRE_QUIESCENT_TEMPLATE;
     }
+    if args.accept_tunnelled {
+        flags |= config_flags::ACCEPT_TUNNELLED;
+    }
+    if args.accept_gue_port == Some(0) {
+        bail!("--accept-gue-port must be a port from 1 to 65535");
+    }
     let settings = Settings {
         socket: args.socket,
         pin_dir: args.pin_dir,
@@ -282,6 +298,7 @@ fn real_main() -> Result<()> {
             flags,
             new_flow_rate: args.new_flow_rate,
             lblcr_expiration_ns: args.lblcr_expiration.saturating_mul(1_000_000_000),
+            accept_gue_port: args.accept_gue_port.unwrap_or(0).to_be(),
             ..Config::default()
         },
         lblc_expiration: Duration::from_secs(args.lblc_expiration),

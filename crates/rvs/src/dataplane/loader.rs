@@ -407,13 +407,23 @@ impl Dataplane {
             .pin(&progs_new)
             .with_context(|| format!("pinning {}", progs_new.display()))?;
         let mut progs: ProgramArray<MapData> = progs_map.try_into()?;
+        // The entry first: it has a slot of its own too (a decapsulated packet enters it again).
+        let entry: &mut Xdp = bpf
+            .program_mut(programs::ENTRY)
+            .context("rvs_director missing from the object")?
+            .try_into()?;
+        entry
+            .load()
+            .context("the kernel refused the director program")?;
         for (slot, name) in programs::PROGRAMS.iter().enumerate() {
             let prog: &mut Xdp = bpf
                 .program_mut(name)
                 .with_context(|| format!("{name} missing from the object"))?
                 .try_into()?;
-            prog.load()
-                .with_context(|| format!("the kernel refused the program {name}"))?;
+            if *name != programs::ENTRY {
+                prog.load()
+                    .with_context(|| format!("the kernel refused the program {name}"))?;
+            }
             progs
                 .set(slot as u32, prog.fd()?, 0)
                 .with_context(|| format!("installing {name}"))?;
@@ -422,8 +432,6 @@ impl Dataplane {
             .program_mut(programs::ENTRY)
             .context("rvs_director missing from the object")?
             .try_into()?;
-        prog.load()
-            .context("the kernel refused the director program")?;
         let mode = match opts.mode {
             AttachMode::Driver => XdpMode::Driver,
             AttachMode::Generic => XdpMode::Skb,

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod frames;
 pub mod ha;
 pub mod keepalived;
 pub mod web;

@@ -23,12 +23,14 @@ mod persist;
 mod sched;
 mod schedule;
 mod sync;
+mod tunnel_in;
 mod xmit;
 
 use aya_ebpf::{
     bindings::xdp_action, helpers::bpf_ktime_get_coarse_ns, macros::xdp, programs::XdpContext,
 };
 use rvs_common::{
+    IPPROTO_UDP,
     conn::{ConnKey, KIND_REPLY},
     maps::config_flags,
     programs,
@@ -104,6 +106,11 @@ pub fn rvs_icmp(ctx: XdpContext) -> u32 {
     icmp::run(&ctx)
 }
 
+#[xdp]
+pub fn rvs_tunnel_in(ctx: XdpContext) -> u32 {
+    tunnel_in::run(&ctx)
+}
+
 /// Enters program `slot` of the program array; returns only if that fails.
 #[inline(always)]
 fn hand_over(ctx: &XdpContext, slot: u32) -> u32 {
@@ -124,6 +131,7 @@ fn entry(ctx: &XdpContext) -> u32 {
     let s = unsafe { &mut *s };
     s.packet = match parse::parse(ctx) {
         Ok(p) => p,
+        Err(parse::TUNNELLED) => return tunnelled(ctx),
         Err(action) => return action,
     };
     // The coarse clock (CLOCK_MONOTONIC at tick resolution) costs no time-stamp-counter read;
@@ -155,8 +163,9 @@ fn entry(ctx: &XdpContext) -> u32 {
             (Existing::New, _) => {}
         }
     }
-    s.svc = match find_service(s) {
+    s.svc = match find_service(&s.packet.flow) {
         Some(svc) => svc,
+        None if is_gue_in(&s.packet.flow) => return hand_over(ctx, programs::TUNNEL_IN),
         None => return reply(ctx, s),
     };
     if let Err(action) = parse::check_l4(ctx, &mut s.packet) {
@@ -192,9 +201,8 @@ fn entry(ctx: &XdpContext) -> u32 {
 /// The service of a packet, as IPVS looks it up: a fwmark service for the packet's mark first,
 /// then (protocol, VIP, port), then a persistent port-zero service of the VIP.
 #[inline(always)]
-fn find_service(s: &Scratch) -> Option<ServiceEntry> {
-    let f = &s.packet.flow;
-    let flags = maps::config().flags;
+pub(crate) fn find_service(f: &sched::Flow) -> Option<ServiceEntry> {
+    let flags = maps::config_flags();
     if flags & config_flags::MARKS_ACTIVE != 0
         && !(flags & config_flags::NAT_ACTIVE != 0 && is_nat_reply(f))
         && let Some(mark) = mark::classify(f)
@@ -218,6 +226,31 @@ fn find_service(s: &Scratch) -> Option<ServiceEntry> {
     }
     svc_key.port = 0;
     maps::service(&svc_key).filter(|svc| svc.flags & svc_flags::PORT_ZERO != 0)
+}
+
+/// IPIP or IPv6-in-IP: decapsulated when the director accepts tunnelled traffic (the next
+/// program checks that the inner packet is for a service), passed to the kernel otherwise.
+#[inline(always)]
+fn tunnelled(ctx: &XdpContext) -> u32 {
+    if maps::config_flags() & config_flags::ACCEPT_TUNNELLED == 0 {
+        return xdp_action::XDP_PASS;
+    }
+    hand_over(ctx, programs::TUNNEL_IN)
+}
+
+/// Whether a UDP datagram for no service may be GUE from another director (to the port it
+/// accepts GUE on).
+#[inline(always)]
+fn is_gue_in(f: &sched::Flow) -> bool {
+    if f.proto != IPPROTO_UDP {
+        return false;
+    }
+    let Some(c) = maps::config_ref() else {
+        return false;
+    };
+    c.flags & config_flags::ACCEPT_TUNNELLED != 0
+        && c.accept_gue_port != 0
+        && c.accept_gue_port == f.dport
 }
 
 /// The key under which a NAT real server's reply is found in `NAT_REPLIES`.
@@ -246,7 +279,7 @@ fn is_nat_reply(f: &sched::Flow) -> bool {
 /// A packet for no service: a NAT real server's reply, or none of the director's business.
 #[inline(always)]
 fn reply(ctx: &XdpContext, s: &mut Scratch) -> u32 {
-    if maps::config().flags & config_flags::NAT_ACTIVE == 0 {
+    if maps::config_flags() & config_flags::NAT_ACTIVE == 0 {
         return xdp_action::XDP_PASS;
     }
     // SAFETY: copied out at once.

@@ -108,6 +108,12 @@ pub fn config() -> Config {
     CONFIG.get(0).copied().unwrap_or_default()
 }
 
+/// The global settings' flags (`config_flags::*`), read in place.
+#[inline(always)]
+pub fn config_flags() -> u32 {
+    CONFIG.get(0).map_or(0, |c| c.flags)
+}
+
 /// The global settings, in place (no copy on the stack).
 #[inline(always)]
 pub fn config_ref() -> Option<&'static Config> {

@@ -25,6 +25,11 @@ pub const ETH_P_IP: u16 = 0x0800;
 pub const ETH_P_IPV6: u16 = 0x86DD;
 pub const IPPROTO_ICMP: u8 = 1;
 pub const IPPROTO_ICMPV6: u8 = 58;
+/// IPv4 and IPv6 in IP: another director's tunnel (`tunnel_in`).
+pub const IPPROTO_IPIP: u8 = 4;
+pub const IPPROTO_IPV6: u8 = 41;
+/// What `parse` returns, in place of an XDP action, for IPIP and IPv6-in-IP.
+pub const TUNNELLED: u32 = u32::MAX;
 /// IPv6 fragment header.
 const IPPROTO_FRAGMENT: u8 = 44;
 /// IPv4 "more fragments" flag and fragment offset mask, in host order of the frags field.
@@ -124,7 +129,7 @@ pub fn words6(a: &[u8; 16]) -> [u32; 4] {
 }
 
 /// The packet's addresses and ports (for TCP and UDP; ICMP has ports 0), or the action for a frame
-/// that is none of the director's business (passed untouched).
+/// that is none of the director's business (passed untouched), or [`TUNNELLED`].
 #[inline(always)]
 pub fn parse(ctx: &XdpContext) -> Result<Packet, u32> {
     // Read first, from the context itself: later, LLVM may keep a pointer to the field rather
@@ -202,6 +207,8 @@ pub fn parse(ctx: &XdpContext) -> Result<Packet, u32> {
             unsafe { ((*ports)[0], (*ports)[1]) }
         }
         IPPROTO_ICMP | IPPROTO_ICMPV6 => (0, 0),
+        // Past the fast path's protocols: a tunnel costs the other packets nothing.
+        IPPROTO_IPIP | IPPROTO_IPV6 => return Err(TUNNELLED),
         _ => return pass,
     };
     Ok(Packet {
