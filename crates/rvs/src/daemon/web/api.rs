@@ -65,6 +65,7 @@ pub fn router(state: State) -> Router {
         .route("/api/v1/health", get(health))
         .route("/api/v1/vrrp", get(vrrp))
         .route("/api/v1/sync", get(sync))
+        .route("/api/v1/cluster", get(cluster))
         .route("/api/v1/tokens", get(list_tokens).post(create_token))
         .route("/api/v1/tokens/{id}", delete(revoke_token))
         .route("/api/v1/events", get(super::console::events))
@@ -468,6 +469,12 @@ async fn sync(_p: Principal) -> ApiResult {
     Ok(Json(json!(crate::daemon::sync::status::current())))
 }
 
+/// Cluster balancing: loads, decisions per peer, forwarded share, drops; `null` without
+/// `rvs_cluster`.
+async fn cluster(_p: Principal) -> ApiResult {
+    Ok(Json(json!(crate::daemon::cluster::status::current())))
+}
+
 // ---- changes ----
 
 fn audit(
@@ -795,6 +802,7 @@ async fn metrics_snapshot(state: &State) -> Result<metrics::Snapshot, ApiError> 
         conn_table_size: state.director.view().conn_table_size,
         vrrp: crate::daemon::vrrp::status::current(),
         sync: crate::daemon::sync::status::current(),
+        cluster: crate::daemon::cluster::status::current(),
         health: crate::daemon::health::current(),
     })
 }
