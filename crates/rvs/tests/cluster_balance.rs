@@ -246,6 +246,7 @@ fn an_overloaded_cluster_forwards_new_connections_to_an_idle_one() {
     wait(&one, "the status to count 11 connections forwarded", || {
         cluster(&one).contains("  forwarded 11 of ")
     });
+    eprintln!("cluster 1 after 11 forwarded:\n{}", cluster(&one));
 
     // The held connections stayed on cluster 1 and still work.
     for (conn, name) in &mut held {
