@@ -118,48 +118,81 @@ fn malformed_messages_get_their_notification_and_reset_the_session() {
     let peer = lab.lab.cluster.client();
     let id = [198, 18, 99, 1];
     let cases: Vec<(&str, Vec<Vec<u8>>, (u8, u8))> = vec![
-        ("a marker that is not all ones", vec![{
-            let mut m = open(PEER_AS as u16, id);
-            m[3] = 0;
-            m
-        }], (1, 1)),
-        ("a length under 19", vec![{
-            let mut m = keepalive();
-            m[17] = 18;
-            m
-        }], (1, 2)),
-        ("an unknown message type", vec![{
-            let mut m = keepalive();
-            m[18] = 42;
-            m
-        }], (1, 3)),
+        (
+            "a marker that is not all ones",
+            vec![{
+                let mut m = open(PEER_AS as u16, id);
+                m[3] = 0;
+                m
+            }],
+            (1, 1),
+        ),
+        (
+            "a length under 19",
+            vec![{
+                let mut m = keepalive();
+                m[17] = 18;
+                m
+            }],
+            (1, 2),
+        ),
+        (
+            "an unknown message type",
+            vec![{
+                let mut m = keepalive();
+                m[18] = 42;
+                m
+            }],
+            (1, 3),
+        ),
         ("an OPEN from the wrong AS", vec![open(65099, id)], (2, 2)),
-        ("an OPEN with version 3", vec![{
-            let mut m = open(PEER_AS as u16, id);
-            m[19] = 3;
-            m
-        }], (2, 1)),
-        ("an OPEN with hold time 1", vec![{
-            let mut m = open(PEER_AS as u16, id);
-            m[22..24].copy_from_slice(&1u16.to_be_bytes());
-            m
-        }], (2, 6)),
+        (
+            "an OPEN with version 3",
+            vec![{
+                let mut m = open(PEER_AS as u16, id);
+                m[19] = 3;
+                m
+            }],
+            (2, 1),
+        ),
+        (
+            "an OPEN with hold time 1",
+            vec![{
+                let mut m = open(PEER_AS as u16, id);
+                m[22..24].copy_from_slice(&1u16.to_be_bytes());
+                m
+            }],
+            (2, 6),
+        ),
         ("a KEEPALIVE before any OPEN", vec![keepalive()], (5, 1)),
-        ("a KEEPALIVE with a body", vec![open(PEER_AS as u16, id), {
-            let mut m = header(20, 4);
-            m.push(0);
-            m
-        }], (1, 2)),
-        ("an UPDATE whose withdrawn length overruns it", vec![open(PEER_AS as u16, id), keepalive(), {
-            let mut m = header(23, 2);
-            m.extend([0x10, 0x00, 0x00, 0x00]);
-            m
-        }], (3, 1)),
+        (
+            "a KEEPALIVE with a body",
+            vec![open(PEER_AS as u16, id), {
+                let mut m = header(20, 4);
+                m.push(0);
+                m
+            }],
+            (1, 2),
+        ),
+        (
+            "an UPDATE whose withdrawn length overruns it",
+            vec![open(PEER_AS as u16, id), keepalive(), {
+                let mut m = header(23, 2);
+                m.extend([0x10, 0x00, 0x00, 0x00]);
+                m
+            }],
+            (3, 1),
+        ),
     ];
     let mut expected_malformed = 0;
     for (what, msgs, code) in cases {
         let (got, closed) = exchange(peer, director, msgs);
-        assert_eq!(got, Some(code), "{what}: rvsd answered {got:?}\n{}", lab.lab.rvsd_log());
+        assert_eq!(
+            got,
+            Some(code),
+            "{what}: rvsd answered {got:?}\n{}",
+            lab.lab.rvsd_log()
+        );
         assert!(closed, "{what}: rvsd kept the connection open");
         // All but a well-formed OPEN from the wrong AS and a message out of order are refused
         // by the decoder (netgauze checks the version and hold time as it reads the OPEN).
@@ -170,11 +203,22 @@ fn malformed_messages_get_their_notification_and_reset_the_session() {
         assert!(lab.lab.ok(&["-L", "-n"]).contains(&lab.lab.vip_port(PORT)));
     }
     let status = bgp_status(&lab);
-    assert_eq!(counter(&status, "malformed"), expected_malformed, "{status}");
+    assert_eq!(
+        counter(&status, "malformed"),
+        expected_malformed,
+        "{status}"
+    );
     let sent = status
         .split("notifications in ")
         .nth(1)
-        .and_then(|r| r.split(" out ").nth(1)?.split(',').next()?.parse::<u64>().ok())
+        .and_then(|r| {
+            r.split(" out ")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
         .unwrap_or_else(|| panic!("no notifications in\n{status}"));
     assert_eq!(sent, 9, "{status}");
 
@@ -223,7 +267,10 @@ fn a_connection_from_an_address_that_is_no_neighbor_is_refused() {
         director,
         vec![open(PEER_AS as u16, [198, 18, 99, 1])],
     );
-    assert_eq!(got, None, "an unknown peer got a NOTIFICATION, not a refusal");
+    assert_eq!(
+        got, None,
+        "an unknown peer got a NOTIFICATION, not a refusal"
+    );
     assert!(closed);
     lab.wait("the refusal to be counted", Duration::from_secs(5), || {
         bgp_status(&lab).contains("Refused connections: 1")

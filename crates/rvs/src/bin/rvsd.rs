@@ -68,7 +68,7 @@ struct Args {
     /// Take tunnelled packets for this director's services (IPIP, IPv6-in-IPv6; another
     /// director forwarding to this one with -i): strip the outer header, decrement the inner
     /// TTL, and handle the inner packet as if it had arrived directly. Without it they pass to
-    /// the kernel.
+    /// the kernel. keepalived.conf's rvs_cluster implies it.
     #[arg(long)]
     accept_tunnelled: bool,
     /// With --accept-tunnelled: take GUE on this UDP port too (as `-i --tun-type gue
@@ -233,6 +233,11 @@ fn real_main() -> Result<()> {
         }
         None => None,
     };
+    // Cluster balancing: its key is read before anything is touched.
+    let cluster = match &keepalived {
+        Some((_, cfg)) => rvs::daemon::cluster::ClusterSettings::from_keepalived(cfg)?,
+        None => None,
+    };
     // The monitor: the options, or keepalived.conf's rvs_web block for what they leave out.
     let block = keepalived
         .as_ref()
@@ -273,7 +278,8 @@ fn real_main() -> Result<()> {
     if args.expire_quiescent_template {
         flags |= config_flags::EXPIRE_QUIESCENT_TEMPLATE;
     }
-    if args.accept_tunnelled {
+    // A cluster's peers forward to this director through IPIP tunnels (rvs_cluster).
+    if args.accept_tunnelled || cluster.is_some() {
         flags |= config_flags::ACCEPT_TUNNELLED;
     }
     if args.accept_gue_port == Some(0) {
@@ -301,6 +307,7 @@ fn real_main() -> Result<()> {
         keepalived,
         sync,
         web,
+        cluster,
     };
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -68,6 +68,9 @@ pub enum Request {
     SyncStatus,
     /// The BGP speaker's sessions and prefixes (rvs extension); from the BGP task's snapshot.
     Bgp,
+    /// Cluster balancing's loads, decisions and counters (rvs extension); answered from the
+    /// cluster task's snapshot.
+    Cluster,
     /// `--start-daemon master|backup`: answered by the sync daemons, not the director.
     StartDaemon {
         daemon: crate::daemon::sync::DaemonSpec,
@@ -111,6 +114,10 @@ pub enum Response {
     },
     Bgp {
         status: Option<crate::daemon::bgp::BgpStatus>,
+    },
+    /// None: no `rvs_cluster` runs.
+    Cluster {
+        status: Option<Box<crate::daemon::cluster::ClusterStatus>>,
     },
 }
 

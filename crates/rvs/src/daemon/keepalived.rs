@@ -31,7 +31,7 @@ use crate::{
     },
     control::proto::{Request, Response},
     keepalived::{self, KeepalivedConfig, LvsTimeouts},
-    model::{DestAddr, DestConfig, MarkRule, ServiceId},
+    model::{DestAddr, DestConfig, FwdMethod, MarkRule, ServiceId},
 };
 
 /// Room for checker events waiting while the director is busy.
@@ -55,6 +55,10 @@ pub struct Keepalived {
     installed: Vec<Installed>,
     /// The `rvs_mark` rules this driver added.
     marks: Vec<MarkRule>,
+    /// The peers' directors of `rvs_cluster` as rvsd started with it: tunnel destinations at
+    /// these addresses are the cluster task's, and left alone here.
+    cluster_directors: Vec<IpAddr>,
+    cluster: Option<keepalived::ClusterBlock>,
     runner: Runner,
     events: mpsc::Receiver<CheckEvent>,
     mailer: mpsc::UnboundedSender<(MailSettings, Mail)>,
@@ -95,6 +99,8 @@ impl Keepalived {
             timeouts: LvsTimeouts::default(),
             installed: Vec::new(),
             marks: Vec::new(),
+            cluster_directors: super::cluster::owned_directors(&cfg),
+            cluster: cfg.cluster.clone(),
             runner: Runner::start(&[], events_tx),
             events,
             mailer: mail_tx,
@@ -174,6 +180,9 @@ impl Keepalived {
             }
         };
         log_warnings(&cfg);
+        if !super::cluster::same_block(cfg.cluster.as_ref(), self.cluster.as_ref()) {
+            warn!("rvs_cluster is read at start only: restart rvsd for its changes to apply");
+        }
         // The checkers' verdicts carry over to the new ones (and to rebuilt services).
         self.stop_checkers().await;
         self.drain_events().await;
@@ -241,8 +250,16 @@ impl Keepalived {
         let current = {
             let view = self.director.view();
             view.model.service(&svc.service).map(|s| {
-                let table: Vec<(DestAddr, DestConfig)> =
-                    s.dests.iter().map(|d| (d.addr, d.config.clone())).collect();
+                // The cluster task's destinations are not this service's to keep or remove.
+                let table: Vec<(DestAddr, DestConfig)> = s
+                    .dests
+                    .iter()
+                    .filter(|d| {
+                        !(d.config.fwd == FwdMethod::Tunnel
+                            && self.cluster_directors.contains(&d.addr.addr))
+                    })
+                    .map(|d| (d.addr, d.config.clone()))
+                    .collect();
                 (s.config.clone(), table)
             })
         };

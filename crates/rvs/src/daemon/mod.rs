@@ -6,6 +6,7 @@
 //!   refresh; [`locality`]: the lblc/lblcr caches; [`keepalived`]: keepalived.conf's services
 //!   and health checkers;
 //! - [`state`]: the saved model that lets a restart pick up where it left off;
+//! - [`cluster`]: load exchange and tunnel balancing between clusters (`rvs_cluster`);
 //! - [`sync`]: connection sync between directors (its wire format so far);
 //! - [`vrrp`]: director failover by VRRP, on a thread of its own;
 //! - [`health`]: the checkers' verdicts, published for the monitor;
@@ -15,6 +16,7 @@
 //! The control socket's task is in `control/server.rs`.
 
 pub mod bgp;
+pub mod cluster;
 pub mod director;
 pub mod estimator;
 pub mod expiry;

@@ -178,6 +178,7 @@ fn is_read(req: &Request) -> bool {
             | Request::Vrrp
             | Request::Bgp
             | Request::SyncStatus
+            | Request::Cluster
     )
 }
 

@@ -13,6 +13,7 @@
 //! | `keepalived` | the checkers, notify, mail | changes: messages |
 //! | `vrrp` (own thread) | VRRP sockets, timers, virtual addresses | — |
 //! | `sync` (sync/daemons.rs, task.rs) | sync sockets, its own map handles | reads the view |
+//! | `cluster` (cluster/) | the load-report socket | reads: the view; changes: messages |
 //! | `web` (web/) | the HTTPS listener, sessions, tokens | reads: the view; changes: messages |
 //! | `bgp` (bgp/) | BGP sessions, the listener for passive neighbors | reads: the view, quorum, VRRP |
 
@@ -53,6 +54,8 @@ pub struct Settings {
     pub sync: super::sync::SyncOptions,
     /// The monitor (`--web`), if asked for.
     pub web: Option<super::web::WebOptions>,
+    /// keepalived.conf's `rvs_cluster`, its key read.
+    pub cluster: Option<super::cluster::ClusterSettings>,
 }
 
 /// Runs rvsd until SIGTERM or SIGINT.
@@ -138,6 +141,12 @@ pub async fn run(s: Settings) -> Result<()> {
         ),
         None => None,
     };
+    // Cluster balancing, once the configured services are in place; its socket is bound
+    // before rvsadm is served, so a port in use stops rvsd here.
+    let cluster = match s.cluster.clone() {
+        Some(c) => Some(super::cluster::task::ClusterTask::bind(c, handle.clone()).await?),
+        None => None,
+    };
     // rvsadm is served from here on: during the bulk sync, --sync shows its progress and --vrrp
     // the instances waiting for it.
     spawn(
@@ -146,6 +155,9 @@ pub async fn run(s: Settings) -> Result<()> {
     );
     if let Some(m) = monitor {
         spawn("web", Box::pin(m.serve()));
+    }
+    if let Some(c) = cluster {
+        spawn("cluster", Box::pin(c.run()));
     }
     if let Some(cfg) = sync_config {
         sync.start(cfg)

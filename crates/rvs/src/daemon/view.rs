@@ -58,6 +58,9 @@ pub fn answer_read(view: &DirectorView, maps: &dyn MapsRead, req: &Request) -> O
         Request::SyncStatus => Response::Sync {
             status: Box::new(super::sync::status::current()),
         },
+        Request::Cluster => Response::Cluster {
+            status: super::cluster::status::current().map(Box::new),
+        },
         _ => return None,
     })
 }

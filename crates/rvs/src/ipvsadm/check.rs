@@ -28,6 +28,8 @@ pub enum Cmd {
     Sync,
     /// rvs extension: `--bgp` prints the BGP speaker's sessions and prefixes.
     Bgp,
+    /// rvs extension: `--cluster` prints cluster balancing's loads and decisions.
+    Cluster,
     /// rvs extensions: the rules that mark packets for fwmark services.
     AddMark,
     DelMark,
@@ -55,6 +57,7 @@ impl Cmd {
             Cmd::Vrrp => "vrrp",
             Cmd::Sync => "sync",
             Cmd::Bgp => "bgp",
+            Cmd::Cluster => "cluster",
             Cmd::AddMark => "add-mark",
             Cmd::DelMark => "del-mark",
             Cmd::ListMarks => "list-marks",
@@ -85,7 +88,8 @@ impl Cmd {
             | Cmd::Dataplane
             | Cmd::Vrrp
             | Cmd::Sync
-            | Cmd::Bgp => ALL_X,
+            | Cmd::Bgp
+            | Cmd::Cluster => ALL_X,
         }
     }
 }

@@ -98,6 +98,18 @@ impl Session<'_> {
                 self.print(&text);
                 Ok(true)
             }
+            Cmd::Cluster => {
+                let status = match self.query(&Request::Cluster)? {
+                    Response::Cluster { status } => status,
+                    other => return Err(self.unexpected(other)),
+                };
+                let text = crate::daemon::cluster::status::render(
+                    status.as_deref(),
+                    crate::daemon::vrrp::status::unix_ms_now(),
+                );
+                self.print(&text);
+                Ok(true)
+            }
             Cmd::Sync => {
                 let text = crate::daemon::sync::status::render(&self.sync_status()?);
                 self.print(&text);

@@ -114,6 +114,7 @@ const RVS_TEXT: &str = r#"rvs extensions:
   --vrrp                              print each VRRP instance's state
   --sync                              print the sync daemon's counters and bulk sync
   --bgp                               print the BGP speaker's sessions and prefixes
+  --cluster                           print cluster balancing's loads and decisions
   --add-mark -f mark --match rule     mark packets for fwmark services; rule is
                                       tcp|udp|any:address[/len][:port[-port]],
                                       an IPv6 address in brackets

@@ -141,6 +141,7 @@ pub const OPTIONS: &[OptionDef<OptId>] = &[
     cmd("vrrp", 0, Cmd::Vrrp),
     cmd("sync", 0, Cmd::Sync),
     cmd("bgp", 0, Cmd::Bgp),
+    cmd("cluster", 0, Cmd::Cluster),
     cmd("add-mark", 0, Cmd::AddMark),
     cmd("del-mark", 0, Cmd::DelMark),
     cmd("list-marks", 0, Cmd::ListMarks),

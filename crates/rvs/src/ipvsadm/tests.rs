@@ -785,6 +785,18 @@ fn connections_and_counters() {
         "",
         "Illegal 'numeric' option with the 'vrrp' command\n",
     );
+    assert_outcome(
+        &h.run(&["--cluster"]),
+        0,
+        "No cluster balancing runs (rvsd's keepalived.conf has no rvs_cluster)\n",
+        "",
+    );
+    assert_outcome(
+        &h.run(&["--cluster", "-n"]),
+        2,
+        "",
+        "Illegal 'numeric' option with the 'cluster' command\n",
+    );
 }
 
 #[test]

@@ -43,6 +43,9 @@ pub struct KeepalivedConfig {
     pub web: Option<WebBlock>,
     /// `rvs_bgp { ... }`: the BGP speaker's settings (an rvs extension).
     pub bgp: Option<super::bgp::BgpBlock>,
+    /// `rvs_cluster { ... }`: load exchange and tunnel balancing with other clusters (an rvs
+    /// extension; see [`ClusterBlock`]).
+    pub cluster: Option<ClusterBlock>,
     /// Unknown keywords, skipped blocks, inactive parts: for rvsd to log.
     pub warnings: Vec<Diagnostic>,
 }
@@ -77,6 +80,53 @@ pub struct WebBlock {
     pub cert: Option<std::path::PathBuf>,
     pub key: Option<std::path::PathBuf>,
     pub session_idle: Option<std::time::Duration>,
+}
+
+/// `rvs_cluster { ... }`: this cluster's name, where its load reports arrive, the shared key,
+/// how often reports go out, how load is measured and the thresholds of the decision to forward
+/// new connections to another cluster. Loads are in thousandths (1100 = 1.1).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClusterBlock {
+    pub pos: Pos,
+    pub name: String,
+    /// Where reports arrive (UDP), and the address they are sent from.
+    pub listen: std::net::SocketAddr,
+    pub key_file: std::path::PathBuf,
+    /// Between two reports to each peer (default 120 s, the seed's 2 minutes).
+    pub period: Duration,
+    /// Active connections one unit of weight takes at load 1 (default 100).
+    pub capacity_per_weight: u32,
+    /// Local load above which forwarding starts (default 1.1).
+    pub start_above: u32,
+    /// Local load at or below which it stops (default 1.0).
+    pub stop_at: u32,
+    /// A peer's load must be below this for forwarding to it (default 0.7).
+    pub remote_below: u32,
+    pub peers: Vec<ClusterPeer>,
+}
+
+/// A `peer NAME { ... }` of `rvs_cluster`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClusterPeer {
+    pub pos: Pos,
+    pub name: String,
+    /// Where its reports come from (its address) and go to (address and port).
+    pub address: std::net::SocketAddr,
+    /// The tunnel endpoint: the remote director's address.
+    pub director: IpAddr,
+    /// The weight of the remote director in the local services while forwarding (default 1).
+    pub weight: i32,
+    /// `services ADDR:PORT ...`: which virtual services may be forwarded (every service with
+    /// that address and port, whatever its protocol); empty: all configured ones.
+    pub services: Vec<std::net::SocketAddr>,
+}
+
+impl ClusterBlock {
+    pub const DEFAULT_PERIOD: Duration = Duration::from_secs(120);
+    pub const DEFAULT_CAPACITY_PER_WEIGHT: u32 = 100;
+    pub const DEFAULT_START_ABOVE: u32 = 1100;
+    pub const DEFAULT_STOP_AT: u32 = 1000;
+    pub const DEFAULT_REMOTE_BELOW: u32 = 700;
 }
 
 #[derive(Clone, Debug, PartialEq)]

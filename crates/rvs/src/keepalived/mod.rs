@@ -30,6 +30,7 @@
 
 pub mod bgp;
 mod checker;
+mod cluster;
 mod config;
 mod desired;
 mod diag;
@@ -48,6 +49,7 @@ mod tests;
 
 use std::path::Path;
 
+pub use cluster::forwarded_services;
 pub use config::*;
 pub use desired::{desired_services, expand, mail_settings, router_id, service_name};
 pub use diag::{ConfigError, Diagnostic, Pos};

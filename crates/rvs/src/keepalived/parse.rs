@@ -100,12 +100,17 @@ pub(super) fn parse(
                 }
                 cfg.bgp = Some(super::bgp::parse(&mut ctx, node)?)
             }
+            "rvs_cluster" if cfg.cluster.is_some() => {
+                return Err(ConfigError::at(&node.key.pos, "rvs_cluster is given twice"));
+            }
+            "rvs_cluster" => cfg.cluster = Some(super::cluster::parse(&mut ctx, node)?),
             k if OTHER_TOP_LEVEL.contains(&k) => ctx.unsupported(node),
             _ => ctx.unknown(node),
         }
     }
     virtual_server::validate(&cfg)?;
     super::bgp::check(&cfg)?;
+    super::cluster::validate(&cfg)?;
     cfg.warnings = ctx.warnings;
     Ok(cfg)
 }

@@ -898,7 +898,10 @@ fn rvs_bgp_block() {
     assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
     let n = "    neighbor 198.18.1.254 {\n        remote_as 65001\n    }\n";
     for (text, says) in [
-        (format!("rvs_bgp {{\n{n}}}\n"), "k.conf:1:1: rvs_bgp needs 'local_as AS'"),
+        (
+            format!("rvs_bgp {{\n{n}}}\n"),
+            "k.conf:1:1: rvs_bgp needs 'local_as AS'",
+        ),
         (
             "rvs_bgp {\n    local_as 65005\n}\n".into(),
             "k.conf:1:1: rvs_bgp needs at least one 'neighbor ADDR { ... }'",
@@ -912,19 +915,27 @@ fn rvs_bgp_block() {
             "k.conf:2:14: invalid local_as '0'",
         ),
         (
-            format!("rvs_bgp {{\n    local_as 65005\n    router_id 198.18.1.1\n{n}    prefix 198.19.4.1/24\n}}\n"),
+            format!(
+                "rvs_bgp {{\n    local_as 65005\n    router_id 198.18.1.1\n{n}    prefix 198.19.4.1/24\n}}\n"
+            ),
             "k.conf:7:12: prefix '198.19.4.1/24' has host bits set",
         ),
         (
-            format!("rvs_bgp {{\n    local_as 65005\n    router_id 198.18.1.1\n{n}    prefix 198.19.4.0/24 {{\n        community 65005\n    }}\n}}\n"),
+            format!(
+                "rvs_bgp {{\n    local_as 65005\n    router_id 198.18.1.1\n{n}    prefix 198.19.4.0/24 {{\n        community 65005\n    }}\n}}\n"
+            ),
             "k.conf:8:19: invalid community '65005'",
         ),
         (
-            format!("rvs_bgp {{\n    local_as 65005\n    router_id 198.18.1.1\n    hold_time 2\n{n}}}\n"),
+            format!(
+                "rvs_bgp {{\n    local_as 65005\n    router_id 198.18.1.1\n    hold_time 2\n{n}}}\n"
+            ),
             "k.conf:4:15: invalid hold_time '2'",
         ),
         (
-            format!("rvs_bgp {{\n    local_as 65005\n    router_id 198.18.1.1\n{n}    prefix 198.19.4.0/24 {{\n        vrrp_instance VI_9\n    }}\n}}\n"),
+            format!(
+                "rvs_bgp {{\n    local_as 65005\n    router_id 198.18.1.1\n{n}    prefix 198.19.4.0/24 {{\n        vrrp_instance VI_9\n    }}\n}}\n"
+            ),
             "k.conf:7:5: prefix 198.19.4.0/24: no vrrp_instance VI_9",
         ),
         (
@@ -935,4 +946,129 @@ fn rvs_bgp_block() {
         let e = parse_str("k.conf", &text).unwrap_err().to_string();
         assert!(e.starts_with(says), "{e}\nwanted {says}");
     }
+}
+
+const CLUSTER_VS: &str = "virtual_server 198.19.4.1 80 {\n    lb_kind DR\n    real_server 198.18.1.11 80 {\n    }\n}\n\
+virtual_server 198.19.4.2 443 {\n    lb_kind DR\n    real_server 198.18.1.12 443 {\n    }\n}\n";
+
+#[test]
+fn rvs_cluster_block() {
+    let text = format!(
+        "{CLUSTER_VS}rvs_cluster {{\n    name idc1\n    listen 198.18.1.1:7240\n    key_file /etc/rvs/cluster.key\n    \
+         period 1.5\n    capacity_per_weight 2\n    start_above 1.25\n    stop_at 1\n    remote_below 0.7\n    \
+         peer idc2 {{\n        address 198.18.2.1:7240\n        director 198.18.2.2\n        weight 3\n        \
+         services 198.19.4.1:80\n    }}\n    peer idc3 {{\n        address [2001:db8:3::1]:7240\n    }}\n}}\n"
+    );
+    let cfg = parse_str("k.conf", &text).unwrap();
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+    let c = cfg.cluster.clone().unwrap();
+    assert_eq!(c.name, "idc1");
+    assert_eq!(c.listen, "198.18.1.1:7240".parse::<SocketAddr>().unwrap());
+    assert_eq!(c.key_file, PathBuf::from("/etc/rvs/cluster.key"));
+    assert_eq!(c.period, Duration::from_millis(1500));
+    assert_eq!(
+        (
+            c.capacity_per_weight,
+            c.start_above,
+            c.stop_at,
+            c.remote_below
+        ),
+        (2, 1250, 1000, 700)
+    );
+    assert_eq!(c.peers.len(), 2);
+    let (p, q) = (&c.peers[0], &c.peers[1]);
+    assert_eq!((p.name.as_str(), p.weight), ("idc2", 3));
+    assert_eq!(p.director, "198.18.2.2".parse::<IpAddr>().unwrap());
+    assert_eq!(p.services, vec!["198.19.4.1:80".parse().unwrap()]);
+    // The director defaults to the peer's address, weight to 1, services to all.
+    assert_eq!(q.director, "2001:db8:3::1".parse::<IpAddr>().unwrap());
+    assert_eq!(q.weight, 1);
+    let id = |last: u8, port: u16| ServiceId::Inet {
+        proto: Protocol::Tcp,
+        addr: [198, 19, 4, last].into(),
+        port,
+    };
+    assert_eq!(forwarded_services(&cfg, p), vec![id(1, 80)]);
+    assert_eq!(forwarded_services(&cfg, q), vec![id(1, 80), id(2, 443)]);
+    // The seed's defaults.
+    let cfg = parse_str(
+        "k.conf",
+        "rvs_cluster {\n    name a\n    listen 198.18.1.1:7240\n    key_file /k\n    peer b {\n        address 198.18.2.1:7240\n    }\n}\n",
+    )
+    .unwrap();
+    let c = cfg.cluster.unwrap();
+    assert_eq!(c.period, Duration::from_secs(120));
+    assert_eq!(
+        (
+            c.capacity_per_weight,
+            c.start_above,
+            c.stop_at,
+            c.remote_below
+        ),
+        (100, 1100, 1000, 700)
+    );
+}
+
+#[test]
+fn rvs_cluster_errors_say_where() {
+    let head = "rvs_cluster {\n    name idc1\n    listen 198.18.1.1:7240\n    key_file /k\n";
+    let peer = "    peer idc2 {\n        address 198.18.2.1:7240\n    }\n";
+    for (text, says) in [
+        (
+            format!("rvs_cluster {{\n    listen 198.18.1.1:7240\n    key_file /k\n{peer}}}\n"),
+            "k.conf:1:1: rvs_cluster needs 'name NAME'".to_owned(),
+        ),
+        (
+            format!("{head}}}\n"),
+            "k.conf:1:1: rvs_cluster needs 'peer NAME { ... }'".to_owned(),
+        ),
+        (
+            format!("rvs_cluster {{\n    name idc1\n    listen 0.0.0.0:7240\n    key_file /k\n{peer}}}\n"),
+            "k.conf:3:12: listen needs an address of this director".to_owned(),
+        ),
+        (
+            format!("{head}    start_above 1.2.3\n{peer}}}\n"),
+            "k.conf:5:17: invalid load '1.2.3'".to_owned(),
+        ),
+        (
+            format!("{head}    stop_at 1.5\n{peer}}}\n"),
+            "k.conf:1:1: rvs_cluster: stop_at (1.500) must be below start_above (1.100)".to_owned(),
+        ),
+        (
+            format!("{head}    name bad/name\n{peer}}}\n"),
+            "k.conf:5:10: invalid cluster name 'bad/name'".to_owned(),
+        ),
+        (
+            format!("{head}    peer idc2 {{\n        director 198.18.2.1\n    }}\n}}\n"),
+            "k.conf:5:5: peer 'idc2' needs 'address ADDR:PORT'".to_owned(),
+        ),
+        (
+            format!("{head}{peer}{peer}}}\n"),
+            "k.conf:8:5: peer 'idc2' has the name or address of peer 'idc2' (line 5)".to_owned(),
+        ),
+        (
+            format!("{head}    peer idc2 {{\n        address 198.18.2.1:7240\n        weight 0\n    }}\n}}\n"),
+            "k.conf:7:16: invalid weight '0'".to_owned(),
+        ),
+        (
+            format!("{CLUSTER_VS}{head}    peer idc2 {{\n        address 198.18.2.1:7240\n        services 198.19.4.9:80\n    }}\n}}\n"),
+            "k.conf:15:5: peer 'idc2': services names 198.19.4.9:80, which no virtual_server configures".to_owned(),
+        ),
+        (
+            format!("{CLUSTER_VS}{head}    peer idc2 {{\n        address 198.18.2.1:7240\n        director 198.18.1.12\n    }}\n}}\n"),
+            "k.conf:15:5: peer 'idc2': its director 198.18.1.12 is also a real server of a forwarded service (line 8)".to_owned(),
+        ),
+        (
+            format!("{head}{peer}}}\n{head}{peer}}}\n"),
+            "k.conf:9:1: rvs_cluster is given twice".to_owned(),
+        ),
+    ] {
+        let e = parse_str("k.conf", &text).unwrap_err().to_string();
+        assert!(e.starts_with(&says), "{e}\nnot\n{says}");
+    }
+    // A peer's director in a service it does not take is no clash.
+    let text = format!(
+        "{CLUSTER_VS}{head}    peer idc2 {{\n        address 198.18.2.1:7240\n        director 198.18.1.12\n        services 198.19.4.1:80\n    }}\n}}\n"
+    );
+    parse_str("k.conf", &text).unwrap();
 }

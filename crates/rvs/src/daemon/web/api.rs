@@ -66,6 +66,7 @@ pub fn router(state: State) -> Router {
         .route("/api/v1/vrrp", get(vrrp))
         .route("/api/v1/sync", get(sync))
         .route("/api/v1/bgp", get(bgp))
+        .route("/api/v1/cluster", get(cluster))
         .route("/api/v1/tokens", get(list_tokens).post(create_token))
         .route("/api/v1/tokens/{id}", delete(revoke_token))
         .route("/api/v1/events", get(super::console::events))
@@ -474,6 +475,12 @@ async fn sync(_p: Principal) -> ApiResult {
     Ok(Json(json!(crate::daemon::sync::status::current())))
 }
 
+/// Cluster balancing: loads, decisions per peer, forwarded share, drops; `null` without
+/// `rvs_cluster`.
+async fn cluster(_p: Principal) -> ApiResult {
+    Ok(Json(json!(crate::daemon::cluster::status::current())))
+}
+
 // ---- changes ----
 
 fn audit(
@@ -802,6 +809,7 @@ async fn metrics_snapshot(state: &State) -> Result<metrics::Snapshot, ApiError> 
         vrrp: crate::daemon::vrrp::status::current(),
         sync: crate::daemon::sync::status::current(),
         bgp: crate::daemon::bgp::status::current(),
+        cluster: crate::daemon::cluster::status::current(),
         health: crate::daemon::health::current(),
     })
 }

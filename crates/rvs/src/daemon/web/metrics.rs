@@ -15,7 +15,7 @@ use prometheus_client::{
 
 use crate::{
     control::proto::{ServiceView, StatsView},
-    daemon::{health::ServerHealth, sync::SyncStatus, vrrp::VrrpStatus},
+    daemon::{cluster::ClusterStatus, health::ServerHealth, sync::SyncStatus, vrrp::VrrpStatus},
     model::ServiceId,
 };
 
@@ -29,6 +29,8 @@ pub struct Snapshot {
     pub sync: SyncStatus,
     /// None: no BGP speaker runs.
     pub bgp: Option<crate::daemon::bgp::BgpStatus>,
+    /// None: no `rvs_cluster` runs.
+    pub cluster: Option<ClusterStatus>,
     /// None: no checkers run.
     pub health: Option<Vec<ServerHealth>>,
 }
@@ -56,6 +58,11 @@ struct Service {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Reason {
     reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Peer {
+    peer: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -431,6 +438,11 @@ pub fn render(snap: &Snapshot) -> String {
             .inc_by(*v);
     }
 
+    // Cluster balancing.
+    if let Some(c) = &snap.cluster {
+        cluster_metrics(&mut reg, c);
+    }
+
     // Health checks.
     let checkers = Gauge::<i64>::default();
     checkers.set(snap.health.is_some() as i64);
@@ -460,6 +472,85 @@ pub fn render(snap: &Snapshot) -> String {
     let mut out = String::new();
     encode(&mut out, &reg).expect("writing to a String");
     out
+}
+
+/// `rvs_cluster`'s loads (as ratios: 1 is a cluster at capacity), decisions, forwarded
+/// connections and dropped reports.
+fn cluster_metrics(reg: &mut Registry, c: &ClusterStatus) {
+    let ratio = |l: u32| f64::from(l) / 1000.0;
+    let local = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+    if let Some(l) = c.local_load {
+        local.set(ratio(l));
+        reg.register(
+            "rvs_cluster_local_load",
+            "This cluster's load: active connections over weight x capacity_per_weight",
+            local,
+        );
+    }
+    let load: Family<Peer, Gauge<f64, std::sync::atomic::AtomicU64>> = Family::default();
+    let forwarding: Family<Peer, Gauge> = Family::default();
+    let forwarded: Family<Peer, Counter> = Family::default();
+    let total: Family<Peer, Counter> = Family::default();
+    reg.register(
+        "rvs_cluster_peer_load",
+        "The load a peer cluster last reported",
+        load.clone(),
+    );
+    reg.register(
+        "rvs_cluster_forwarding",
+        "1 while new connections are forwarded to the peer cluster",
+        forwarding.clone(),
+    );
+    reg.register(
+        "rvs_cluster_forwarded_connections",
+        "Connections scheduled to the peer's director (tunnel)",
+        forwarded.clone(),
+    );
+    reg.register(
+        "rvs_cluster_forwardable_connections",
+        "Connections of the services that may be forwarded to the peer",
+        total.clone(),
+    );
+    for p in &c.peers {
+        let l = Peer {
+            peer: p.name.clone(),
+        };
+        if let Some(v) = p.load.filter(|_| !p.stale) {
+            load.get_or_create(&l).set(ratio(v));
+        }
+        forwarding.get_or_create(&l).set(p.forwarding as i64);
+        forwarded.get_or_create(&l).inc_by(p.forwarded_conns);
+        total.get_or_create(&l).inc_by(p.total_conns);
+    }
+    for (name, help, v) in [
+        (
+            "rvs_cluster_reports_sent",
+            "Load reports sent to peers",
+            c.reports_sent,
+        ),
+        (
+            "rvs_cluster_reports_received",
+            "Load reports accepted from peers",
+            c.reports_received,
+        ),
+    ] {
+        let counter = Counter::<u64>::default();
+        counter.inc_by(v);
+        reg.register(name, help, counter);
+    }
+    let drops: Family<Reason, Counter> = Family::default();
+    reg.register(
+        "rvs_cluster_reports_dropped",
+        "Received load reports dropped, by reason",
+        drops.clone(),
+    );
+    for (reason, v) in &c.dropped {
+        drops
+            .get_or_create(&Reason {
+                reason: reason.clone(),
+            })
+            .inc_by(*v);
+    }
 }
 
 /// The content type of [`render`]'s output.
@@ -549,6 +640,7 @@ mod tests {
             vrrp: VrrpStatus::default(),
             sync: SyncStatus::default(),
             bgp: None,
+            cluster: None,
             health: None,
         }
     }
@@ -656,6 +748,50 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
         }
+    }
+
+    #[test]
+    fn cluster_loads_decisions_and_drops() {
+        use crate::daemon::cluster::{balance::Reason as Why, status::PeerStatus};
+        let mut snap = snapshot();
+        let mut c = ClusterStatus {
+            name: "idc1".into(),
+            local_load: Some(1250),
+            reports_sent: 5,
+            peers: vec![PeerStatus {
+                name: "idc2".into(),
+                address: "198.18.0.3:7240".parse().unwrap(),
+                director: "198.18.0.3".parse().unwrap(),
+                weight: 1,
+                load: Some(300),
+                report_unix_ms: Some(1),
+                stale: false,
+                forwarding: true,
+                reason: Why::Overloaded,
+                since_unix_ms: 1,
+                services: Vec::new(),
+                forwarded_conns: 4,
+                total_conns: 10,
+                forwarded_cps: 0,
+                total_cps: 0,
+            }],
+            ..ClusterStatus::default()
+        };
+        c.drop("bad_mac");
+        snap.cluster = Some(c);
+        let text = render(&snap);
+        for line in [
+            "rvs_cluster_local_load 1.25",
+            "rvs_cluster_peer_load{peer=\"idc2\"} 0.3",
+            "rvs_cluster_forwarding{peer=\"idc2\"} 1",
+            "rvs_cluster_forwarded_connections_total{peer=\"idc2\"} 4",
+            "rvs_cluster_forwardable_connections_total{peer=\"idc2\"} 10",
+            "rvs_cluster_reports_sent_total 5",
+            "rvs_cluster_reports_dropped_total{reason=\"bad_mac\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
+        assert!(!render(&snapshot()).contains("rvs_cluster"));
     }
 
     #[test]
