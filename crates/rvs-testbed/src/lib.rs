@@ -21,6 +21,8 @@
 //!   ([`stream::StreamServer`] on real servers, [`stream::StreamClient`] on a client), also the
 //!   `rvs-stream` binary.
 //! - [`client`]: requests to those servers from a client namespace, and checked bulk transfers.
+//! - [`bird`]: BIRD 2 in a namespace ([`Bird`]): its configuration from pieces, its sessions
+//!   and routes through `birdc`, bounded waits on them.
 //! - [`spawn_in`]: a long-running program (rvsd) in a namespace, with a log file.
 //! - [`cleanup_stale`]: removes what dead processes left behind.
 //!
@@ -28,6 +30,7 @@
 
 mod addr;
 mod bind;
+pub mod bird;
 mod builder;
 pub mod bulk;
 mod cleanup;
@@ -47,6 +50,7 @@ mod process;
 mod servers;
 pub mod stream;
 
+pub use bird::Bird;
 pub use builder::{
     DEFAULT_CLIENT_IP, DEFAULT_DIRECTOR_IP, DEFAULT_REAL_SERVER_IP, DEFAULT_VIP, DrClusterBuilder,
     LAN6,
