@@ -44,6 +44,36 @@ pub const FAST_HOLD_TIME: u16 = 3;
 
 static NEXT_BIRD: AtomicU32 = AtomicU32::new(0);
 
+/// Where BIRDs' directories are made: the temporary directory, or /tmp for a long one.
+pub(crate) fn dir_parents() -> Vec<PathBuf> {
+    let mut parents = vec![std::env::temp_dir()];
+    if parents[0] != Path::new("/tmp") {
+        parents.push(PathBuf::from("/tmp"));
+    }
+    parents
+}
+
+/// The directories of BIRDs started by this library (in any process), `<netns>-bird-...`, in
+/// `parents`.
+pub(crate) fn dirs_in(parents: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    for parent in parents {
+        let entries = match fs::read_dir(parent) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).with_context(|| format!("cannot list {}", parent.display())),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(crate::PREFIX) && name.contains("-bird-") {
+                found.push(entry.path());
+            }
+        }
+    }
+    Ok(found)
+}
+
 /// An address family: of a channel, a kernel table, a route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Family {
