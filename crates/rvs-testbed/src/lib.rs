@@ -23,12 +23,15 @@
 //! - [`client`]: requests to those servers from a client namespace, and checked bulk transfers.
 //! - [`bird`]: BIRD 2 in a namespace ([`Bird`]): its configuration from pieces, its sessions
 //!   and routes through `birdc`, bounded waits on them.
+//! - [`BgpLab`]: the seed's BGP lab: one VIP prefix announced by two LVS clusters (AS5) through
+//!   four BIRD routers of AS1, AS2 and AS3 to a client.
 //! - [`spawn_in`]: a long-running program (rvsd) in a namespace, with a log file.
 //! - [`cleanup_stale`]: removes what dead processes left behind.
 //!
 //! Everything needs root.
 
 mod addr;
+mod bgp_lab;
 mod bind;
 pub mod bird;
 mod builder;
@@ -50,6 +53,10 @@ mod process;
 mod servers;
 pub mod stream;
 
+pub use bgp_lab::{
+    BgpLab, BgpLabBuilder, BgpRouter, LAB_CLIENT_NET, LAB_LB_AS, LAB_PREFIX, LAB_PREFIX6, LAB_VIP,
+    LAB_VIP6, LabBgp, LbPeering, LbSessions, Neighbor,
+};
 pub use bird::Bird;
 pub use builder::{
     DEFAULT_CLIENT_IP, DEFAULT_DIRECTOR_IP, DEFAULT_REAL_SERVER_IP, DEFAULT_VIP, DrClusterBuilder,
