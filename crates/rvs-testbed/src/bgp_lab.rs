@@ -727,7 +727,7 @@ impl BgpLab {
             .map(drop)
     }
 
-    /// Waits until router `router`'s sessions to its LB are Established (over `sessions`).
+    /// Waits until LB `i`'s router has its sessions to the LB (`sessions`) Established.
     pub fn wait_lb_sessions(
         &self,
         i: usize,
