@@ -21,13 +21,19 @@
 //!   ([`stream::StreamServer`] on real servers, [`stream::StreamClient`] on a client), also the
 //!   `rvs-stream` binary.
 //! - [`client`]: requests to those servers from a client namespace, and checked bulk transfers.
+//! - [`bird`]: BIRD 2 in a namespace ([`Bird`]): its configuration from pieces, its sessions
+//!   and routes through `birdc`, bounded waits on them.
+//! - [`BgpLab`]: the seed's BGP lab: one VIP prefix announced by two LVS clusters (AS5) through
+//!   four BIRD routers of AS1, AS2 and AS3 to a client.
 //! - [`spawn_in`]: a long-running program (rvsd) in a namespace, with a log file.
 //! - [`cleanup_stale`]: removes what dead processes left behind.
 //!
 //! Everything needs root.
 
 mod addr;
+mod bgp_lab;
 mod bind;
+pub mod bird;
 mod builder;
 pub mod bulk;
 mod cleanup;
@@ -47,6 +53,11 @@ mod process;
 mod servers;
 pub mod stream;
 
+pub use bgp_lab::{
+    BgpLab, BgpLabBuilder, BgpRouter, LAB_CLIENT_NET, LAB_LB_AS, LAB_PREFIX, LAB_PREFIX6, LAB_VIP,
+    LAB_VIP6, LabBgp, LbPeering, LbSessions, Neighbor,
+};
+pub use bird::Bird;
 pub use builder::{
     DEFAULT_CLIENT_IP, DEFAULT_DIRECTOR_IP, DEFAULT_REAL_SERVER_IP, DEFAULT_VIP, DrClusterBuilder,
     LAN6,

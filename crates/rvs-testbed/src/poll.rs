@@ -17,6 +17,17 @@ const INTERVAL: Duration = Duration::from_millis(10);
 pub fn poll_until<T>(
     timeout: Duration,
     what: &str,
+    check: impl FnMut() -> Result<Option<T>>,
+) -> Result<T> {
+    poll_every(INTERVAL, timeout, what, check)
+}
+
+/// [`poll_until`] with `interval` between two checks, for checks that cost more (running a
+/// command).
+pub fn poll_every<T>(
+    interval: Duration,
+    timeout: Duration,
+    what: &str,
     mut check: impl FnMut() -> Result<Option<T>>,
 ) -> Result<T> {
     let deadline = Instant::now() + timeout;
@@ -27,6 +38,6 @@ pub fn poll_until<T>(
         if Instant::now() >= deadline {
             bail!("timed out after {timeout:?} waiting for {what}");
         }
-        thread::sleep(INTERVAL);
+        thread::sleep(interval);
     }
 }

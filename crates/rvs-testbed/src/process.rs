@@ -103,6 +103,21 @@ impl NsProcess {
         self.terminate(grace)
     }
 
+    /// Sends SIGKILL at once and reaps it: it gets no chance to say goodbye (a BGP speaker
+    /// sends no NOTIFICATION; its peers see the TCP connection close).
+    pub fn kill(mut self) -> Result<ExitStatus> {
+        if let Some(status) = self.try_wait()? {
+            return Ok(status);
+        }
+        // Not yet reaped, so the pid is still this process.
+        self.child
+            .kill()
+            .with_context(|| format!("cannot kill {}", self.program))?;
+        poll_until(KILL_WAIT, &format!("{} to die", self.program), || {
+            self.try_wait()
+        })
+    }
+
     fn terminate(&mut self, grace: Duration) -> Result<ExitStatus> {
         if let Some(status) = self.try_wait()? {
             return Ok(status);
