@@ -205,6 +205,17 @@ fn malformed_messages_get_their_notification_and_reset_the_session() {
         // rvsd goes on: rvsadm is served and the table is intact.
         assert!(lab.lab.ok(&["-L", "-n"]).contains(&lab.lab.vip_port(PORT)));
     }
+    // A NOTIFICATION too short to read is not answered with one (RFC 4271 §6.4): rvsd closes.
+    let mut short = header(20, 3);
+    short.push(6);
+    let (got, closed) = exchange(peer, director, vec![open(PEER_AS as u16, id), short]);
+    assert_eq!(
+        got, None,
+        "a malformed NOTIFICATION was answered with {got:?}"
+    );
+    assert!(closed);
+    expected_malformed += 1;
+
     let status = bgp_status(&lab);
     assert_eq!(
         counter(&status, "malformed"),

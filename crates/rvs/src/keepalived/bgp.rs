@@ -108,7 +108,30 @@ impl IpPrefix {
                 p.network()
             ));
         }
+        if !p.is_unicast() {
+            return Err(format!(
+                "prefix '{text}' is not unicast (it holds multicast or broadcast addresses)"
+            ));
+        }
         Ok(p)
+    }
+
+    /// Whether every address inside is unicast (what BGP's unicast NLRI may carry).
+    pub fn is_unicast(&self) -> bool {
+        match self.addr {
+            IpAddr::V4(a) => {
+                let last = Ipv4Addr::from(
+                    u32::from(a) | u32::MAX.checked_shr(u32::from(self.len)).unwrap_or(0),
+                );
+                !a.is_multicast() && !last.is_multicast() && !last.is_broadcast()
+            }
+            IpAddr::V6(a) => {
+                let last = std::net::Ipv6Addr::from(
+                    u128::from(a) | u128::MAX.checked_shr(u32::from(self.len)).unwrap_or(0),
+                );
+                !a.is_multicast() && !last.is_multicast()
+            }
+        }
     }
 
     /// The address with the host bits cleared.

@@ -928,6 +928,12 @@ fn rvs_bgp_block() {
         ),
         (
             format!(
+                "rvs_bgp {{\n    local_as 65005\n    router_id 198.18.1.1\n{n}    prefix 224.0.0.0/4\n}}\n"
+            ),
+            "k.conf:7:12: prefix '224.0.0.0/4' is not unicast",
+        ),
+        (
+            format!(
                 "rvs_bgp {{\n    local_as 65005\n    router_id 198.18.1.1\n    hold_time 2\n{n}}}\n"
             ),
             "k.conf:4:15: invalid hold_time '2'",

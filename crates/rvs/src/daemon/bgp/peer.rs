@@ -41,7 +41,7 @@ pub struct PeerConfig {
 pub type Stop = watch::Receiver<Option<BgpNotificationMessage>>;
 
 pub async fn run(
-    cfg: PeerConfig,
+    mut cfg: PeerConfig,
     mut decisions: watch::Receiver<Arc<Vec<Decision>>>,
     mut incoming: mpsc::Receiver<TcpStream>,
     mut stop: Stop,
@@ -80,6 +80,10 @@ pub async fn run(
             }
         };
         let ended = session(&cfg, stream, &mut decisions, &mut incoming, &mut stop).await;
+        if ended.was_established {
+            // The R and F bits speak of the first session after a restart only.
+            cfg.open.restarted = false;
+        }
         info!("BGP neighbor {address}: session ended: {}", ended.why);
         status::update_neighbor(address, |n| {
             n.last_error = Some(ended.why.clone());
@@ -142,6 +146,8 @@ async fn connect(cfg: &PeerConfig) -> std::io::Result<TcpStream> {
 
 struct Ended {
     why: String,
+    /// The session reached Established.
+    was_established: bool,
     /// rvsd asked the session to stop: the task ends.
     stopped: bool,
     /// A new connection from a passive neighbor replaced this one.
@@ -152,6 +158,7 @@ impl Ended {
     fn because(why: impl Into<String>) -> Ended {
         Ended {
             why: why.into(),
+            was_established: false,
             stopped: false,
             replaced_by: None,
         }
@@ -210,7 +217,28 @@ async fn session(
     incoming: &mut mpsc::Receiver<TcpStream>,
     stop: &mut Stop,
 ) -> Ended {
+    let mut established = false;
+    let mut ended = run_session(cfg, stream, decisions, incoming, stop, &mut established).await;
+    ended.was_established = established;
+    ended
+}
+
+/// How long a write may wait on a peer that does not read before the session is given up
+/// (RFC 4271 §6.5's hold timer would fire were the session not blocked in the write).
+fn write_limit(cfg: &PeerConfig) -> Duration {
+    Duration::from_secs(u64::from(cfg.open.hold_time).max(10))
+}
+
+async fn run_session(
+    cfg: &PeerConfig,
+    stream: TcpStream,
+    decisions: &mut watch::Receiver<Arc<Vec<Decision>>>,
+    incoming: &mut mpsc::Receiver<TcpStream>,
+    stop: &mut Stop,
+    was_established: &mut bool,
+) -> Ended {
     let address = cfg.neighbor.address;
+    let limit = write_limit(cfg);
     let local = match stream.local_addr() {
         Ok(a) => a.ip().to_canonical(),
         Err(e) => return Ended::because(format!("local address: {e}")),
@@ -227,12 +255,13 @@ async fn session(
         for o in std::mem::take(&mut outputs) {
             match o {
                 Output::Send(m) => {
-                    if let Err(e) = send(&mut wr, address, &m).await {
+                    if let Err(e) = send(&mut wr, address, &m, limit).await {
                         return Ended::because(format!("write: {e}"));
                     }
                 }
                 Output::Established(n) => {
                     families = (n.ipv4, n.ipv6);
+                    *was_established = true;
                     info!(
                         "BGP neighbor {address}: Established (hold time {} s{})",
                         n.hold_time.as_secs(),
@@ -255,7 +284,7 @@ async fn session(
                         msgs.extend(wire::end_of_rib(n.ipv4, n.ipv6));
                     }
                     for m in &msgs {
-                        if let Err(e) = send(&mut wr, address, m).await {
+                        if let Err(e) = send(&mut wr, address, m, limit).await {
                             return Ended::because(format!("write: {e}"));
                         }
                     }
@@ -263,7 +292,7 @@ async fn session(
                     publish_announced(address, &sent);
                 }
                 Output::Close(why) => {
-                    let _ = wr.shutdown().await;
+                    linger(wr, rd).await;
                     return Ended::because(why);
                 }
             }
@@ -287,6 +316,13 @@ async fn session(
                                     status::update_neighbor(address, |n| n.notifications_in += 1);
                                 }
                                 outputs.extend(s.received(m, now));
+                            }
+                            Err(_) if frame.get(18) == Some(&3) => {
+                                // A NOTIFICATION is never answered with one (RFC 4271 §6.4).
+                                status::update_neighbor(address, |st| st.malformed += 1);
+                                s.disconnected();
+                                linger(wr, rd).await;
+                                return Ended::because("received a malformed NOTIFICATION");
                             }
                             Err(n) => {
                                 warn!("BGP neighbor {address}: malformed message: {}", wire::notification_name(&n));
@@ -315,7 +351,7 @@ async fn session(
                 }
                 let want = wanted(cfg, &decisions.borrow_and_update(), local, families.0, families.1);
                 for m in difference(&sent, &want, s.asn4()) {
-                    if let Err(e) = send(&mut wr, address, &m).await {
+                    if let Err(e) = send(&mut wr, address, &m, limit).await {
                         return Ended::because(format!("write: {e}"));
                     }
                 }
@@ -323,10 +359,19 @@ async fn session(
                 publish_announced(address, &sent);
             }
             Some(newer) = incoming.recv() => {
-                // The peer connected again (it restarted, and this side has not noticed yet).
+                // RFC 4271 §6.8: an Established session stays and the newer connection goes,
+                // unless graceful restart was agreed, when a new connection means the peer
+                // restarted (RFC 4724 §4.2). Before Established, the newer one is taken.
+                let graceful = s.negotiated().is_some_and(|n| n.graceful_restart);
+                if established && !graceful {
+                    warn!("BGP neighbor {address}: a second connection refused (the session is Established)");
+                    drop(newer);
+                    continue;
+                }
                 let _ = wr.shutdown().await;
                 return Ended {
                     why: "replaced by a new connection from the peer".into(),
+                    was_established: false,
                     stopped: false,
                     replaced_by: Some(newer),
                 };
@@ -335,14 +380,25 @@ async fn session(
                 let n = stop.borrow().clone().unwrap_or_else(wire::cease_shutdown);
                 for o in s.stop(n) {
                     if let Output::Send(m) = o {
-                        let _ = send(&mut wr, address, &m).await;
+                        let _ = send(&mut wr, address, &m, limit).await;
                     }
                 }
-                let _ = wr.shutdown().await;
-                return Ended { why: "stopped by rvsd".into(), stopped: true, replaced_by: None };
+                linger(wr, rd).await;
+                return Ended { why: "stopped by rvsd".into(), was_established: false, stopped: true, replaced_by: None };
             }
         }
     }
+}
+
+/// Closes our side and reads what the peer still sends (for a second at most), so that the
+/// kernel does not answer unread data with a reset that would drop the NOTIFICATION unsent.
+async fn linger(mut wr: tokio::net::tcp::OwnedWriteHalf, mut rd: tokio::net::tcp::OwnedReadHalf) {
+    let _ = wr.shutdown().await;
+    let mut sink = [0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while matches!(rd.read(&mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -356,8 +412,18 @@ async fn send(
     wr: &mut tokio::net::tcp::OwnedWriteHalf,
     address: IpAddr,
     m: &BgpMessage,
+    limit: Duration,
 ) -> std::io::Result<()> {
-    wr.write_all(&wire::encode(m)).await?;
+    let bytes = wire::send_bytes(m)?;
+    match tokio::time::timeout(limit, wr.write_all(&bytes)).await {
+        Ok(r) => r?,
+        Err(_) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the peer read nothing for the hold time",
+            ));
+        }
+    }
     status::update_neighbor(address, |n| {
         n.messages_out += 1;
         match m {

@@ -209,7 +209,7 @@ impl Speaker {
         let mut view = self.director.subscribe();
         let mut quorum = health::quorum();
         let mut vrrp_status = vrrp::status::subscribe();
-        self.apply(&block, None);
+        self.apply(&block, None).await;
         self.decide(
             &block,
             &view.borrow_and_update(),
@@ -250,8 +250,12 @@ impl Speaker {
         let shutdown = cease(CeaseError::AdministrativeShutdown {
             value: vec![].into(),
         });
-        for (_, p) in self.peers.drain() {
+        // Every session is told at once, so that one slow peer delays no other's Cease.
+        let peers: Vec<PeerHandle> = self.peers.drain().map(|(_, p)| p).collect();
+        for p in &peers {
             let _ = p.stop.send(Some(shutdown.clone()));
+        }
+        for p in peers {
             let _ = p.task.await;
         }
     }
@@ -325,7 +329,7 @@ impl Speaker {
 
     /// Starts, keeps or restarts each neighbor's task for `block` (`old`: the block before a
     /// reload).
-    fn apply(&mut self, block: &BgpBlock, old: Option<&BgpBlock>) {
+    async fn apply(&mut self, block: &BgpBlock, old: Option<&BgpBlock>) {
         let global_same = old.is_some_and(|o| {
             o.local_as == block.local_as
                 && o.router_id == block.router_id
@@ -351,6 +355,14 @@ impl Speaker {
             if let Some(r) = reason {
                 let p = self.peers.remove(&a).expect("listed");
                 let _ = p.stop.send(Some(cease(r)));
+                // The old task's last words reach the status before the new task's first.
+                let mut task = p.task;
+                if tokio::time::timeout(Duration::from_secs(3), &mut task)
+                    .await
+                    .is_err()
+                {
+                    task.abort();
+                }
                 self.passive.lock().expect("passive").remove(&a);
                 info!(
                     "BGP neighbor {a}: {}",
@@ -461,7 +473,7 @@ impl Speaker {
             }
             listener
         };
-        self.apply(&new, Some(block));
+        self.apply(&new, Some(block)).await;
         info!(
             "{}: rvs_bgp reloaded ({} neighbors, {} prefixes)",
             self.path.display(),

@@ -50,19 +50,42 @@ pub fn frame_len(buf: &[u8]) -> Option<usize> {
 
 /// One whole message; an error is the NOTIFICATION to send before closing.
 pub fn decode(frame: &[u8], asn4: bool) -> Result<BgpMessage, BgpNotificationMessage> {
-    let mut ctx = BgpParsingContext::asn2_default();
-    ctx.set_asn4(asn4);
+    // What the peer announces is never used: only the framing and the OPEN must be right, so
+    // attribute, NLRI and capability errors that RFC 7606 would treat as withdraw (or that
+    // netgauze does not know) do not reset the session.
+    let mut ctx = BgpParsingContext::new(
+        asn4,
+        Default::default(),
+        Default::default(),
+        false,
+        false,
+        false,
+        false,
+    );
     let mut reader = SliceReader::new(frame);
     BgpMessage::parse(&mut reader, &mut ctx).map_err(BgpNotificationMessage::from)
 }
 
+/// The message's bytes; an empty vector for a message netgauze cannot write (none that this
+/// file builds), which [`send_bytes`] refuses to send.
 pub fn encode(msg: &BgpMessage) -> Vec<u8> {
     let mut out = Vec::with_capacity(msg.len());
-    // Writing into a Vec fails only on an invalid message, which this file never builds.
     if msg.write(&mut out).is_err() {
         out.clear();
     }
     out
+}
+
+/// The bytes to send, or an error for a message that would not encode.
+pub fn send_bytes(msg: &BgpMessage) -> std::io::Result<Vec<u8>> {
+    let b = encode(msg);
+    if b.len() < HEADER_LEN {
+        return Err(std::io::Error::other(format!(
+            "a {:?} message would not encode",
+            msg.get_type()
+        )));
+    }
+    Ok(b)
 }
 
 /// What this speaker says of itself in its OPEN.
@@ -95,17 +118,18 @@ pub fn open(p: &OpenParams) -> BgpMessage {
         p.local_as,
     )));
     if let Some(time) = p.graceful_restart {
-        // The data plane is pinned and keeps forwarding across a restart of rvsd: F bit set.
+        // The data plane is pinned: after a restart that found it (R bit), it has kept
+        // forwarding (F bit); on a cold start neither is set.
         let mut fams = Vec::new();
         if p.ipv4 {
             fams.push(GracefulRestartAddressFamily::new(
-                true,
+                p.restarted,
                 AddressType::Ipv4Unicast,
             ));
         }
         if p.ipv6 {
             fams.push(GracefulRestartAddressFamily::new(
-                true,
+                p.restarted,
                 AddressType::Ipv6Unicast,
             ));
         }
@@ -174,7 +198,17 @@ pub struct RouteAttrs {
 }
 
 fn attr(optional: bool, transitive: bool, v: PathAttributeValue) -> Option<PathAttribute> {
-    PathAttribute::from(optional, transitive, false, false, v).ok()
+    // The attributes that can outgrow 255 bytes (many NLRI, many communities) always carry a
+    // two-octet length: netgauze writes one for a long value but flags it only when asked.
+    let extended = matches!(
+        v,
+        PathAttributeValue::MpReach(_)
+            | PathAttributeValue::MpUnreach(_)
+            | PathAttributeValue::Communities(_)
+            | PathAttributeValue::AsPath(_)
+            | PathAttributeValue::As4Path(_)
+    );
+    PathAttribute::from(optional, transitive, false, extended, v).ok()
 }
 
 /// AS_PATH as the session carries it: 4-octet numbers when both sides said so; otherwise
@@ -223,10 +257,19 @@ fn as_path_attrs(path: &[u32], asn4: bool) -> Vec<PathAttribute> {
     out
 }
 
-fn common_attrs(a: &RouteAttrs, asn4: bool) -> Vec<PathAttribute> {
+/// ORIGIN, AS_PATH, NEXT_HOP (IPv4 only), MED, LOCAL_PREF, COMMUNITIES: ascending type order
+/// (RFC 4271 §5).
+fn common_attrs(a: &RouteAttrs, asn4: bool, next_hop: Option<Ipv4Addr>) -> Vec<PathAttribute> {
     let mut out = Vec::new();
     out.extend(attr(false, true, PathAttributeValue::Origin(Origin::IGP)));
     out.extend(as_path_attrs(&a.as_path, asn4));
+    if let Some(nh) = next_hop {
+        out.extend(attr(
+            false,
+            true,
+            PathAttributeValue::NextHop(NextHop::new(nh)),
+        ));
+    }
     if let Some(m) = a.med {
         out.extend(attr(
             true,
@@ -286,12 +329,7 @@ pub fn announce(prefixes: &[IpPrefix], a: &RouteAttrs, asn4: bool) -> Vec<BgpMes
     let mut out = Vec::new();
     for chunk in v4.chunks(V4_PER_UPDATE) {
         let IpAddr::V4(nh) = a.next_hop else { break };
-        let mut attrs = common_attrs(a, asn4);
-        attrs.extend(attr(
-            false,
-            true,
-            PathAttributeValue::NextHop(NextHop::new(nh)),
-        ));
+        let attrs = common_attrs(a, asn4, Some(nh));
         out.push(BgpMessage::Update(BgpUpdateMessage::new(
             vec![],
             attrs,
@@ -311,7 +349,7 @@ pub fn announce(prefixes: &[IpPrefix], a: &RouteAttrs, asn4: bool) -> Vec<BgpMes
                 nlri: chunk.to_vec().into(),
             }),
         ));
-        attrs.extend(common_attrs(a, asn4));
+        attrs.extend(common_attrs(a, asn4, None));
         out.push(BgpMessage::Update(BgpUpdateMessage::new(
             vec![],
             attrs,
@@ -490,8 +528,33 @@ mod tests {
             .collect();
         let msgs = announce(&many, &a, true);
         assert_eq!(msgs.len(), 4);
-        for m in msgs.iter().chain(withdraw(&many).iter()) {
-            assert!(encode(m).len() <= MAX_MESSAGE_LEN);
+        let v6: Vec<_> = (0..400u128)
+            .map(|i| IpPrefix {
+                addr: IpAddr::V6(std::net::Ipv6Addr::from((0x2001_0db8u128 << 96) | i)),
+                len: 128,
+            })
+            .collect();
+        let a6 = RouteAttrs {
+            next_hop: "2001:db8::1".parse().unwrap(),
+            communities: (0..64).collect(),
+            ..a
+        };
+        let msgs6 = announce(&v6, &a6, true);
+        assert_eq!(msgs6.len(), 3);
+        for m in msgs
+            .iter()
+            .chain(withdraw(&many).iter())
+            .chain(msgs6.iter())
+            .chain(withdraw(&v6).iter())
+        {
+            let b = send_bytes(m).unwrap();
+            assert!(b.len() <= MAX_MESSAGE_LEN, "{}", b.len());
+            assert_eq!(frame_len(&b), Some(b.len()));
+            assert_eq!(
+                decode(&b, true).unwrap(),
+                *m,
+                "a message does not read back"
+            );
         }
     }
 
@@ -535,9 +598,30 @@ mod tests {
             seed ^= seed << 5;
             seed
         };
-        let base = encode(&open(&params()));
-        for _ in 0..20_000 {
-            let mut b = base.clone();
+        let a = RouteAttrs {
+            next_hop: "198.18.1.1".parse().unwrap(),
+            as_path: vec![65005, 4_200_000_005],
+            med: Some(1),
+            communities: vec![7, 8],
+            local_pref: Some(100),
+        };
+        let a6 = RouteAttrs {
+            next_hop: "2001:db8::1".parse().unwrap(),
+            ..a.clone()
+        };
+        let mut bases = vec![
+            encode(&open(&params())),
+            encode(&BgpMessage::Notification(cease_shutdown())),
+        ];
+        for m in announce(&[p("198.19.4.0/24"), p("198.19.5.0/25")], &a, false)
+            .iter()
+            .chain(announce(&[p("2001:db8:4::/48")], &a6, true).iter())
+            .chain(withdraw(&[p("198.19.4.0/24"), p("2001:db8:4::/48")]).iter())
+        {
+            bases.push(encode(m));
+        }
+        for _ in 0..40_000 {
+            let mut b = bases[next() as usize % bases.len()].clone();
             for _ in 0..(next() % 6) {
                 let i = next() as usize % b.len();
                 b[i] = next() as u8;
