@@ -108,6 +108,9 @@ fn counter(status: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {name} in\n{status}"))
 }
 
+/// What is sent, as messages, and the NOTIFICATION's (code, subcode) expected.
+type Case = (&'static str, Vec<Vec<u8>>, (u8, u8));
+
 #[test]
 fn malformed_messages_get_their_notification_and_reset_the_session() {
     let cluster = DrCluster::builder().real_servers(1).build().unwrap();
@@ -117,7 +120,7 @@ fn malformed_messages_get_their_notification_and_reset_the_session() {
     let director = SocketAddr::new(lab.lab.cluster.director().ip().into(), 179);
     let peer = lab.lab.cluster.client();
     let id = [198, 18, 99, 1];
-    let cases: Vec<(&str, Vec<Vec<u8>>, (u8, u8))> = vec![
+    let cases: Vec<Case> = vec![
         (
             "a marker that is not all ones",
             vec![{
