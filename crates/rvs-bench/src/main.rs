@@ -12,10 +12,13 @@
 //! connection table at 1k…1M flows), `failover` (VRRP failover times of rvs and keepalived,
 //! issue 11), `sync` (connection sync between two directors: lag, rate, bulk sync, cost; issue
 //! 12), `monitor` (rvsd's CPU with the web console's live feed open or /metrics scraped, and
-//! the time to render /metrics for 100 services × 10 real servers; issue 13). A run of some
+//! the time to render /metrics for 100 services × 10 real servers; issue 13), `bgp` (rvsd's BGP
+//! speaker against BIRD: routes announced per second, and the time from a service going down to
+//! the route gone at a BIRD peer; issue 14). A run of some
 //! parts (`--only`) keeps the other parts' sections of an existing report.
 //! `RVS_BENCH_DEBUG=1` prints every run.
 
+mod bgp;
 mod cpu;
 mod failover;
 mod https;
@@ -70,7 +73,7 @@ struct Args {
     #[arg(long)]
     bin_dir: Option<PathBuf>,
     /// Only these parts (comma-separated): packets, tcp, scaling, table, failover, sync,
-    /// monitor. The other parts' sections of an existing report are kept.
+    /// monitor, bgp. The other parts' sections of an existing report are kept.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// The command line to print in the report (scripts/bench passes its own).
@@ -219,7 +222,7 @@ fn run(args: &Args) -> Result<bool> {
         plan.scale_servers = args.scale_servers.clone();
     }
     let parts = [
-        "packets", "tcp", "scaling", "table", "failover", "sync", "monitor",
+        "packets", "tcp", "scaling", "table", "failover", "sync", "monitor", "bgp",
     ];
     for p in &args.only {
         if !parts.contains(&p.as_str()) {
@@ -336,6 +339,14 @@ fn run(args: &Args) -> Result<bool> {
             Err(e) => rep.failures.push(format!("monitor: {e}")),
         }
         rep.monitor = Some(m);
+    }
+    if want("bgp") {
+        let b = bgp::run(&plan, &bins, &dir).map_err(|e| format!("{e:#}"));
+        match &b {
+            Ok(b) => rep.failures.extend(b.failures()),
+            Err(e) => rep.failures.push(format!("bgp: {e}")),
+        }
+        rep.bgp = Some(b);
     }
     rep.elapsed_s = START.get().map_or(0.0, |s| s.elapsed().as_secs_f64());
     let old = std::fs::read_to_string(&args.out).ok();

@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use crate::{
+    bgp::{self, BgpReport},
     failover::{self, FailoverReport, Pair},
     monitor::{self, CpuFigure, MonitorReport, RenderFigure},
     pps::Figure,
@@ -158,6 +159,7 @@ pub struct Report {
     pub failover: Option<Result<FailoverReport, String>>,
     pub sync: Option<SyncReport>,
     pub monitor: Option<Result<MonitorReport, String>>,
+    pub bgp: Option<Result<BgpReport, String>>,
 }
 
 fn median(s: &Sample) -> Option<f64> {
@@ -362,6 +364,7 @@ impl Report {
         self.render_failover(w);
         self.render_sync(w);
         self.render_monitor(w);
+        self.render_bgp(w);
         self.render_evidence(w);
 
         let _ = writeln!(w, "## Cases\n");
@@ -1034,6 +1037,126 @@ impl Report {
         );
     }
 
+    fn render_bgp(&self, w: &mut String) {
+        let Some(b) = &self.bgp else { return };
+        let _ = writeln!(
+            w,
+            "## BGP: routes announced and withdrawn (rvsd's speaker, BIRD)\n"
+        );
+        let (reps, trials, background) = b
+            .as_ref()
+            .map_or((0, 0, 0), |b| (b.reps, b.trials, b.background));
+        let _ = writeln!(
+            w,
+            "{} The receiver is BIRD 2 in one namespace (passive, AS 65002, importing \
+             everything, no kernel protocol); the speaker, in the director's namespace over a \
+             veth, is rvsd (`rvs_bgp`, eBGP from AS 65001) or, as the reference, a second BIRD \
+             announcing the same prefixes as static routes. Every time is read at the receiver, \
+             through its control socket held open and asked every 2 ms (`show protocols all` for \
+             the session's state and imported routes, `show route PREFIX`). *Announce*: N /32 \
+             prefixes in keepalived.conf's `rvs_bgp`, each standing for one of {} DR virtual \
+             services with one real server and no checker (`services VIP:80`: rvsd saves its \
+             whole model after each change, so one service per prefix would take minutes to \
+             load at 10000); the time from the session's Established to the receiver holding all N \
+             routes, and from the speaker's start (rvsd: its process spawned, the \
+             configuration loaded and the XDP program attached; BIRD: spawned), median and worst \
+             of {reps} fresh start(s) each. *Withdraw*: with {background} other prefixes \
+             announced (standing for the same services), from the change to the route gone at the receiver, median and worst of \
+             {trials} trial(s): `rvsadm -d` of the last real server of a service rvsadm added \
+             (timed from rvsadm's start) against BIRD's static route deleted from its file and \
+             `birdc configure` (timed from the file's write); TCP_CHECK on the real server \
+             ({}) failing once its listener is closed, with the BGP share: from rvsd's own log \
+             line of the removal (`Removing service ... from VS`) to the route gone; SIGTERM of \
+             the speaker, to the receiver holding none of its routes (both end the session \
+             with a Cease).\n",
+            self.measured_by(),
+            bgp::SERVICES,
+            bgp::CHECK_TIMERS
+        );
+        let b = match b {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = writeln!(w, "| figure | value |\n|---|---|");
+                let _ = writeln!(w, "| BGP | {MISSING}: {e} |\n");
+                return;
+            }
+        };
+        let _ = writeln!(
+            w,
+            "| announce | rvsd, Established → all | rvsd, start → all | BIRD, Established → \
+             all | BIRD, start → all |\n|---|---|---|---|---|"
+        );
+        let mut counts: Vec<usize> = b.announce.iter().map(|r| r.prefixes).collect();
+        counts.dedup();
+        for n in counts {
+            let cell = |s: bgp::Speaker, start: bool| match b
+                .announce
+                .iter()
+                .find(|r| r.speaker == s && r.prefixes == n)
+            {
+                Some(r) if r.error.is_none() || !r.from_start.is_empty() => {
+                    let v = if start {
+                        &r.from_start
+                    } else {
+                        &r.from_established
+                    };
+                    if start {
+                        bgp::summary(v)
+                    } else {
+                        format!("{}, {}", bgp::summary(v), bgp::rate(n, v))
+                    }
+                }
+                Some(r) => format!("{MISSING}: {}", r.error.as_deref().unwrap_or("")),
+                None => MISSING.into(),
+            };
+            let _ = writeln!(
+                w,
+                "| {n} prefixes | {} | {} | {} | {} |",
+                cell(bgp::Speaker::Rvsd, false),
+                cell(bgp::Speaker::Rvsd, true),
+                cell(bgp::Speaker::Bird, false),
+                cell(bgp::Speaker::Bird, true),
+            );
+        }
+        let _ = writeln!(
+            w,
+            "\n| withdrawal | speaker | to the route gone, median (worst) | BGP share, median \
+             (worst) |\n|---|---|---|---|"
+        );
+        for r in &b.withdraw {
+            let time = match &r.error {
+                Some(e) if r.times.is_empty() => format!("{MISSING}: {e}"),
+                _ => bgp::summary(&r.times),
+            };
+            let share = if r.bgp_share.is_empty() {
+                "n/a".into()
+            } else {
+                bgp::summary(&r.bgp_share)
+            };
+            let _ = writeln!(
+                w,
+                "| {} | {} | {time} | {share} |",
+                r.what,
+                r.speaker.name()
+            );
+        }
+        let _ = writeln!(
+            w,
+            "\nThe Established is the receiver's own time of it (`show protocols`, in ms, \
+             set against its clock by `show status`), the end the first poll that saw all N \
+             routes; the rate is N over the median time, a bound when that is below the 2 ms \
+             polling. rvsd sends its whole table at once after its KEEPALIVE (500 prefixes an \
+             UPDATE); BIRD's export trails its Established by tens of milliseconds and then \
+             runs at about ten thousand routes a second here. *start → all* is mostly each \
+             speaker's own start: rvsd loads and attaches its XDP programs (about 2 s), BIRD \
+             waits its `connect delay time` (1 s). The rvsadm row includes rvsadm's start and \
+             the director's save of its state; the checker's is dominated by its timers, its \
+             BGP share is the speaker's decision and UPDATE. A BIRD beside keepalived has no \
+             equivalent of the checker row: keepalived's notify script would run `birdc`, \
+             adding its own start to the checker's timers.\n"
+        );
+    }
+
     fn render_evidence(&self, w: &mut String) {
         if self.programs.is_empty() && self.profiles.is_empty() {
             return;
@@ -1106,7 +1229,7 @@ impl Report {
 
 /// The part that writes each section, by the start of its heading (a section runs from its
 /// `## ` heading to the next).
-const OWNERS: [(&str, &str); 11] = [
+const OWNERS: [(&str, &str); 12] = [
     ("## Goals", "packets"),
     ("## Packet forwarding", "packets"),
     ("## TCP through", "tcp"),
@@ -1115,6 +1238,7 @@ const OWNERS: [(&str, &str); 11] = [
     ("## Failover", "failover"),
     ("## Connection sync", "sync"),
     ("## Monitor", "monitor"),
+    ("## BGP", "bgp"),
     ("## Where the time goes", "packets"),
     ("## Cases", "packets"),
     ("## Notes", "packets"),

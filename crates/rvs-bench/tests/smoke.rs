@@ -89,6 +89,7 @@ fn every_row_of_the_smoke_run_is_filled() {
         "## Failover (VRRP)",
         "## Connection sync",
         "## Monitor: the web console and /metrics",
+        "## BGP: routes announced and withdrawn",
         "## Where the time goes",
     ] {
         assert!(doc.contains(section), "no {section:?}:\n{doc}");

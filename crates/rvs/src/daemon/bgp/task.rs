@@ -262,15 +262,15 @@ impl Speaker {
 
     /// Whether each service is up, and each VRRP instance MASTER, right now.
     fn inputs(view: &DirectorView, quorum: &[(crate::model::ServiceId, bool)]) -> Inputs {
+        let quorum: HashMap<_, _> = quorum.iter().copied().collect();
         let services = view
             .model
             .services
             .iter()
             .map(|s| {
                 let up = quorum
-                    .iter()
-                    .find(|(id, _)| *id == s.id)
-                    .map(|(_, up)| *up)
+                    .get(&s.id)
+                    .copied()
                     .unwrap_or_else(|| s.dests.iter().any(|d| d.config.weight > 0));
                 (s.id, up)
             })
@@ -294,18 +294,24 @@ impl Speaker {
             return;
         }
         let now = vrrp::status::unix_ms_now();
+        // Looked up by prefix, not searched: a decision covers every prefix, and a director may
+        // announce thousands.
         status::update(|s| {
-            let old = std::mem::take(&mut s.prefixes);
+            let old: HashMap<(String, bool), u64> = std::mem::take(&mut s.prefixes)
+                .into_iter()
+                .map(|p| ((p.prefix, p.announced), p.since_unix_ms))
+                .collect();
             s.prefixes = decisions
                 .iter()
                 .map(|d| {
                     let announced = d.announce.is_some();
+                    let prefix = d.prefix.to_string();
                     let since = old
-                        .iter()
-                        .find(|p| p.prefix == d.prefix.to_string() && p.announced == announced)
-                        .map_or(now, |p| p.since_unix_ms);
+                        .get(&(prefix.clone(), announced))
+                        .copied()
+                        .unwrap_or(now);
                     PrefixStatus {
-                        prefix: d.prefix.to_string(),
+                        prefix,
                         announced,
                         why: d.why.clone(),
                         since_unix_ms: since,
@@ -313,13 +319,14 @@ impl Speaker {
                 })
                 .collect();
         });
+        let before: HashMap<_, bool> = self
+            .decisions
+            .borrow()
+            .iter()
+            .map(|o| (o.prefix, o.announce.is_some()))
+            .collect();
         for d in &decisions {
-            let was = self
-                .decisions
-                .borrow()
-                .iter()
-                .find(|o| o.prefix == d.prefix)
-                .map(|o| o.announce.is_some());
+            let was = before.get(&d.prefix).copied();
             if was != Some(d.announce.is_some()) {
                 info!("BGP prefix {}: {}", d.prefix, d.why);
             }
