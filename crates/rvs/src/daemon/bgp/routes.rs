@@ -44,31 +44,58 @@ pub struct Decision {
     pub why: String,
 }
 
-fn stands_for(p: &Prefix, id: &ServiceId) -> bool {
-    if p.services.is_empty() {
-        match id {
-            ServiceId::Inet { addr, .. } => p.prefix.contains(*addr),
-            ServiceId::Fwmark { .. } => false,
+/// The services by address, so that a prefix finds its own by a range, not by a walk over all
+/// of them (a director may announce thousands of prefixes over thousands of services).
+type ByAddr<'a> = BTreeMap<IpAddr, Vec<&'a (ServiceId, bool)>>;
+
+fn index(inputs: &Inputs) -> ByAddr<'_> {
+    let mut by: ByAddr = BTreeMap::new();
+    for s in &inputs.services {
+        if let ServiceId::Inet { addr, .. } = s.0 {
+            by.entry(addr).or_default().push(s);
         }
-    } else {
-        p.services.iter().any(|m| m.matches(id))
     }
+    by
+}
+
+/// The services a prefix stands for, in address order, each once.
+fn behind<'a>(p: &Prefix, by: &ByAddr<'a>) -> Vec<&'a (ServiceId, bool)> {
+    if p.services.is_empty() {
+        let first = p.prefix.network();
+        let last = match first {
+            IpAddr::V4(a) => IpAddr::V4(std::net::Ipv4Addr::from(
+                u32::from(a) | u32::MAX.checked_shr(u32::from(p.prefix.len)).unwrap_or(0),
+            )),
+            IpAddr::V6(a) => IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from(a) | u128::MAX.checked_shr(u32::from(p.prefix.len)).unwrap_or(0),
+            )),
+        };
+        return by
+            .range(first..=last)
+            .flat_map(|(_, v)| v.iter().copied())
+            .collect();
+    }
+    let mut out: Vec<&(ServiceId, bool)> = Vec::new();
+    for m in &p.services {
+        for s in by.get(&m.addr).into_iter().flatten() {
+            if m.matches(&s.0) && !out.iter().any(|o| o.0 == s.0) {
+                out.push(s);
+            }
+        }
+    }
+    out
 }
 
 pub fn decide(block: &BgpBlock, inputs: &Inputs) -> Vec<Decision> {
+    let by = index(inputs);
     block
         .prefixes
         .iter()
-        .map(|p| decide_one(p, inputs))
+        .map(|p| decide_one(p, &behind(p, &by), inputs))
         .collect()
 }
 
-fn decide_one(p: &Prefix, inputs: &Inputs) -> Decision {
-    let behind: Vec<_> = inputs
-        .services
-        .iter()
-        .filter(|(id, _)| stands_for(p, id))
-        .collect();
+fn decide_one(p: &Prefix, behind: &[&(ServiceId, bool)], inputs: &Inputs) -> Decision {
     let up = behind.iter().filter(|(_, up)| *up).count();
     let decision = |announce, why: String| Decision {
         prefix: p.prefix,
@@ -230,6 +257,33 @@ mod tests {
         let d = decide(&b, &inputs);
         assert!(d[0].announce.is_some(), "{d:?}");
         assert_eq!(d[1].why, "withdrawn: no virtual service behind it");
+    }
+
+    #[test]
+    fn a_prefix_finds_its_services_by_range_and_each_once() {
+        let b = block(&format!(
+            "{BASE} prefix 198.19.4.0/30\n prefix 2001:db8:4::/126\n prefix 198.19.9.1/32 {{\n services 198.19.9.1 198.19.9.1:80\n }}\n}}\n"
+        ));
+        let svc6 = |a: &str| ServiceId::Inet {
+            proto: Protocol::Udp,
+            addr: a.parse().unwrap(),
+            port: 53,
+        };
+        let inputs = Inputs {
+            services: vec![
+                (svc("198.19.4.3", 80), true),
+                (svc("198.19.4.4", 80), false),
+                (svc("198.19.3.255", 80), false),
+                (svc6("2001:db8:4::3"), true),
+                (svc6("2001:db8:4::4"), false),
+                (svc("198.19.9.1", 80), true),
+            ],
+            ..Default::default()
+        };
+        let d = decide(&b, &inputs);
+        assert_eq!(d[0].why, "announced: 1 of 1 services up", "{d:?}");
+        assert_eq!(d[1].why, "announced: 1 of 1 services up", "{d:?}");
+        assert_eq!(d[2].why, "announced: 1 of 1 services up", "{d:?}");
     }
 
     #[test]
