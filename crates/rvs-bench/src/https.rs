@@ -11,53 +11,8 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
-use rustls::{
-    ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned,
-    client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
-    crypto::CryptoProvider,
-    pki_types::{CertificateDer, ServerName, UnixTime, pem::PemObject},
-};
+use rustls::{ClientConfig, ClientConnection, StreamOwned, pki_types::ServerName};
 use rvs_testbed::Netns;
-
-/// Trusts one certificate, byte for byte; handshake signatures are verified as usual.
-#[derive(Debug)]
-struct Pinned(Vec<u8>, Arc<CryptoProvider>);
-
-impl ServerCertVerifier for Pinned {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if end_entity.as_ref() == self.0.as_slice() {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General("not rvsd's certificate".into()))
-        }
-    }
-    fn verify_tls12_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(m, c, d, &self.1.signature_verification_algorithms)
-    }
-    fn verify_tls13_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(m, c, d, &self.1.signature_verification_algorithms)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.1.signature_verification_algorithms.supported_schemes()
-    }
-}
 
 /// Where the monitor is and how to trust it.
 #[derive(Clone)]
@@ -92,13 +47,8 @@ const IO_TIMEOUT: Duration = Duration::from_secs(30);
 impl Https {
     /// Trusts the certificate in `cert_pem` (PEM) for `addr`.
     pub fn new(cert_pem: &[u8], addr: SocketAddr) -> Result<Https> {
-        let cert = CertificateDer::from_pem_slice(cert_pem).context("rvsd's certificate")?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(Pinned(cert.to_vec(), provider)))
-            .with_no_client_auth();
+        let config =
+            rvs_testbed::tls::pinned_client_config(cert_pem).context("rvsd's certificate")?;
         Ok(Https {
             config: Arc::new(config),
             addr,

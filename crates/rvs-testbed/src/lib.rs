@@ -52,6 +52,7 @@ mod poll;
 mod process;
 mod servers;
 pub mod stream;
+pub mod tls;
 
 pub use bgp_lab::{
     BgpLab, BgpLabBuilder, BgpRouter, LAB_CLIENT_NET, LAB_LB_AS, LAB_PREFIX, LAB_PREFIX6, LAB_VIP,

@@ -53,19 +53,21 @@ fn keepalive() -> Vec<u8> {
     header(19, 4)
 }
 
-/// Reads messages until a NOTIFICATION (its code and subcode) or the end of the stream.
-fn notification(s: &mut TcpStream) -> Option<(u8, u8)> {
+/// Reads whole messages for at most 10 s, until one that `pick` takes (None at the end of
+/// the stream or of the time).
+fn first_message(s: &mut TcpStream, pick: impl Fn(&[u8]) -> bool) -> Option<Vec<u8>> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
-    loop {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
         while buf.len() >= 19 {
-            let len = usize::from(u16::from_be_bytes([buf[16], buf[17]]));
+            let len = usize::from(u16::from_be_bytes([buf[16], buf[17]])).max(19);
             if buf.len() < len {
                 break;
             }
             let msg: Vec<u8> = buf.drain(..len).collect();
-            if msg[18] == 3 && msg.len() >= 21 {
-                return Some((msg[19], msg[20]));
+            if pick(&msg) {
+                return Some(msg);
             }
         }
         match s.read(&mut chunk) {
@@ -73,6 +75,12 @@ fn notification(s: &mut TcpStream) -> Option<(u8, u8)> {
             Ok(n) => buf.extend(&chunk[..n]),
         }
     }
+    None
+}
+
+/// The first NOTIFICATION's code and subcode.
+fn notification(s: &mut TcpStream) -> Option<(u8, u8)> {
+    first_message(s, |m| m[18] == 3 && m.len() >= 21).map(|m| (m[19], m[20]))
 }
 
 /// Connects from `host` to rvsd's BGP port, sends `first` and then `then`, and returns the
@@ -245,24 +253,7 @@ fn malformed_messages_get_their_notification_and_reset_the_session() {
             s.write_all(&open(PEER_AS as u16, id)).unwrap();
             s.write_all(&keepalive()).unwrap();
             // OPEN, KEEPALIVE, then an UPDATE carrying the VIP.
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 4096];
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            while std::time::Instant::now() < deadline {
-                match s.read(&mut chunk) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => buf.extend(&chunk[..n]),
-                }
-                let mut at = 0;
-                while at + 19 <= buf.len() {
-                    let len = usize::from(u16::from_be_bytes([buf[at + 16], buf[at + 17]]));
-                    if buf[at + 18] == 2 && len > 23 {
-                        return true;
-                    }
-                    at += len.max(19);
-                }
-            }
-            false
+            first_message(&mut s, |m| m[18] == 2 && m.len() > 23).is_some()
         })
         .unwrap();
     assert!(got, "no UPDATE for a good peer\n{}", lab.lab.rvsd_log());

@@ -12,59 +12,13 @@ use std::{
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use rustls::{
-    DigitallySignedStruct, SignatureScheme,
-    client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
-    crypto::CryptoProvider,
-    pki_types::{CertificateDer, ServerName, UnixTime, pem::PemObject},
-};
+use rustls::pki_types::ServerName;
 use rvs_testbed::DrCluster;
 
 use super::{Lab, RVSD, dest_rows};
 
 pub const PORT: u16 = 80;
 pub const WEB_PORT: u16 = 8443;
-
-/// Trusts one certificate, byte for byte (what an operator does with the logged fingerprint);
-/// handshake signatures are verified as usual.
-#[derive(Debug)]
-struct Pinned(Vec<u8>, Arc<CryptoProvider>);
-
-impl ServerCertVerifier for Pinned {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if end_entity.as_ref() == self.0.as_slice() {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General("not rvsd's certificate".into()))
-        }
-    }
-    fn verify_tls12_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(m, c, d, &self.1.signature_verification_algorithms)
-    }
-    fn verify_tls13_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(m, c, d, &self.1.signature_verification_algorithms)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.1.signature_verification_algorithms.supported_schemes()
-    }
-}
 
 pub struct Reply {
     pub status: u16,
@@ -89,14 +43,7 @@ pub struct Client<'a> {
 impl<'a> Client<'a> {
     pub fn new(lab: &'a Lab) -> Client<'a> {
         let pem = std::fs::read(lab.dir.join("web-cert.pem")).expect("rvsd made its certificate");
-        let cert = CertificateDer::from_pem_slice(&pem).unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(Pinned(cert.to_vec(), provider)))
-            .with_no_client_auth();
+        let config = rvs_testbed::tls::pinned_client_config(&pem).unwrap();
         Client {
             lab,
             addr: SocketAddr::new(IpAddr::V4(lab.cluster.director().ip()), WEB_PORT),
