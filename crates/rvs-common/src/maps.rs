@@ -181,6 +181,9 @@ pub mod config_flags {
     /// inner destination is a service are decapsulated and handled as if they had arrived
     /// directly (another director forwarding by TUN to this one). Off, they pass to the kernel.
     pub const ACCEPT_TUNNELLED: u32 = 64;
+    /// Every TCP service is sloppy (`rvsd --sloppy-tcp`, IPVS's sloppy_tcp=1): see
+    /// `svc_flags::SLOPPY_TCP`.
+    pub const SLOPPY_TCP: u32 = 128;
 }
 
 /// Token bucket for new-flow admission, per CPU.

@@ -88,6 +88,10 @@ pub mod svc_flags {
     pub const PORT_ZERO: u8 = 0x2;
     /// A fwmark service (rvs's own bit): its mark is in `ServiceEntry::fwmark`.
     pub const FWMARK: u8 = 0x40;
+    /// rvs's own bit: a TCP packet without SYN of an unknown flow is scheduled, not passed to
+    /// the kernel (IPVS's sloppy_tcp, per service): behind ECMP it belongs to a flow another
+    /// director opened.
+    pub const SLOPPY_TCP: u8 = 0x80;
 }
 
 /// Value of the service map. Replaced as a whole by the control plane (hash map updates are atomic

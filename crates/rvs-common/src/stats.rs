@@ -69,10 +69,18 @@ pub enum Counter {
     /// Tunnelled packets dropped on decapsulation because the inner TTL / hop limit would reach
     /// zero: ends the bounce between directors that tunnel to each other.
     DropTunnelTtl = 18,
+    /// TCP packets without SYN of flows the director did not know, scheduled and forwarded
+    /// because their service (or rvsd) is sloppy (`sloppy_tcp`, IPVS's sysctl of that name):
+    /// behind ECMP, flows another director opened.
+    SloppyScheduled = 19,
 }
 
 /// Number of `Counter` values (size of the `COUNTERS` array).
-pub const COUNTER_COUNT: u32 = 19;
+pub const COUNTER_COUNT: u32 = 20;
+
+/// Entries of the `COUNTERS` array: room for counters yet to come, so that adding one does not
+/// change the pinned map's size (which would need `rvsd --cleanup` on upgrade).
+pub const COUNTER_SLOTS: u32 = 32;
 
 /// Names of the counters, in index order, as `rvsadm --dataplane` prints them.
 pub const COUNTER_NAMES: [&str; COUNTER_COUNT as usize] = [
@@ -95,6 +103,7 @@ pub const COUNTER_NAMES: [&str; COUNTER_COUNT as usize] = [
     "sync_ring_full",
     "tunnel_decap",
     "drop_tunnel_ttl",
+    "sloppy_scheduled",
 ];
 
 user_pod!(Stats);

@@ -57,13 +57,15 @@ const LA: u8 = LAST_ACK;
 const LI: u8 = LISTEN;
 
 /// `TABLE[direction][event][state]`; columns in state order NONE ES SS SR FW TW CL CW LA LI SYNACK.
+/// An ACK on NONE (a flow first seen mid-way, scheduled only by a sloppy service) is ESTABLISHED,
+/// as in the kernel's table since sloppy_tcp.
 #[rustfmt::skip]
 static TABLE: [[[u8; COUNT]; 4]; 3] = [
     // Input
     [
         /* syn */ [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR],
         /* fin */ [CL, CW, SS, TW, TW, TW, CL, CW, LA, LI, TW],
-        /* ack */ [CL, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES],
+        /* ack */ [ES, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES],
         /* rst */ [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, SR],
     ],
     // Output
@@ -77,7 +79,7 @@ static TABLE: [[[u8; COUNT]; 4]; 3] = [
     [
         /* syn */ [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR],
         /* fin */ [CL, FW, SS, TW, FW, TW, CL, CW, LA, LI, TW],
-        /* ack */ [CL, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES],
+        /* ack */ [ES, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES],
         /* rst */ [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, CL],
     ],
 ];

@@ -144,6 +144,39 @@ fn announces_while_healthy_withdraws_when_the_real_servers_fail_and_when_rvsd_st
     // The client reaches the VIP on the route's next hop (the director).
     assert!(lab.lab.ask(PORT).starts_with("rs"));
 
+    // Drained: both prefixes withdrawn, healthy as they are, while the director goes on
+    // forwarding and says how many flows still arrive; undrained: announced again.
+    let out = lab.lab.ok(&["--drain"]);
+    assert!(out.starts_with("Draining for 0 s"), "{out}");
+    wait_gone(&b, prefix_v4, "the IPv4 prefix to be withdrawn by --drain");
+    wait_gone(&b, prefix_v6, "the IPv6 prefix to be withdrawn by --drain");
+    let status = lab.lab.ok(&["--bgp"]);
+    assert!(
+        status.contains("withdrawn: this director drains (rvsadm --drain)"),
+        "{status}"
+    );
+    assert!(lab.lab.ask(PORT).starts_with("rs"));
+    let out = lab.lab.ok(&["--drain"]);
+    let arriving: u64 = out
+        .split_once(" flows still arriving")
+        .and_then(|(head, _)| head.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(arriving >= 1, "{out}");
+    let out = lab.lab.ok(&["--undrain"]);
+    assert!(out.starts_with("Not draining"), "{out}");
+    wait_route(
+        &b,
+        prefix_v4,
+        "the IPv4 prefix back after --undrain",
+        |_| true,
+    );
+    wait_route(
+        &b,
+        prefix_v6,
+        "the IPv6 prefix back after --undrain",
+        |_| true,
+    );
+
     // One real server down: quorum (1) still met, the route stays.
     let t0 = Instant::now();
     drop(lab.lab.tcp.remove(0));

@@ -65,6 +65,12 @@ struct Args {
     /// Do not honour persistence templates of weight-0 servers (expire_quiescent_template=1).
     #[arg(long)]
     expire_quiescent_template: bool,
+    /// Schedule a TCP packet without SYN of a flow this director does not know, instead of
+    /// passing it to the kernel, for every service (IPVS's sloppy_tcp=1; per service: rvsadm
+    /// -A --sloppy-tcp, keepalived.conf's sloppy_tcp). Behind ECMP such a packet belongs to a
+    /// flow another director opened; with sh, dh or mh this director picks the same real server.
+    #[arg(long)]
+    sloppy_tcp: bool,
     /// Take tunnelled packets for this director's services (IPIP, IPv6-in-IPv6; another
     /// director forwarding to this one with -i): strip the outer header, decrement the inner
     /// TTL, and handle the inner packet as if it had arrived directly. Without it they pass to
@@ -277,6 +283,9 @@ fn real_main() -> Result<()> {
     }
     if args.expire_quiescent_template {
         flags |= config_flags::EXPIRE_QUIESCENT_TEMPLATE;
+    }
+    if args.sloppy_tcp {
+        flags |= config_flags::SLOPPY_TCP;
     }
     // A cluster's peers forward to this director through IPIP tunnels (rvs_cluster).
     if args.accept_tunnelled || cluster.is_some() {

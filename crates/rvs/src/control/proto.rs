@@ -79,6 +79,11 @@ pub enum Request {
     StopDaemon {
         backup: bool,
     },
+    /// `--drain` / `--undrain` (rvs extension): withdraw or announce again this director's BGP
+    /// routes, and say how many flows still arrive.
+    Drain {
+        action: crate::daemon::drain::DrainOp,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -118,6 +123,9 @@ pub enum Response {
     /// None: no `rvs_cluster` runs.
     Cluster {
         status: Option<Box<crate::daemon::cluster::ClusterStatus>>,
+    },
+    Drain {
+        status: crate::daemon::drain::DrainStatus,
     },
 }
 

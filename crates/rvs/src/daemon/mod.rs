@@ -11,13 +11,15 @@
 //! - [`vrrp`]: director failover by VRRP, on a thread of its own;
 //! - [`health`]: the checkers' verdicts, published for the monitor;
 //! - [`web`]: the monitor: HTTPS console, JSON API and Prometheus metrics;
-//! - [`bgp`]: the BGP speaker announcing the VIPs' prefixes by health.
+//! - [`bgp`]: the BGP speaker announcing the VIPs' prefixes by health; [`drain`]: taking this
+//!   director out of an ECMP group (its routes withdrawn, forwarding going on).
 //!
 //! The control socket's task is in `control/server.rs`.
 
 pub mod bgp;
 pub mod cluster;
 pub mod director;
+pub mod drain;
 pub mod estimator;
 pub mod expiry;
 pub mod health;

@@ -179,6 +179,7 @@ fn is_read(req: &Request) -> bool {
             | Request::Bgp
             | Request::SyncStatus
             | Request::Cluster
+            | Request::Drain { .. }
     )
 }
 

@@ -61,6 +61,10 @@ pub fn answer_read(view: &DirectorView, maps: &dyn MapsRead, req: &Request) -> O
         Request::Cluster => Response::Cluster {
             status: super::cluster::status::current().map(Box::new),
         },
+        // Not the model's: the drain is a watch the BGP speaker follows.
+        Request::Drain { action } => Response::Drain {
+            status: super::drain::apply(*action, maps),
+        },
         _ => return None,
     })
 }

@@ -35,7 +35,7 @@ use rvs_common::{
     mark::{MAX_PREFIXES as MARK_MAX_PREFIXES, MarkPrefix, MarkRules},
     programs,
     service::{SchedCounter, SchedDest, ServiceEntry, ServiceKey, SlotKey},
-    stats::{COUNTER_COUNT, Stats},
+    stats::{COUNTER_SLOTS, Stats},
 };
 
 use super::maps::DirectorMaps;
@@ -227,7 +227,7 @@ fn expected_layouts(conn_table_size: u32) -> Vec<Layout> {
             size_of::<Stats>(),
             MAX_DESTS,
         ),
-        (names::COUNTERS, PerCpuArray, 4, 8, COUNTER_COUNT),
+        (names::COUNTERS, PerCpuArray, 4, 8, COUNTER_SLOTS),
         (
             names::LBLC,
             LruHash,

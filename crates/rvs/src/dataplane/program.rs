@@ -121,6 +121,9 @@ fn entry_flags(svc: &Service) -> u8 {
     if f & model_flags::ONEPACKET != 0 {
         out |= svc_flags::ONE_PACKET;
     }
+    if f & model_flags::SLOPPY_TCP != 0 {
+        out |= svc_flags::SLOPPY_TCP;
+    }
     for (m, d) in [
         (model_flags::SCHED1, svc_flags::SCHED1),
         (model_flags::SCHED2, svc_flags::SCHED2),

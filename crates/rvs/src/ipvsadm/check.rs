@@ -30,6 +30,10 @@ pub enum Cmd {
     Bgp,
     /// rvs extension: `--cluster` prints cluster balancing's loads and decisions.
     Cluster,
+    /// rvs extensions: `--drain` / `--undrain` take this director out of (and back into) an
+    /// ECMP group.
+    Drain,
+    Undrain,
     /// rvs extensions: the rules that mark packets for fwmark services.
     AddMark,
     DelMark,
@@ -58,6 +62,8 @@ impl Cmd {
             Cmd::Sync => "sync",
             Cmd::Bgp => "bgp",
             Cmd::Cluster => "cluster",
+            Cmd::Drain => "drain",
+            Cmd::Undrain => "undrain",
             Cmd::AddMark => "add-mark",
             Cmd::DelMark => "del-mark",
             Cmd::ListMarks => "list-marks",
@@ -67,21 +73,21 @@ impl Cmd {
     /// The command's row in [`COMMANDS_V_OPTIONS`]: one cell per [`Opt`], in order.
     /// `+` required, `x` illegal, `1` at most one of the `1` options, `.` optional.
     fn row(self) -> &'static [u8; Opt::COUNT] {
-        //                       n c svc s p M r fwd w x y mc tot dmn st rt thr pc srt sid ex ops pe b grp port ttl size tinf type tprt nocs csum remc mtch
-        const ALL_X: &[u8; Opt::COUNT] = b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+        //                       n c svc s p M r fwd w x y mc tot dmn st rt thr pc srt sid ex ops pe b grp port ttl size tinf type tprt nocs csum remc mtch slp
+        const ALL_X: &[u8; Opt::COUNT] = b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
         match self {
-            Cmd::AddService | Cmd::EditService => b"xx+...xxxxxxxxxxxxxxx...xxxxxxxxxxx",
-            Cmd::DeleteService => b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-            Cmd::List => b".11xxxxxxxxx11.......xxxxxxx.xxxxxx",
-            Cmd::AddServer | Cmd::EditServer => b"xx+xxx+....xxxxxxxxxxxxxxxxxx.....x",
-            Cmd::DeleteServer => b"xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-            Cmd::StartDaemon => b"xxxxxxxxxxx.xxxxxxx.xxxx....xxxxxxx",
-            Cmd::StopDaemon => b"xxxxxxxxxxxxxxxxxxx.xxxxxxxxxxxxxxx",
-            Cmd::Save => b".xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-            Cmd::Zero => b"xx.xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            Cmd::AddService | Cmd::EditService => b"xx+...xxxxxxxxxxxxxxx...xxxxxxxxxxx.",
+            Cmd::DeleteService => b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            Cmd::List => b".11xxxxxxxxx11.......xxxxxxx.xxxxxxx",
+            Cmd::AddServer | Cmd::EditServer => b"xx+xxx+....xxxxxxxxxxxxxxxxxx.....xx",
+            Cmd::DeleteServer => b"xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            Cmd::StartDaemon => b"xxxxxxxxxxx.xxxxxxx.xxxx....xxxxxxxx",
+            Cmd::StopDaemon => b"xxxxxxxxxxxxxxxxxxx.xxxxxxxxxxxxxxxx",
+            Cmd::Save => b".xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            Cmd::Zero => b"xx.xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
             // rvs's mark commands: a mark (-f, the service option) and a match.
-            Cmd::AddMark | Cmd::DelMark => b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+",
-            Cmd::ListMarks => b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            Cmd::AddMark | Cmd::DelMark => b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+x",
+            Cmd::ListMarks => b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
             Cmd::Flush
             | Cmd::Set
             | Cmd::Restore
@@ -89,7 +95,9 @@ impl Cmd {
             | Cmd::Vrrp
             | Cmd::Sync
             | Cmd::Bgp
-            | Cmd::Cluster => ALL_X,
+            | Cmd::Cluster
+            | Cmd::Drain
+            | Cmd::Undrain => ALL_X,
         }
     }
 }
@@ -134,10 +142,12 @@ pub enum Opt {
     TunRemCsum,
     /// rvs extension: `--match` of the mark commands.
     Match,
+    /// rvs extension: `--sloppy-tcp` of -A/-E.
+    SloppyTcp,
 }
 
 impl Opt {
-    pub const COUNT: usize = 35;
+    pub const COUNT: usize = 36;
 
     const ALL: [Opt; Opt::COUNT] = [
         Opt::Numeric,
@@ -175,6 +185,7 @@ impl Opt {
         Opt::TunCsum,
         Opt::TunRemCsum,
         Opt::Match,
+        Opt::SloppyTcp,
     ];
 
     /// The name in messages.
@@ -215,6 +226,7 @@ impl Opt {
             Opt::TunCsum => "tun-csum",
             Opt::TunRemCsum => "tun-remcsum",
             Opt::Match => "match",
+            Opt::SloppyTcp => "sloppy-tcp",
         }
     }
 

@@ -289,6 +289,10 @@ impl CommandEntry {
                 self.options.set(Opt::OnePacket)?;
                 self.svc.flags |= svc_flags::ONEPACKET;
             }
+            OptId::SloppyTcp => {
+                self.options.set(Opt::SloppyTcp)?;
+                self.svc.flags |= svc_flags::SLOPPY_TCP;
+            }
             OptId::Pe => {
                 self.options.set(Opt::PersistenceEngine)?;
                 self.svc.pe_name = truncate_bytes(text.to_owned(), 16);

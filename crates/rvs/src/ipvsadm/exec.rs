@@ -98,6 +98,18 @@ impl Session<'_> {
                 self.print(&text);
                 Ok(true)
             }
+            Cmd::Drain | Cmd::Undrain => {
+                let op = match ce.cmd {
+                    Cmd::Drain => crate::daemon::drain::DrainOp::Start,
+                    _ => crate::daemon::drain::DrainOp::Stop,
+                };
+                let status = match self.query(&Request::Drain { action: op })? {
+                    Response::Drain { status } => status,
+                    other => return Err(self.unexpected(other)),
+                };
+                self.print(&crate::daemon::drain::render(&status));
+                Ok(true)
+            }
             Cmd::Cluster => {
                 let status = match self.query(&Request::Cluster)? {
                     Response::Cluster { status } => status,

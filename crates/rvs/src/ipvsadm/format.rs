@@ -188,6 +188,9 @@ pub fn service_entry(view: &ServiceView, format: &Format, resolver: &dyn Resolve
             if config.one_packet() {
                 out.push_str(" -o");
             }
+            if config.sloppy_tcp() {
+                out.push_str(" --sloppy-tcp");
+            }
             if has_sched_flags {
                 let _ = write!(out, " -b {}", sched_flags(&config.scheduler, config.flags));
             }
@@ -222,6 +225,9 @@ pub fn service_entry(view: &ServiceView, format: &Format, resolver: &dyn Resolve
             }
             if config.one_packet() {
                 out.push_str(" ops");
+            }
+            if config.sloppy_tcp() {
+                out.push_str(" sloppy_tcp");
             }
         }
     }

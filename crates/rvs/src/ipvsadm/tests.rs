@@ -174,11 +174,29 @@ const REFERENCE_ERRORS: &str = r"
 2 -lnc --stats => options conflicts in the list command
 ";
 
+/// rvs's own options, refused with ipvsadm's messages as ipvsadm would refuse its own.
+const EXTENSION_ERRORS: &str = "\
+2 -a -t 1.2.3.4:80 -r 1.1.1.1 -g --sloppy-tcp => Illegal 'sloppy-tcp' option with the 'add-server' command
+2 -A -t 1.2.3.4:80 --sloppy-tcp --sloppy-tcp => multiple 'sloppy-tcp' options specified
+2 -L --sloppy-tcp => Illegal 'sloppy-tcp' option with the 'list' command
+2 --drain -n => Illegal 'numeric' option with the 'drain' command
+";
+
 #[test]
 fn messages_and_exit_codes_match_ipvsadm() {
     let cases: Vec<&str> = REFERENCE_ERRORS.lines().filter(|l| !l.is_empty()).collect();
     assert_eq!(cases.len(), 122);
-    for case in cases {
+    expect_errors(&cases);
+}
+
+#[test]
+fn rvs_options_are_refused_in_ipvsadm_words() {
+    expect_errors(&EXTENSION_ERRORS.lines().collect::<Vec<_>>());
+}
+
+/// Each `CODE ARGS => MESSAGE` case exits with CODE and MESSAGE and never reaches rvsd.
+fn expect_errors(cases: &[&str]) {
+    for &case in cases {
         let (command, message) = case.split_once(" => ").unwrap();
         let mut words = command.split(' ');
         let code: i32 = words.next().unwrap().parse().unwrap();
@@ -222,6 +240,16 @@ fn service_commands_become_requests() {
                 flags: svc_flags::PERSISTENT | svc_flags::ONEPACKET | svc_flags::SCHED2,
                 timeout: 360,
                 ..sched("sh")
+            }
+        )
+    );
+    assert_eq!(
+        sent(&["-A", "-t", "10.0.0.1:80", "-s", "mh", "--sloppy-tcp"]),
+        add(
+            tcp("10.0.0.1", 80),
+            ServiceConfig {
+                flags: svc_flags::SLOPPY_TCP,
+                ..sched("mh")
             }
         )
     );

@@ -297,6 +297,8 @@ pub struct VirtualServer {
     pub sched_flags: u32,
     /// `ops`.
     pub one_packet: bool,
+    /// rvs extension `sloppy_tcp`: see `model::svc_flags::SLOPPY_TCP`.
+    pub sloppy_tcp: bool,
     /// `lb_kind`/`lvs_method`, default NAT.
     pub method: LvsMethod,
     pub persistence_timeout: Option<u32>,
@@ -331,6 +333,7 @@ impl VirtualServer {
             scheduler: defaults::SCHEDULER.name().to_owned(),
             sched_flags: 0,
             one_packet: false,
+            sloppy_tcp: false,
             method: LvsMethod::Nat,
             persistence_timeout: None,
             persistence_granularity: None,

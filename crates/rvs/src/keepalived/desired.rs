@@ -216,6 +216,9 @@ fn service_config(vs: &VirtualServer, ipv6: bool) -> ServiceConfig {
     if vs.one_packet {
         c.flags |= svc_flags::ONEPACKET;
     }
+    if vs.sloppy_tcp {
+        c.flags |= svc_flags::SLOPPY_TCP;
+    }
     if let Some(t) = vs.persistence_timeout {
         c.flags |= svc_flags::PERSISTENT;
         c.timeout = t;

@@ -32,6 +32,9 @@ pub fn dump(cfg: &KeepalivedConfig, services: &[DesiredService]) -> String {
         if c.flags & svc_flags::ONEPACKET != 0 {
             out.push_str(" ops");
         }
+        if c.flags & svc_flags::SLOPPY_TCP != 0 {
+            out.push_str(" sloppy_tcp");
+        }
         let _ = writeln!(out, " quorum {} hysteresis {}", svc.quorum, svc.hysteresis);
         for d in &svc.dests {
             let _ = write!(out, "  real_server {} {}", d.addr, dest(&d.config));

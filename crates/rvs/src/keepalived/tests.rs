@@ -1078,3 +1078,10 @@ fn rvs_cluster_errors_say_where() {
     );
     parse_str("k.conf", &text).unwrap();
 }
+
+#[test]
+fn sloppy_tcp_is_a_service_flag() {
+    let cfg = load_ok("ok/rvs_sloppy.conf");
+    let s = desired_services(&cfg);
+    assert!(s.iter().all(|s| s.config.sloppy_tcp()), "{s:?}");
+}

@@ -52,6 +52,8 @@ pub(super) fn parse(ctx: &mut Ctx, node: &Node) -> Result<VirtualServer, ConfigE
             "sh-fallback" | "mh-fallback" => vs.sched_flags |= flag(ctx, n, svc_flags::SCHED1)?,
             "sh-port" | "mh-port" => vs.sched_flags |= flag(ctx, n, svc_flags::SCHED2)?,
             "ops" => vs.one_packet = value::boolean(n, &mut ctx.warnings)?,
+            // rvs extension: schedule TCP packets of unknown flows without SYN (behind ECMP).
+            "sloppy_tcp" => vs.sloppy_tcp = value::boolean(n, &mut ctx.warnings)?,
             "persistence_timeout" => {
                 let mut a = Args::new(n);
                 let timeout = match a.optional() {
@@ -130,6 +132,18 @@ pub(super) fn parse(ctx: &mut Ctx, node: &Node) -> Result<VirtualServer, ConfigE
             "snmp_name" | "nat_mask" | "lvs_flush_on_stop" => ctx.unsupported(n),
             _ => ctx.unknown(n),
         }
+    }
+    let hashed = crate::sched::Scheduler::from_name(&vs.scheduler)
+        .is_some_and(crate::sched::Scheduler::same_on_every_director);
+    if vs.sloppy_tcp && !hashed {
+        ctx.warnings.push(super::diag::Diagnostic::new(
+            &vs.pos,
+            format!(
+                "sloppy_tcp with lb_algo {}: a flow another director opened may reach another \
+                 real server here (only sh, dh and mh pick the same one on every director)",
+                vs.scheduler
+            ),
+        ));
     }
     Ok(vs)
 }

@@ -111,6 +111,9 @@ pub mod svc_flags {
     pub const SCHED2: u32 = 0x10;
     pub const SCHED3: u32 = 0x20;
     pub const SCHED_MASK: u32 = SCHED1 | SCHED2 | SCHED3;
+    /// rvs's own bit, outside IPVS's: a TCP packet without SYN of an unknown flow is scheduled
+    /// (IPVS's sloppy_tcp, per service; `--sloppy-tcp`, keepalived.conf's `sloppy_tcp`).
+    pub const SLOPPY_TCP: u32 = 0x1_0000;
 }
 
 /// Settings of a virtual service (what `ipvsadm -A/-E` sends).
@@ -146,6 +149,10 @@ impl ServiceConfig {
 
     pub fn one_packet(&self) -> bool {
         self.flags & svc_flags::ONEPACKET != 0
+    }
+
+    pub fn sloppy_tcp(&self) -> bool {
+        self.flags & svc_flags::SLOPPY_TCP != 0
     }
 }
 

@@ -116,6 +116,14 @@ impl Scheduler {
         Scheduler::ALL.map(Scheduler::name).join(", ")
     }
 
+    /// Whether every director with the same real servers (given in the same order) picks the
+    /// same one for a flow from its headers alone: the stateless hash schedulers. Only these
+    /// keep a flow on its real server when ECMP moves it to another director that never saw it
+    /// (`sloppy_tcp`); the others pick by their own counters or cursor.
+    pub fn same_on_every_director(self) -> bool {
+        matches!(self, Scheduler::Sh | Scheduler::Dh | Scheduler::Mh)
+    }
+
     /// The data-plane rule of the scheduler.
     pub fn pick_method(self) -> PickMethod {
         match self {

@@ -181,9 +181,15 @@ fn entry(ctx: &XdpContext) -> u32 {
             if let Some(f) = s.packet.tcp
                 && (!f.syn || f.rst)
             {
-                // Not the start of a connection we know: leave it to the kernel, as IPVS does.
-                counters::count(Counter::PassNoConn);
-                return xdp_action::XDP_PASS;
+                if f.rst || !sloppy(&s.svc) {
+                    // Not the start of a connection we know: leave it to the kernel, as IPVS
+                    // does.
+                    counters::count(Counter::PassNoConn);
+                    return xdp_action::XDP_PASS;
+                }
+                // Mid-way through a flow another director opened (behind ECMP): scheduled as
+                // the kernel does with sloppy_tcp, and recorded ESTABLISHED.
+                counters::count(Counter::SloppyScheduled);
             }
             if !admit::admit() {
                 counters::count(Counter::DropAdmission);
@@ -196,6 +202,13 @@ fn entry(ctx: &XdpContext) -> u32 {
             hand_over(ctx, slot)
         }
     }
+}
+
+/// Whether a TCP packet without SYN of an unknown flow of `svc` is scheduled (IPVS's
+/// sloppy_tcp, per service or for all).
+#[inline(always)]
+fn sloppy(svc: &ServiceEntry) -> bool {
+    svc.flags & svc_flags::SLOPPY_TCP != 0 || maps::config_flags() & config_flags::SLOPPY_TCP != 0
 }
 
 /// The service of a packet, as IPVS looks it up: a fwmark service for the packet's mark first,

@@ -16,7 +16,7 @@ use rvs_common::{
     mark::{MAX_PREFIXES, MarkPrefix, MarkRules},
     programs,
     service::{SchedCounter, SchedDest, ServiceEntry, ServiceKey, SlotKey},
-    stats::{COUNTER_COUNT, Stats},
+    stats::{COUNTER_SLOTS, Stats},
 };
 
 use crate::schedule::Scratch;
@@ -64,7 +64,7 @@ pub static SVC_STATS: PerCpuArray<Stats> = PerCpuArray::with_max_entries(MAX_SER
 pub static DEST_STATS: PerCpuArray<Stats> = PerCpuArray::with_max_entries(MAX_DESTS, 0);
 
 #[map(name = "RVS_COUNTERS")]
-pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_COUNT, 0);
+pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);
 
 #[map(name = "RVS_LBLC")]
 pub static LBLC: LruHashMap<LocalityKey, LblcEntry> =

@@ -9,6 +9,7 @@
 //!   server of weight above 0.
 //! - Tied to a VRRP instance, a prefix is announced as configured while the instance is MASTER;
 //!   otherwise withdrawn, or announced with the backup's MED or AS-path prepend.
+//! - While the director drains (`rvsadm --drain`), every prefix is withdrawn.
 
 use std::{collections::BTreeMap, net::IpAddr};
 
@@ -25,6 +26,8 @@ pub struct Inputs {
     pub services: Vec<(ServiceId, bool)>,
     /// VRRP instances by name: whether each is MASTER.
     pub vrrp: BTreeMap<String, bool>,
+    /// The director is being taken out of its ECMP group (`rvsadm --drain`).
+    pub draining: bool,
 }
 
 /// How a prefix is announced (the session adds the AS path and the next hop).
@@ -104,6 +107,12 @@ fn decide_one(p: &Prefix, behind: &[&(ServiceId, bool)], inputs: &Inputs) -> Dec
     };
     if behind.is_empty() {
         return decision(None, "withdrawn: no virtual service behind it".into());
+    }
+    if inputs.draining {
+        return decision(
+            None,
+            "withdrawn: this director drains (rvsadm --drain)".into(),
+        );
     }
     let healthy = match p.when {
         AnnounceWhen::All => up == behind.len(),
@@ -239,6 +248,20 @@ mod tests {
             d[0].why,
             "withdrawn: 1 of 2 services down (TCP 198.19.4.2:80)"
         );
+    }
+
+    #[test]
+    fn a_draining_director_withdraws_healthy_prefixes() {
+        let b = block(&format!("{BASE} prefix 198.19.4.0/24\n}}\n"));
+        let mut inputs = Inputs {
+            services: vec![(svc("198.19.4.1", 80), true)],
+            ..Default::default()
+        };
+        assert!(decide(&b, &inputs)[0].announce.is_some());
+        inputs.draining = true;
+        let d = decide(&b, &inputs);
+        assert!(d[0].announce.is_none());
+        assert_eq!(d[0].why, "withdrawn: this director drains (rvsadm --drain)");
     }
 
     #[test]

@@ -31,7 +31,7 @@ use super::{
     wire::OpenParams,
 };
 use crate::{
-    daemon::{DirectorHandle, health, view::DirectorView, vrrp},
+    daemon::{DirectorHandle, drain, health, view::DirectorView, vrrp},
     keepalived::bgp::{BgpBlock, Neighbor},
 };
 
@@ -209,6 +209,7 @@ impl Speaker {
         let mut view = self.director.subscribe();
         let mut quorum = health::quorum();
         let mut vrrp_status = vrrp::status::subscribe();
+        let mut drain_state = drain::subscribe();
         self.apply(&block, None).await;
         self.decide(
             &block,
@@ -221,6 +222,7 @@ impl Speaker {
             tokio::select! {
                 _ = view.changed() => {}
                 _ = quorum.changed() => {}
+                _ = drain_state.changed() => {}
                 r = async { vrrp_status.as_mut().expect("guarded").changed().await }, if vrrp_status.is_some() => {
                     if r.is_err() {
                         vrrp_status = None;
@@ -280,7 +282,11 @@ impl Speaker {
             .into_iter()
             .map(|i| (i.name, i.state == vrrp::machine::State::Master))
             .collect();
-        Inputs { services, vrrp }
+        Inputs {
+            services,
+            vrrp,
+            draining: drain::draining(),
+        }
     }
 
     fn decide(

@@ -181,9 +181,13 @@ impl Director {
         match req {
             Request::AddService { service, config } => {
                 let fresh = self.model.service(&service).is_none();
+                let warning = sloppy_warning(&service, &config);
                 let resp = self.apply(service, Replan::Yes, |m| m.add_service(service, config));
                 if fresh && resp == Response::Ok {
                     info!("added service {service}");
+                }
+                if let (Some(w), Response::Ok) = (warning, &resp) {
+                    warn!("{w}");
                 }
                 resp
             }
@@ -192,7 +196,12 @@ impl Director {
                     Some(s) if s.config.scheduler != config.scheduler => Replan::Yes,
                     _ => Replan::No,
                 };
-                self.apply(service, replan, |m| m.edit_service(&service, config))
+                let warning = sloppy_warning(&service, &config);
+                let resp = self.apply(service, replan, |m| m.edit_service(&service, config));
+                if let (Some(w), Response::Ok) = (warning, &resp) {
+                    warn!("{w}");
+                }
+                resp
             }
             Request::DeleteService { service } => {
                 self.apply(service, Replan::Yes, |m| m.delete_service(&service))
@@ -543,4 +552,19 @@ impl Director {
             },
         )
     }
+}
+
+/// The warning for a sloppy service whose scheduler picks by its own state: behind ECMP, a flow
+/// another director opened may reach another real server here.
+fn sloppy_warning(service: &ServiceId, config: &crate::model::ServiceConfig) -> Option<String> {
+    let hashed = crate::sched::Scheduler::from_name(&config.scheduler)
+        .is_some_and(crate::sched::Scheduler::same_on_every_director);
+    (config.sloppy_tcp() && !hashed).then(|| {
+        format!(
+            "service {service} is sloppy with scheduler {}: a flow another director opened may \
+             reach another real server here (only sh, dh and mh pick the same one on every \
+             director)",
+            config.scheduler
+        )
+    })
 }
