@@ -20,26 +20,27 @@ pub struct ConnKey {
 }
 
 impl ConnKey {
-    /// The port this flow reaches its real server on: the server's own port, or, for a server
-    /// without one (in fwmark and port-zero services), the port the client asked for, as IPVS
-    /// does (`dest->port ?: vport`).
+    /// The port this flow (with `conn_flags::*` `flags`) reaches its real server on: the
+    /// server's own port, or the port the client asked for when the server has none (in fwmark
+    /// and port-zero services, IPVS's `dest->port ?: vport`) or the flow is `KEEP_PORT`.
     #[inline(always)]
-    pub fn rport(&self, dest_port: u16) -> u16 {
-        if dest_port == 0 {
+    pub fn server_port(&self, dest_port: u16, flags: u16) -> u16 {
+        if dest_port == 0 || flags & conn_flags::KEEP_PORT != 0 {
             self.vport
         } else {
             dest_port
         }
     }
 
-    /// The key under which this NAT flow's replies from real server `rs_addr` (port `dest_port`)
-    /// are found in `NAT_REPLIES`: the server's address and port, the client's address and port.
+    /// The key under which this NAT flow's replies from real server `rs_addr`, port
+    /// `server_port` (see [`ConnKey::server_port`]), are found in `NAT_REPLIES`: the server's
+    /// address and port, the client's address and port.
     #[inline(always)]
-    pub fn nat_reply(&self, rs_addr: [u32; 4], dest_port: u16) -> ConnKey {
+    pub fn nat_reply(&self, rs_addr: [u32; 4], server_port: u16) -> ConnKey {
         ConnKey {
             caddr: rs_addr,
             vaddr: self.caddr,
-            cport: self.rport(dest_port),
+            cport: server_port,
             vport: self.cport,
             proto: self.proto,
             af: self.af,
@@ -71,6 +72,11 @@ pub mod conn_flags {
     /// Created under a persistence template (the kernel's `cp->control`): such a flow is never
     /// "reused" by a new SYN, since its template would choose the same server anyway.
     pub const CONTROLLED: u16 = 0x8000;
+    /// The flow reaches its real server on the port the client asked for, whatever the server's
+    /// own port: a flow of a persistent port-zero or fwmark service, as the kernel's
+    /// ip_vs_sched_persist connects it (the server's port only when the client asked for the
+    /// service's port, which such a service does not have).
+    pub const KEEP_PORT: u16 = 0x4000;
 }
 
 /// Value of the connection table.

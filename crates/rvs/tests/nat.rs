@@ -164,3 +164,62 @@ fn a_smaller_link_to_the_real_servers_is_discovered_by_the_client() {
     }
     assert_eq!(lab.counter("drop_too_big"), 0);
 }
+
+/// A persistent service without a port of its own (port zero, or fwmark) sends each connection
+/// to the port the client asked for, even to a real server given with a port, as the kernel's
+/// ip_vs_sched_persist does (it uses the server's port only when the client asked for the
+/// service's port, which such a service does not have): the multi-port fwmark set-up (one mark
+/// for several ports, persistent) relies on it. The real servers listen on 7777 only; their
+/// entries say 8080. Both service kinds, both families; `-L -c` shows the port used.
+#[test]
+fn persistent_port_zero_and_fwmark_services_keep_the_clients_port() {
+    const ASKED: u16 = 7777;
+    let cluster = NatCluster::builder()
+        .real_servers(1)
+        .ipv6(true)
+        .build()
+        .unwrap();
+    let lab = Lab::on(cluster, ASKED, &[]);
+    let rs = &lab.cluster.real_servers()[0];
+    let vip4 = lab.vip();
+    let vip6: IpAddr = lab.cluster.vip6().unwrap().into();
+    let (rs4, rs6): (IpAddr, IpAddr) = (rs.ip().into(), rs.ip6().unwrap().into());
+
+    // Port zero: -A -t VIP:0 -p, the real server with a port.
+    for (vip, rs_ip) in [(vip4, rs4), (vip6, rs6)] {
+        let svc = format!("{}:0", bracket(vip));
+        lab.ok(&["-A", "-t", &svc, "-s", "rr", "-p", "60"]);
+        let dest = format!("{}:8080", bracket(rs_ip));
+        lab.ok(&["-a", "-t", &svc, "-r", &dest, "-m"]);
+        assert_eq!(lab.ask_at(vip, ASKED), "rs0", "{vip}");
+        let conns = lab.ok(&["-L", "-n", "-c"]);
+        let used = format!("{}:{ASKED}", bracket(rs_ip));
+        assert!(conns.contains(&used), "{conns}");
+        lab.ok(&["-D", "-t", &svc]);
+    }
+
+    // fwmark: one mark for a port range, persistent; the real server with a port.
+    for (mark, vip, rs_ip, family) in [("7", vip4, rs4, None), ("8", vip6, rs6, Some("-6"))] {
+        let prefix = if vip.is_ipv6() { 128 } else { 32 };
+        let rule = format!("tcp:{}/{prefix}:7000-7999", bracket(vip));
+        lab.ok(&["--add-mark", "-f", mark, "--match", &rule]);
+        let mut add = vec!["-A", "-f", mark];
+        add.extend(family);
+        add.extend(["-s", "rr", "-p", "60"]);
+        lab.ok(&add);
+        let dest = format!("{}:8080", bracket(rs_ip));
+        let mut add = vec!["-a", "-f", mark];
+        add.extend(family);
+        add.extend(["-r", &dest, "-m"]);
+        lab.ok(&add);
+        assert_eq!(lab.ask_at(vip, ASKED), "rs0", "{vip}");
+        // A bulk transfer both ways: the replies from port 7777 are matched and rewritten.
+        lab.cluster
+            .client()
+            .bulk_download(vip, ASKED, 2_000_000)
+            .unwrap_or_else(|e| panic!("{e:#}\n{}", lab.rvsd_log()));
+        let conns = lab.ok(&["-L", "-n", "-c"]);
+        let used = format!("{}:{ASKED}", bracket(rs_ip));
+        assert!(conns.contains(&used), "{conns}");
+    }
+}

@@ -47,8 +47,9 @@ fn a_connections_state_and_timer_follow_its_life() {
         ("TCP", "ESTABLISHED"),
         "{r:?}"
     );
+    // Rounded down as the kernel shows it: never the full 15:00 once a packet has passed.
     assert!(
-        (890..=900).contains(&secs(&r[1])),
+        (890..900).contains(&secs(&r[1])),
         "15 minutes for ESTABLISHED: {r:?}"
     );
     assert_eq!(

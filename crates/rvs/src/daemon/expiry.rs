@@ -237,7 +237,7 @@ pub fn sweep(
         if key.kind != KIND_TEMPLATE
             && let Some((addr, port)) = inputs.nat_dests.get(&conn.dest_id)
         {
-            let _ = replies.remove(&key.nat_reply(*addr, *port));
+            let _ = replies.remove(&key.nat_reply(*addr, key.server_port(*port, conn.flags)));
         }
         if flushing {
             out.flushed += 1;

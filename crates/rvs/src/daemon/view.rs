@@ -151,7 +151,8 @@ pub fn conns(dir: &DirectorView, maps: &dyn MapsRead) -> Response {
         } else {
             timeout_secs(key.proto, conn.state, &dir.model.timeouts)
         };
-        let idle = now.saturating_sub(conn.last_seen_ns) / 1_000_000_000;
+        // The remaining time rounded down, as the kernel shows it (a new SYN's 60 s: 00:59).
+        let idle_ns = now.saturating_sub(conn.last_seen_ns);
         let state = if template {
             "NONE"
         } else if key.proto == IPPROTO_TCP {
@@ -166,14 +167,15 @@ pub fn conns(dir: &DirectorView, maps: &dyn MapsRead) -> Response {
             virtual_addr: ip_from_words(&key.vaddr, ipv6),
             virtual_port: u16::from_be(key.vport),
             dest: dest.addr,
-            // A template of a port-zero service has no port of its own.
-            dest_port: if template && key.vport == 0 {
-                0
+            // A template of a port-zero service has no port of its own; a flow shows the port it
+            // reaches its server on (the client's, for a server without a port), as the kernel's.
+            dest_port: if template {
+                if key.vport == 0 { 0 } else { dest.port }
             } else {
-                dest.port
+                u16::from_be(key.server_port(dest.port.to_be(), conn.flags))
             },
             state: state.to_owned(),
-            expires: ttl.saturating_sub(idle),
+            expires: (ttl * 1_000_000_000).saturating_sub(idle_ns) / 1_000_000_000,
             pe_name: None,
             pe_data: None,
         });

@@ -59,9 +59,10 @@ pub struct SyncedFlow {
     pub svc_id: u32,
     /// `tcp_state::*` (`tcp_state::UDP` for UDP, `NONE` for a template).
     pub state: u8,
-    /// `conn_flags::*`: INACTIVE, NOOUTPUT and TEMPLATE as the kernel's flags carry them, and
-    /// CONTROLLED when the local service is persistent. Only CONTROLLED is taken as given: the
-    /// others follow from the state, the local real server's method and the key.
+    /// `conn_flags::*`: INACTIVE, NOOUTPUT and TEMPLATE as the kernel's flags carry them,
+    /// CONTROLLED when the local service is persistent and KEEP_PORT when it has no port of its
+    /// own. Only CONTROLLED and KEEP_PORT are taken as given: the others follow from the state,
+    /// the local real server's method and the key.
     pub flags: u16,
     /// Seconds the flow has left; 0: the whole `ttl_s`.
     pub timeout_s: u32,
@@ -132,7 +133,7 @@ pub fn local_flags(flow: &SyncedFlow, dest: &DestEntry) -> u16 {
     if flow.key.kind == KIND_TEMPLATE {
         return conn_flags::TEMPLATE | conn_flags::INACTIVE | conn_flags::SYNC;
     }
-    let mut f = conn_flags::SYNC | (flow.flags & conn_flags::CONTROLLED);
+    let mut f = conn_flags::SYNC | (flow.flags & (conn_flags::CONTROLLED | conn_flags::KEEP_PORT));
     if dest.fwd != fwd::MASQ {
         f |= conn_flags::NOOUTPUT;
     }
@@ -275,7 +276,9 @@ fn insert_new(
         Err(e) => return Err(e.into()),
     }
     if flow.key.kind != KIND_TEMPLATE && dest.fwd == fwd::MASQ {
-        let reply = flow.key.nat_reply(dest.addr, dest.port);
+        let reply = flow
+            .key
+            .nat_reply(dest.addr, flow.key.server_port(dest.port, want.flags));
         if let Err(e) = maps.nat_replies.insert(reply, flow.key, 0) {
             // Without its reply entry the flow cannot work: take it out again.
             let _ = table.remove(&flow.key);
@@ -302,11 +305,16 @@ fn moved(
         if let Ok(d) = maps.dests.get(&old.dest_id, 0)
             && d.fwd == fwd::MASQ
         {
-            let _ = maps.nat_replies.remove(&key.nat_reply(d.addr, d.port));
+            let _ = maps
+                .nat_replies
+                .remove(&key.nat_reply(d.addr, key.server_port(d.port, old.flags)));
         }
         if dest.fwd == fwd::MASQ {
-            maps.nat_replies
-                .insert(key.nat_reply(dest.addr, dest.port), *key, 0)?;
+            maps.nat_replies.insert(
+                key.nat_reply(dest.addr, key.server_port(dest.port, new.flags)),
+                *key,
+                0,
+            )?;
         }
     }
     Ok(())

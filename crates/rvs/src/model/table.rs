@@ -46,6 +46,17 @@ impl Service {
     pub fn dest(&self, addr: &DestAddr) -> Option<&Dest> {
         self.dests.iter().find(|d| d.addr == *addr)
     }
+
+    /// Whether its flows reach their real server on the port the client asked for, whatever
+    /// the server's port (`conn_flags::KEEP_PORT`): a persistent service without a port of its
+    /// own (port zero or fwmark), as the kernel's ip_vs_sched_persist connects them.
+    pub fn keeps_client_port(&self) -> bool {
+        self.config.persistent()
+            && matches!(
+                self.id,
+                ServiceId::Fwmark { .. } | ServiceId::Inet { port: 0, .. }
+            )
+    }
 }
 
 /// A real server deleted from its service while flows may still use it. Its data-plane index is

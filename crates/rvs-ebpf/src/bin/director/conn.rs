@@ -32,8 +32,9 @@ const EEXIST: i64 = 17;
 
 /// What the tables say about a packet.
 pub enum Existing {
-    /// A known flow: forward to this dest, by this method (`dest::fwd::*`).
-    Forward(u32, u8),
+    /// A known flow: forward to this dest, by this method (`dest::fwd::*`), to the client's
+    /// port if the flag says so (`conn_flags::KEEP_PORT`).
+    Forward(u32, u8, bool),
     /// Drop or pass the packet with this action.
     Action(u32),
     /// No flow (or one that just ended): a new flow.
@@ -42,8 +43,8 @@ pub enum Existing {
 
 /// What to do with a flow found in a table.
 enum Found {
-    /// Forward to this dest, by this method.
-    Forward(u32, u8),
+    /// Forward to this dest, by this method, keeping the client's port or not.
+    Forward(u32, u8, bool),
     /// The flow ended; schedule this packet as a new one.
     Reschedule,
     /// Drop the packet.
@@ -53,7 +54,7 @@ enum Found {
 impl From<Found> for Existing {
     fn from(f: Found) -> Existing {
         match f {
-            Found::Forward(id, fwd) => Existing::Forward(id, fwd),
+            Found::Forward(id, fwd, keep) => Existing::Forward(id, fwd, keep),
             Found::Drop => Existing::Action(xdp_action::XDP_DROP),
             Found::Reschedule => Existing::New,
         }
@@ -149,7 +150,7 @@ fn found(
         Direction::Input
     };
     touch(key, c, tcp, now, dir);
-    Found::Forward(id, d.fwd)
+    Found::Forward(id, d.fwd, c.flags & conn_flags::KEEP_PORT != 0)
 }
 
 /// is_new_conn_expected: an uncontrolled TCP flow in TIME_WAIT or CLOSE.
@@ -159,11 +160,19 @@ fn reusable(c: &Conn) -> bool {
         && (c.state == tcp_state::TIME_WAIT || c.state == tcp_state::CLOSE)
 }
 
-/// The key under which a NAT flow's replies are found: the real server's address and port, the
-/// client's address and port.
+/// The key under which a NAT flow (with `conn_flags` `flags`) finds its replies: the real
+/// server's address and port, the client's address and port.
 #[inline(always)]
-pub fn reply_key(key: &ConnKey, d: &DestEntry) -> ConnKey {
-    key.nat_reply(d.addr, d.port)
+pub fn reply_key(key: &ConnKey, d: &DestEntry, flags: u16) -> ConnKey {
+    key.nat_reply(d.addr, key.server_port(d.port, flags))
+}
+
+/// Whether a new flow of `svc` keeps the client's port (`conn_flags::KEEP_PORT`): a persistent
+/// service without a port of its own.
+#[inline(always)]
+pub fn keeps_port(svc: &ServiceEntry) -> bool {
+    svc.flags & svc_flags::PERSISTENT != 0
+        && svc.flags & (svc_flags::PORT_ZERO | svc_flags::FWMARK) != 0
 }
 
 /// Removes a flow the data plane ends itself, taking it off its server's counters.
@@ -177,7 +186,7 @@ fn end(key: &ConnKey, c: &Conn, d: &DestEntry, table: &HashMap<ConnKey, Conn>) {
         };
         bind::unbind(c.dest_id, d, slot);
         if d.fwd == fwd::MASQ {
-            let _ = NAT_REPLIES.remove(&reply_key(key, d));
+            let _ = NAT_REPLIES.remove(&reply_key(key, d, c.flags));
         }
     }
 }
@@ -239,6 +248,9 @@ pub fn record(
     if svc.flags & svc_flags::PERSISTENT != 0 {
         flags |= conn_flags::CONTROLLED;
     }
+    if keeps_port(svc) {
+        flags |= conn_flags::KEEP_PORT;
+    }
     let conn = Conn {
         dest_id,
         svc_id: svc.id,
@@ -268,7 +280,11 @@ pub fn record(
             return Err(xdp_action::XDP_DROP);
         }
     }
-    if nat && NAT_REPLIES.insert(&reply_key(key, &d), key, 0).is_err() {
+    if nat
+        && NAT_REPLIES
+            .insert(&reply_key(key, &d, flags), key, 0)
+            .is_err()
+    {
         // Its replies could not be matched: the flow cannot work.
         let _ = table.remove(key);
         counters::count(Counter::DropConnInsert);

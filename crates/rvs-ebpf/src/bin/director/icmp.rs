@@ -175,7 +175,7 @@ fn towards_server(ctx: &XdpContext, s: &mut Scratch, e: &Embedded, key: &ConnKey
                 Outer::Destination,
                 &dest.addr,
                 &key.vaddr,
-                key.rport(dest.port),
+                key.server_port(dest.port, c.flags),
             )
             .is_err()
             {

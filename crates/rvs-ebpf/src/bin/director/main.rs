@@ -139,6 +139,7 @@ fn entry(ctx: &XdpContext) -> u32 {
     // SAFETY: bpf_ktime_get_coarse_ns has no preconditions.
     s.now = unsafe { bpf_ktime_get_coarse_ns() };
     s.dest_id = 0;
+    s.keep_port = false;
     if s.packet.flow.proto == IPPROTO_ICMP || s.packet.flow.proto == IPPROTO_ICMPV6 {
         return icmp_error(ctx, s);
     }
@@ -152,8 +153,9 @@ fn entry(ctx: &XdpContext) -> u32 {
             return action;
         }
         match conn::established(&s.key, c, &s.packet, s.now) {
-            (Existing::Forward(dest_id, fwd), svc_id) => {
+            (Existing::Forward(dest_id, fwd, keep_port), svc_id) => {
                 s.dest_id = dest_id;
+                s.keep_port = keep_port;
                 // The forwarding programs read only the service's id.
                 s.svc.id = svc_id;
                 return hand_over(ctx, programs::xmit_slot(fwd));
@@ -172,8 +174,9 @@ fn entry(ctx: &XdpContext) -> u32 {
         return action;
     }
     match conn::embryonic(&s.key, &s.svc, &s.packet, s.now) {
-        Existing::Forward(dest_id, fwd) => {
+        Existing::Forward(dest_id, fwd, keep_port) => {
             s.dest_id = dest_id;
+            s.keep_port = keep_port;
             hand_over(ctx, programs::xmit_slot(fwd))
         }
         Existing::Action(action) => action,

@@ -31,6 +31,8 @@ pub struct Scratch {
     pub now: u64,
     /// The flow's real server (0 before scheduling).
     pub dest_id: u32,
+    /// The flow reaches its server on the client's port (`conn_flags::KEEP_PORT`).
+    pub keep_port: bool,
 }
 
 /// A scheduler: the dest id for a new flow of a service, or None.
@@ -74,6 +76,7 @@ pub fn record(ctx: &XdpContext) -> u32 {
         Err(action) => return action,
     };
     s.dest_id = id;
+    s.keep_port = conn::keeps_port(&s.svc);
     tail_call(ctx, programs::xmit_slot(fwd))
 }
 

@@ -110,14 +110,12 @@ pub fn to_wire(model: &Model, key: &ConnKey, conn: &Conn, timeout: u32) -> Optio
         state: conn.state as u16,
         cport: u16::from_be(key.cport),
         vport,
-        // The port the flow reaches its server on (`dest->port ?: vport`); none for a template
-        // of a port-zero service.
+        // The port the flow reaches its server on (`dest->port ?: vport`, the client's for a
+        // KEEP_PORT flow); none for a template of a port-zero service.
         dport: if template && vport == 0 {
             0
-        } else if dest.addr.port == 0 {
-            vport
         } else {
-            dest.addr.port
+            u16::from_be(key.server_port(dest.addr.port.to_be(), conn.flags))
         },
         fwmark: match svc.id {
             ServiceId::Fwmark { mark, .. } => mark,
@@ -162,9 +160,12 @@ pub fn from_wire(model: &Model, e: &ConnEntry) -> Result<LocalFlow, Unplaced> {
     let svc = service_of(model, e).ok_or(Unplaced::NoService)?;
     let daddr = e.addrs.daddr();
     let template = e.is_template();
-    // A server without a port of its own (fwmark, port-zero services) serves the client's port.
+    // A server without a port of its own (fwmark, port-zero services) serves the client's port,
+    // and so does every server of a persistent one of those (KEEP_PORT).
+    let keep_port = svc.keeps_client_port() && !template;
     let matches = |d: &&Dest| {
-        d.addr.addr == daddr && (d.addr.port == e.dport || d.addr.port == 0 || template)
+        d.addr.addr == daddr
+            && (d.addr.port == e.dport || d.addr.port == 0 || template || keep_port)
     };
     let dest = svc
         .dests
@@ -191,6 +192,9 @@ pub fn from_wire(model: &Model, e: &ConnEntry) -> Result<LocalFlow, Unplaced> {
     }
     if template {
         conn_flags_local |= conn_flags::TEMPLATE;
+    }
+    if keep_port {
+        conn_flags_local |= conn_flags::KEEP_PORT;
     }
     Ok(LocalFlow {
         key: ConnKey {
@@ -333,5 +337,52 @@ mod tests {
         let mut gone = master.clone();
         gone.delete_service(&vip()).unwrap();
         assert_eq!(to_wire(&gone, &key, &conn, 900), None);
+    }
+
+    #[test]
+    fn a_flow_of_a_persistent_port_zero_service_carries_the_clients_port() {
+        let any_port = ServiceId::Inet {
+            proto: Protocol::Tcp,
+            addr: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 100)),
+            port: 0,
+        };
+        let director = || {
+            let mut m = Model::new(8, 8);
+            let mut config = ServiceConfig::new("rr", false);
+            config.flags |= crate::model::svc_flags::PERSISTENT;
+            config.timeout = 60;
+            m.add_service(any_port, config).unwrap();
+            let d = DestConfig {
+                fwd: FwdMethod::Masq,
+                ..DestConfig::default()
+            };
+            m.add_dest(&any_port, rs(1), d).unwrap();
+            m
+        };
+        let (master, backup) = (director(), director());
+        let svc = master.service(&any_port).unwrap();
+        let key = ConnKey {
+            caddr: ip_words(&"198.18.200.1".parse().unwrap()),
+            vaddr: ip_words(&"198.18.0.100".parse().unwrap()),
+            cport: 40000u16.to_be(),
+            vport: 7777u16.to_be(),
+            proto: 6,
+            af: AF_INET,
+            kind: KIND_CONN,
+            _pad0: 0,
+        };
+        let conn = Conn {
+            dest_id: svc.dest(&rs(1)).unwrap().id,
+            svc_id: svc.index,
+            flags: conn_flags::CONTROLLED | conn_flags::KEEP_PORT,
+            state: 1,
+            ..Conn::default()
+        };
+        let e = to_wire(&master, &key, &conn, 900).unwrap();
+        // The kernel's dport: the client's port, not the server's 8080.
+        assert_eq!((e.vport, e.dport), (7777, 7777));
+        let local = from_wire(&backup, &e).unwrap();
+        assert_eq!(local.conn.dest_id, conn.dest_id);
+        assert_ne!(local.conn.flags & conn_flags::KEEP_PORT, 0);
     }
 }

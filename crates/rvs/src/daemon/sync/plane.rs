@@ -44,7 +44,7 @@ impl PlaneStore {
 
 impl FlowStore for PlaneStore {
     fn write(&mut self, flow: &LocalFlow) -> Result<(), &'static str> {
-        let mut flags = flow.conn.flags & conn_flags::TEMPLATE;
+        let mut flags = flow.conn.flags & (conn_flags::TEMPLATE | conn_flags::KEEP_PORT);
         if flow.controlled {
             flags |= conn_flags::CONTROLLED;
         }

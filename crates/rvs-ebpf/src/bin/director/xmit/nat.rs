@@ -178,7 +178,7 @@ pub fn run_in(ctx: &XdpContext) -> u32 {
         &s.packet,
         End::Destination,
         &dest.addr,
-        s.key.rport(dest.port),
+        s.key.server_port(dest.port, keep_port_flags(s.keep_port)),
     ) {
         return action;
     }
@@ -260,4 +260,15 @@ pub fn route_to(
         return xdp_action::XDP_PASS;
     }
     send(ctx, p, &fib.dmac, &fib.smac, fib.ifindex)
+}
+
+/// The `conn_flags` that [`rvs_common::conn::ConnKey::server_port`] reads, from the scratch's
+/// note.
+#[inline(always)]
+fn keep_port_flags(keep: bool) -> u16 {
+    if keep {
+        rvs_common::conn::conn_flags::KEEP_PORT
+    } else {
+        0
+    }
 }
