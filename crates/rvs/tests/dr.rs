@@ -430,6 +430,18 @@ fn bad_commands_say_what_ipvsadm_says_and_change_nothing() {
             "You need to supply the 'real-server' option for the 'add-server' command\n",
             2,
         ),
+        // The broadcast address of the director's LAN is no real server (the kernel's
+        // inet_addr_type check), nor is a multicast one.
+        (
+            &["-a", "-t", &vip, "-r", "198.18.0.255:80"],
+            "Invalid operation.  Possibly wrong module version, address not unicast, ...\n",
+            255,
+        ),
+        (
+            &["-a", "-t", &vip, "-r", "224.0.0.18:80"],
+            "Invalid operation.  Possibly wrong module version, address not unicast, ...\n",
+            255,
+        ),
     ];
     for (args, message, code) in cases {
         let out = lab.rvsadm(args);

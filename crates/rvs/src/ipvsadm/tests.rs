@@ -552,6 +552,29 @@ fn kernel_errors_use_ipvsadm_messages() {
         "",
         "Numerical result out of range\n",
     );
+    // The kernel's address checks: any service address, only unicast real servers.
+    assert_outcome(&h.run(&["-A", "-t", "0.0.0.0:80"]), 0, "", "");
+    assert_outcome(&h.run(&["-A", "-u", "224.0.0.9:53"]), 0, "", "");
+    assert_outcome(&h.run(&["-A", "-t", "[2001:db8::10]:80"]), 0, "", "");
+    let not_unicast =
+        "Invalid operation.  Possibly wrong module version, address not unicast, ...\n";
+    for (svc, rs, how) in [
+        ("0.0.0.0:80", "0.1.2.3", "-g"),
+        ("0.0.0.0:80", "255.255.255.255", "-m"),
+        ("0.0.0.0:80", "224.0.0.5", "-g"),
+        ("[2001:db8::10]:80", "[fe80::1]:80", "-i"),
+        ("[2001:db8::10]:80", "[::ffff:198.18.0.11]:80", "-g"),
+        ("[2001:db8::10]:80", "[ff02::1]:80", "-g"),
+    ] {
+        let out = h.run(&["-a", "-t", svc, "-r", rs, how]);
+        assert_outcome(&out, 255, "", not_unicast);
+    }
+    assert_outcome(
+        &h.run(&["-a", "-t", "[2001:db8::10]:80", "-r", "[fec0::1]:80", "-g"]),
+        0,
+        "",
+        "",
+    );
     // What this rvs does not do yet is said in rvs's words, not in a misleading kernel message.
     assert_outcome(
         &h.run(&["-A", "--sctp-service", "10.0.0.9:80", "-s", "rr"]),
@@ -763,7 +786,7 @@ fn connections_and_counters() {
         &h.run(&["-L", "-c", "-n"]),
         0,
         &format!(
-            "{header}UDP 04:59  UDP         192.168.0.1:5353   10.0.0.1:53        192.168.1.16:53\n"
+            "{header}UDP 04:58  UDP         192.168.0.1:5353   10.0.0.1:53        192.168.1.16:53\n"
         ),
         "",
     );
@@ -771,7 +794,7 @@ fn connections_and_counters() {
         &h.run(&["-Lc"]),
         0,
         &format!(
-            "{header}UDP 04:59  UDP         192.168.0.1:5353   10.0.0.1:domain    192.168.1.16:domain\n"
+            "{header}UDP 04:58  UDP         192.168.0.1:5353   10.0.0.1:domain    192.168.1.16:domain\n"
         ),
         "",
     );

@@ -372,13 +372,8 @@ fn validate_service(id: &ServiceId, config: &ServiceConfig) -> Result<(), ModelE
             format!("persistence engine {pe:?} is not available"),
         ));
     }
-    if let ServiceId::Inet { addr, port, .. } = id {
-        if addr.is_unspecified() || addr.is_multicast() {
-            return Err(ModelError::new(
-                EINVAL,
-                format!("{addr} is not a unicast address"),
-            ));
-        }
+    // Any service address is taken, as the kernel takes it (`-A -t 0.0.0.0:80` included).
+    if let ServiceId::Inet { port, .. } = id {
         if *port == 0 && !config.persistent() {
             return Err(ModelError::new(
                 EINVAL,
@@ -421,10 +416,20 @@ fn validate_dest(svc: &Service, addr: &DestAddr, config: &DestConfig) -> Result<
     Ok(())
 }
 
+/// A real-server address the kernel refuses (ip_vs_new_dest): for IPv4, what inet_addr_type
+/// does not call unicast or local without a route lookup (0.0.0.0/8, the limited broadcast,
+/// multicast; a subnet's broadcast address needs the director's interfaces, which the daemon
+/// checks); for IPv6, what ipv6_addr_type does not call unicast (the unspecified address,
+/// multicast, IPv4-mapped addresses) and link-local addresses.
 fn is_not_unicast(a: &IpAddr) -> bool {
     match a {
-        IpAddr::V4(v4) => v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast(),
-        IpAddr::V6(v6) => v6.is_unspecified() || v6.is_multicast(),
+        IpAddr::V4(v4) => v4.octets()[0] == 0 || v4.is_multicast() || v4.is_broadcast(),
+        IpAddr::V6(v6) => {
+            v6.is_unspecified()
+                || v6.is_multicast()
+                || v6.to_ipv4_mapped().is_some()
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+        }
     }
 }
 

@@ -231,9 +231,14 @@ impl Director {
                 service,
                 dest,
                 config,
-            } => self.apply(service, Replan::Yes, |m| {
-                m.add_dest(&service, dest, config).map(|_| ())
-            }),
+            } => {
+                if let Some(refusal) = subnet_broadcast(&dest.addr) {
+                    return refusal;
+                }
+                self.apply(service, Replan::Yes, |m| {
+                    m.add_dest(&service, dest, config).map(|_| ())
+                })
+            }
             Request::EditDest {
                 service,
                 dest,
@@ -567,4 +572,35 @@ fn sloppy_warning(service: &ServiceId, config: &crate::model::ServiceConfig) -> 
             config.scheduler
         )
     })
+}
+
+/// The kernel's refusal of a real server at the broadcast address of one of the director's
+/// subnets (inet_addr_type says RTN_BROADCAST: the kernel adds a broadcast route for each
+/// address with a prefix shorter than /31), which only the director's interfaces tell.
+fn subnet_broadcast(addr: &std::net::IpAddr) -> Option<Response> {
+    let std::net::IpAddr::V4(v4) = addr else {
+        return None;
+    };
+    let ifaddrs = nix::ifaddrs::getifaddrs().ok()?;
+    for a in ifaddrs {
+        let sin = |s: &Option<nix::sys::socket::SockaddrStorage>| {
+            s.as_ref()
+                .and_then(|s| s.as_sockaddr_in())
+                .map(|s| u32::from(s.ip()))
+        };
+        let (Some(ip), Some(mask)) = (sin(&a.address), sin(&a.netmask)) else {
+            continue;
+        };
+        let subnet = (mask.count_ones() < 31).then_some(ip | !mask);
+        if subnet == Some(u32::from(*v4)) || sin(&a.broadcast) == Some(u32::from(*v4)) {
+            return Some(Response::Error {
+                errno: libc::EINVAL,
+                detail: format!(
+                    "{v4} is the broadcast address of {}'s subnet",
+                    a.interface_name
+                ),
+            });
+        }
+    }
+    None
 }
