@@ -373,13 +373,13 @@ fn validate_service(id: &ServiceId, config: &ServiceConfig) -> Result<(), ModelE
         ));
     }
     // Any service address is taken, as the kernel takes it (`-A -t 0.0.0.0:80` included).
-    if let ServiceId::Inet { port, .. } = id {
-        if *port == 0 && !config.persistent() {
-            return Err(ModelError::new(
-                EINVAL,
-                "zero port for a non-persistent service",
-            ));
-        }
+    if let ServiceId::Inet { port: 0, .. } = id
+        && !config.persistent()
+    {
+        return Err(ModelError::new(
+            EINVAL,
+            "zero port for a non-persistent service",
+        ));
     }
     if id.protocol() == Some(Protocol::Sctp) {
         return Err(not_yet("SCTP services"));
