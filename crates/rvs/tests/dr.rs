@@ -751,3 +751,20 @@ fn hundreds_of_real_servers_come_and_go_in_one_restore() {
         [2, 2, 2]
     );
 }
+
+/// `-s none` is the kernel's service without a scheduler: it is listed as such and a new
+/// connection finds no real server (dropped and counted), while a scheduling service beside it
+/// works.
+#[test]
+fn a_service_without_a_scheduler_picks_no_server() {
+    let lab = Lab::new(1, PORT);
+    let vip = lab.vip_port(PORT);
+    lab.ok(&["-A", "-t", &vip, "-s", "none"]);
+    lab.ok(&["-a", "-t", &vip, "-r", &format!("{}:{PORT}", lab.rs_ip(0))]);
+    let listing = lab.ok(&["-L", "-n"]);
+    assert!(listing.contains(&format!("TCP  {vip} none\n")), "{listing}");
+    assert!(lab.cluster.client().tcp_request(lab.vip(), PORT).is_err());
+    assert!(lab.counter("drop_no_dest") >= 1);
+    lab.ok(&["-E", "-t", &vip, "-s", "rr"]);
+    assert_eq!(lab.ask(PORT), "rs0");
+}

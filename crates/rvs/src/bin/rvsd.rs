@@ -215,6 +215,17 @@ fn real_main() -> Result<()> {
     if args.conn_table_size == 0 {
         bail!("--conn-table-size must be at least 1");
     }
+    // A power of two, as the kernel's table (2^conn_tab_bits): ipvsadm's banner `size=` then
+    // states the capacity exactly, in the form scripts expect.
+    let Some(conn_table_size) = args.conn_table_size.checked_next_power_of_two() else {
+        bail!("--conn-table-size must be at most {}", 1u32 << 31);
+    };
+    if conn_table_size != args.conn_table_size {
+        info!(
+            "--conn-table-size {} rounded up to {conn_table_size}, a power of two",
+            args.conn_table_size
+        );
+    }
     // A configuration that cannot be used stops rvsd before it touches the data plane.
     let sync = SyncOptions {
         peers: args.sync_peers.clone(),
@@ -303,7 +314,7 @@ fn real_main() -> Result<()> {
             XdpModeArg::Driver => AttachMode::Driver,
             XdpModeArg::Generic => AttachMode::Generic,
         },
-        conn_table_size: args.conn_table_size,
+        conn_table_size,
         dataplane: Config {
             flags,
             new_flow_rate: args.new_flow_rate,

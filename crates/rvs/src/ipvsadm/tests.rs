@@ -552,6 +552,26 @@ fn kernel_errors_use_ipvsadm_messages() {
         "",
         "Numerical result out of range\n",
     );
+    // No SIP persistence engine: refused as by a kernel without ip_vs_pe_sip.
+    assert_outcome(
+        &h.run(&["-A", "-u", "10.0.0.7:5060", "-p", "--pe", "sip"]),
+        255,
+        "",
+        "Scheduler or persistence engine not found\n",
+    );
+    // `-s none`: the kernel's service without a scheduler.
+    assert_outcome(
+        &h.run(&["-A", "-t", "10.0.0.7:80", "-s", "none"]),
+        0,
+        "",
+        "",
+    );
+    let listing = h.run(&["-L", "-n", "-t", "10.0.0.7:80"]);
+    assert!(
+        listing.out.contains("TCP  10.0.0.7:80 none\n"),
+        "{}",
+        listing.out
+    );
     // The kernel's address checks: any service address, only unicast real servers.
     assert_outcome(&h.run(&["-A", "-t", "0.0.0.0:80"]), 0, "", "");
     assert_outcome(&h.run(&["-A", "-u", "224.0.0.9:53"]), 0, "", "");

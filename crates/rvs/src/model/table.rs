@@ -360,7 +360,10 @@ fn allocate(used: &mut BTreeSet<u32>, max: u32) -> Option<u32> {
 }
 
 fn validate_service(id: &ServiceId, config: &ServiceConfig) -> Result<(), ModelError> {
-    if sched::Scheduler::from_name(&config.scheduler).is_none() {
+    // "none" is the kernel's service without a scheduler: it picks no server for a new flow.
+    if config.scheduler != sched::NO_SCHEDULER
+        && sched::Scheduler::from_name(&config.scheduler).is_none()
+    {
         return Err(ModelError::new(
             ENOENT,
             format!("unknown scheduler {:?}", config.scheduler),

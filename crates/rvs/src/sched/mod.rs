@@ -33,6 +33,10 @@ pub mod wlc;
 mod wrr;
 
 pub use hash32::{fold, hash_32};
+
+/// The scheduler name the kernel takes for "no scheduler" (`-s none`): the service picks no real
+/// server for a new flow (its flows come from persistence templates or connection sync).
+pub const NO_SCHEDULER: &str = "none";
 use rvs_common::service::PickMethod;
 pub use scheduler::{SchedFlag, Scheduler};
 use serde::{Deserialize, Serialize};
