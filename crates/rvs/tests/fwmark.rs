@@ -128,12 +128,13 @@ fn a_mark_takes_precedence_over_an_address_service_and_rules_can_be_removed() {
     lab.ok(&["--add-mark", "-f", "7", "--match", &rule]);
     assert_eq!(lab.ask(80), "rs1");
     assert_eq!(lab.ask(443), "rs1");
-    // -S saves the rule with the services; -C clears both; -R brings both back.
-    let saved = lab.ok(&["-S", "-n"]);
-    assert!(
-        saved.contains("--add-mark -f 7 --match any:198.18.0.0/24"),
-        "{saved}"
-    );
+    // -S saves the services as ipvsadm does, --save-marks the rule; -C clears both; -R of the
+    // two brings both back.
+    let mut saved = lab.ok(&["-S", "-n"]);
+    assert!(!saved.contains("--add-mark"), "{saved}");
+    let marks = lab.ok(&["--save-marks"]);
+    assert_eq!(marks, "--add-mark -f 7 --match any:198.18.0.0/24\n");
+    saved.push_str(&marks);
     lab.ok(&["-C"]);
     assert_eq!(lab.ok(&["--list-marks"]).lines().count(), 2);
     let out = lab.rvsadm_with_stdin(&["-R"], &saved);

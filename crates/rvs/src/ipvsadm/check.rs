@@ -38,6 +38,8 @@ pub enum Cmd {
     AddMark,
     DelMark,
     ListMarks,
+    /// `--save-marks`: the rules as `--add-mark` lines (`-S` saves what ipvsadm saves).
+    SaveMarks,
 }
 
 impl Cmd {
@@ -67,6 +69,7 @@ impl Cmd {
             Cmd::AddMark => "add-mark",
             Cmd::DelMark => "del-mark",
             Cmd::ListMarks => "list-marks",
+            Cmd::SaveMarks => "save-marks",
         }
     }
 
@@ -87,7 +90,7 @@ impl Cmd {
             Cmd::Zero => b"xx.xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
             // rvs's mark commands: a mark (-f, the service option) and a match.
             Cmd::AddMark | Cmd::DelMark => b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+x",
-            Cmd::ListMarks => b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            Cmd::ListMarks | Cmd::SaveMarks => b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
             Cmd::Flush
             | Cmd::Set
             | Cmd::Restore

@@ -70,7 +70,12 @@ impl Session<'_> {
                     rule: true,
                     ..ce.format
                 };
+                // What ipvsadm saves, so that plain `ipvsadm -R` reads it; the mark rules are
+                // saved apart, by --save-marks, as iptables-save keeps IPVS's marks apart.
                 self.list_all(&format)?;
+                Ok(true)
+            }
+            Cmd::SaveMarks => {
                 self.save_marks()?;
                 Ok(true)
             }

@@ -148,6 +148,7 @@ pub const OPTIONS: &[OptionDef<OptId>] = &[
     cmd("add-mark", 0, Cmd::AddMark),
     cmd("del-mark", 0, Cmd::DelMark),
     cmd("list-marks", 0, Cmd::ListMarks),
+    cmd("save-marks", 0, Cmd::SaveMarks),
     arg("match", 0, OptId::Match),
     flag("sloppy-tcp", 0, OptId::SloppyTcp),
 ];

@@ -1098,14 +1098,15 @@ fn mark_rules_are_added_listed_saved_restored_and_deleted() {
         "",
     );
     h.run(&["-A", "-f", "1", "-s", "rr"]);
-    let saved = h.run(&["-S", "-n"]);
-    assert!(
-        saved.out.ends_with(
-            "--add-mark -f 1 --match tcp:198.18.0.100:80-443\n--add-mark -f 2 --match any:[2001:db8::]/64\n"
-        ),
-        "{}",
-        saved.out
+    // -S saves what ipvsadm saves; --save-marks the rules, which -R reads back as well.
+    let services = h.run(&["-S", "-n"]);
+    assert_eq!(services.out, "-A -f 1 -s rr\n");
+    let marks = h.run(&["--save-marks"]);
+    assert_eq!(
+        marks.out,
+        "--add-mark -f 1 --match tcp:198.18.0.100:80-443\n--add-mark -f 2 --match any:[2001:db8::]/64\n"
     );
+    let saved = format!("{}{}", services.out, marks.out);
     assert_outcome(&h.run(&["-C"]), 0, "", "");
     assert_outcome(
         &h.run(&["--list-marks"]),
@@ -1113,8 +1114,9 @@ fn mark_rules_are_added_listed_saved_restored_and_deleted() {
         "Mark rules (first match wins)\nMark       Match\n",
         "",
     );
-    assert_outcome(&h.run_stdin(&["-R"], &saved.out), 0, "", "");
-    assert_eq!(h.run(&["-S", "-n"]).out, saved.out);
+    assert_outcome(&h.run_stdin(&["-R"], &saved), 0, "", "");
+    assert_eq!(h.run(&["-S", "-n"]).out, services.out);
+    assert_eq!(h.run(&["--save-marks"]).out, marks.out);
     assert_outcome(
         &h.run(&["--del-mark", "-f", "2", "--match", "any:[2001:db8::]/64"]),
         0,
