@@ -186,9 +186,14 @@ fn check_config_validates_without_root_or_interface() {
     let ok = run(&good);
     assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
     let err = stderr(&ok);
-    // The seed's vrrp_instance runs now (issue 11): nothing to warn about.
+    // The seed's vrrp_instance runs now (issue 11); its TCP_CHECKs' nb_get_retry is no
+    // keyword there for keepalived, which warns and keeps the default retry: so does rvsd.
     assert!(
-        err.contains("configuration OK (1 virtual services, 0 warnings)"),
+        err.contains("configuration OK (1 virtual services, 2 warnings)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("'nb_get_retry' is not a TCP_CHECK keyword"),
         "{err}"
     );
 
@@ -203,8 +208,8 @@ fn check_config_validates_without_root_or_interface() {
 
 #[test]
 fn check_config_dump_shows_the_effective_settings() {
-    // seed 001 (its addresses moved into the test range): delay_loop 6 is the virtual server's, inherited by its checkers; nb_get_retry is
-    // the old name of retry.
+    // seed 001 (its addresses moved into the test range): delay_loop 6 is the virtual server's,
+    // inherited by its checkers; nb_get_retry is no TCP_CHECK keyword, so retry keeps its default.
     let out = Command::new(RVSD)
         .args(["--check-config", "--dump", "-f"])
         .arg(seed())
@@ -215,7 +220,7 @@ fn check_config_dump_shows_the_effective_settings() {
     for line in [
         "virtual_server [198.18.0.100]:tcp:80 (TCP 198.18.0.100:80) lvs_sched wrr persistence_timeout 60 quorum 1 hysteresis 0",
         "  real_server 198.18.0.11:80 lvs_method DR weight 3",
-        "    TCP_CHECK 198.18.0.11:80 connect_timeout 10s retry 3 delay_before_retry 3s delay_loop 6s warmup 6s",
+        "    TCP_CHECK 198.18.0.11:80 connect_timeout 10s retry 1 delay_before_retry 3s delay_loop 6s warmup 6s",
         "  real_server 198.18.0.12:80 lvs_method DR weight 3",
     ] {
         assert!(

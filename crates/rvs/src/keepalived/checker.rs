@@ -107,6 +107,19 @@ pub(super) fn parse(ctx: &mut Ctx, node: &Node) -> Result<Parsed, ConfigError> {
         .map(|b| b.nodes.as_slice())
         .unwrap_or_default();
     for n in nodes {
+        if n.key.text == "nb_get_retry" && !matches!(c.kind, CheckKind::Http(_)) {
+            // keepalived has it only in HTTP_GET and SSL_GET: elsewhere it warns and the retry
+            // count stays at its default, so rvs must not count it either.
+            ctx.warn(
+                n,
+                format!(
+                    "'nb_get_retry' is not a {} keyword in keepalived (only HTTP_GET and SSL_GET \
+                     have it): ignored, as keepalived ignores it (use 'retry')",
+                    node.key.text
+                ),
+            );
+            continue;
+        }
         if parse_default(ctx, n, &mut c.defaults)? || common(ctx, n, &mut c)? {
             continue;
         }

@@ -63,6 +63,7 @@ pub(super) fn parse(ctx: &mut Ctx, node: &Node, g: &mut GlobalDefs) -> Result<()
     for n in ctx.block(node)? {
         match n.key.text.as_str() {
             "router_id" => g.router_id = Some(single(ctx, n, "a name")?),
+            "lvs_id" => ctx.removed(n),
             "notification_email" => {
                 let mut list: Vec<String> = n.args.iter().map(|w| w.text.clone()).collect();
                 for line in ctx.block(n)? {

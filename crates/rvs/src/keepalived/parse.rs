@@ -31,6 +31,17 @@ impl Ctx {
         ));
     }
 
+    /// A keyword keepalived itself no longer has, which old configurations still carry.
+    pub fn removed(&mut self, node: &Node) {
+        self.warnings.push(Diagnostic::new(
+            &node.key.pos,
+            format!(
+                "'{}' is no longer a keepalived keyword (keepalived dropped it); ignored",
+                node.key.text
+            ),
+        ));
+    }
+
     pub fn warn(&mut self, node: &Node, message: impl Into<String>) {
         self.warnings.push(Diagnostic::new(&node.key.pos, message));
     }
@@ -80,9 +91,18 @@ pub(super) fn parse(
     for node in nodes {
         match node.key.text.as_str() {
             "global_defs" => global::parse(&mut ctx, node, &mut cfg.global)?,
-            "virtual_server" => cfg
-                .virtual_servers
-                .push(virtual_server::parse(&mut ctx, node)?),
+            "virtual_server" => {
+                let vs = virtual_server::parse(&mut ctx, node)?;
+                // keepalived drops a virtual server with no real servers (and no sorry server).
+                if vs.real_servers.is_empty() && vs.sorry_server.is_none() {
+                    ctx.warn(
+                        node,
+                        "virtual server has no real servers - ignoring (as keepalived does)",
+                    );
+                } else {
+                    cfg.virtual_servers.push(vs);
+                }
+            }
             "virtual_server_group" => cfg
                 .groups
                 .push(virtual_server::parse_group(&mut ctx, node)?),

@@ -169,7 +169,10 @@ fn seed_document_gives_its_ipvsadm_table() {
         assert_eq!(c.kind, CheckKind::Tcp);
         assert_eq!(c.target, SocketAddr::new(d.addr.addr, 80));
         assert_eq!(c.connect_timeout, Duration::from_secs(10));
-        assert_eq!(c.retry, 3, "nb_get_retry");
+        assert_eq!(
+            c.retry, 1,
+            "nb_get_retry is no TCP_CHECK keyword: keepalived keeps the default"
+        );
         assert_eq!(c.delay_before_retry, Duration::from_secs(3));
         assert_eq!(
             c.delay_loop,
@@ -1084,4 +1087,29 @@ fn sloppy_tcp_is_a_service_flag() {
     let cfg = load_ok("ok/rvs_sloppy.conf");
     let s = desired_services(&cfg);
     assert!(s.iter().all(|s| s.config.sloppy_tcp()), "{s:?}");
+}
+
+#[test]
+fn values_keepalived_ignores_leave_what_was_there() {
+    let cfg = load_ok("ok/keepalived_degrades.conf");
+    let s = desired_services(&cfg);
+    assert_eq!(
+        s.len(),
+        3,
+        "the virtual server without real servers is dropped"
+    );
+    assert_eq!(
+        s[2].dests.len(),
+        1,
+        "the IPv4 real server of an IPv6 NAT service is skipped"
+    );
+    assert_eq!(s[0].config.scheduler, "wlc");
+    assert_eq!(s[0].quorum, 1);
+    assert_eq!(s[0].dests[0].config.fwd, FwdMethod::Masq);
+    assert_eq!(
+        s[1].dests[0].config.fwd,
+        FwdMethod::Route,
+        "lb_kind dr ignored"
+    );
+    assert_eq!(s[1].dests[0].checkers[0].retry, 2, "nb_get_retry ignored");
 }

@@ -44,8 +44,17 @@ pub(super) fn parse(ctx: &mut Ctx, node: &Node) -> Result<VirtualServer, ConfigE
             continue;
         }
         match n.key.text.as_str() {
-            "lb_algo" | "lvs_sched" => vs.scheduler = scheduler(ctx, n)?,
-            "lb_kind" | "lvs_method" => vs.method = method(ctx, n)?,
+            "lb_algo" | "lvs_sched" => {
+                let r = scheduler(ctx, n);
+                let kept = format!("the scheduler stays {}", vs.scheduler);
+                vs.scheduler = or_keep(ctx, r, vs.scheduler.clone(), &kept);
+            }
+            "lb_kind" | "lvs_method" => {
+                let kept = format!("the method stays {}", method_name(&vs.method));
+                if let Some(m) = known_method(ctx, n, &kept)? {
+                    vs.method = m;
+                }
+            }
             "flag-1" => vs.sched_flags |= flag(ctx, n, svc_flags::SCHED1)?,
             "flag-2" => vs.sched_flags |= flag(ctx, n, svc_flags::SCHED2)?,
             "flag-3" => vs.sched_flags |= flag(ctx, n, svc_flags::SCHED3)?,
@@ -90,8 +99,16 @@ pub(super) fn parse(ctx: &mut Ctx, node: &Node) -> Result<VirtualServer, ConfigE
             "ha_suspend" => vs.ha_suspend = value::boolean(n, &mut ctx.warnings)?,
             "virtualhost" => vs.virtualhost = Some(single(ctx, n, "a host name")?),
             "omega" => vs.omega = value::boolean(n, &mut ctx.warnings)?,
-            "quorum" => vs.quorum = uint(ctx, n, "quorum", 1, u32::MAX)?,
-            "hysteresis" => vs.hysteresis = uint(ctx, n, "hysteresis", 0, u32::MAX)?,
+            "quorum" => {
+                let r = uint(ctx, n, "quorum", 1, u32::MAX);
+                let kept = format!("quorum stays {}", vs.quorum);
+                vs.quorum = or_keep(ctx, r, vs.quorum, &kept);
+            }
+            "hysteresis" => {
+                let r = uint(ctx, n, "hysteresis", 0, u32::MAX);
+                let kept = format!("hysteresis stays {}", vs.hysteresis);
+                vs.hysteresis = or_keep(ctx, r, vs.hysteresis, &kept);
+            }
             "quorum_up" => vs.quorum_up = Some(script(ctx, n)?),
             "quorum_down" => vs.quorum_down = Some(script(ctx, n)?),
             "sorry_server" => {
@@ -129,9 +146,29 @@ pub(super) fn parse(ctx: &mut Ctx, node: &Node) -> Result<VirtualServer, ConfigE
                 vs.mark_rules.extend(mark_matches(&mut a, mark)?);
                 a.finish(&mut ctx.warnings);
             }
-            "snmp_name" | "nat_mask" | "lvs_flush_on_stop" => ctx.unsupported(n),
+            "snmp_name" | "lvs_flush_on_stop" => ctx.unsupported(n),
+            "nat_mask" => ctx.removed(n),
             _ => ctx.unknown(n),
         }
+    }
+    // keepalived skips a real server of the other family unless it is reached by tunnel.
+    if let VsAddr::Inet { addr, .. } = vs.addr {
+        let method = vs.method;
+        vs.real_servers.retain(|rs| {
+            let tunnel = matches!(rs.method.unwrap_or(method), LvsMethod::Tun { .. });
+            if rs.addr.is_ipv4() == addr.is_ipv4() || tunnel {
+                return true;
+            }
+            ctx.warnings.push(super::diag::Diagnostic::new(
+                &rs.pos,
+                format!(
+                    "real server {} is not of the virtual server's address family and not \
+                     reached by TUN - ignoring (as keepalived does)",
+                    rs.addr
+                ),
+            ));
+            false
+        });
     }
     let hashed = crate::sched::Scheduler::from_name(&vs.scheduler)
         .is_some_and(crate::sched::Scheduler::same_on_every_director);
@@ -199,7 +236,16 @@ fn real_server(ctx: &mut Ctx, node: &Node) -> Result<RealServer, ConfigError> {
         }
         match n.key.text.as_str() {
             "weight" => rs.weight = uint(ctx, n, "weight", 0, 65535)? as i32,
-            "lvs_method" | "lb_kind" => rs.method = Some(method(ctx, n)?),
+            "lvs_method" | "lb_kind" => {
+                // Unset, the real server takes its virtual server's method.
+                let kept = match &rs.method {
+                    Some(m) => format!("the method stays {}", method_name(m)),
+                    None => "the real server keeps its virtual server's method".to_owned(),
+                };
+                if let Some(m) = known_method(ctx, n, &kept)? {
+                    rs.method = Some(m);
+                }
+            }
             "uthreshold" => rs.uthreshold = uint(ctx, n, "uthreshold", 0, u32::MAX)?,
             "lthreshold" => rs.lthreshold = uint(ctx, n, "lthreshold", 0, u32::MAX)?,
             "inhibit_on_failure" => {
@@ -236,6 +282,58 @@ pub(super) fn uint(
     let v = value::int(a.required("a number")?, what, min, max)?;
     a.finish(&mut ctx.warnings);
     Ok(v)
+}
+
+/// keepalived's way with a bad value it can do without: it logs an error and goes on with the
+/// value as it was (its default, or an earlier line's), where rvs once refused the file. The
+/// error becomes a warning at the same file:line, saying which value is used (`kept_text`).
+fn or_keep<T>(ctx: &mut Ctx, r: Result<T, ConfigError>, kept: T, kept_text: &str) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => {
+            let pos = super::diag::Pos {
+                file: e.file,
+                line: e.line,
+                col: e.col,
+            };
+            ctx.warnings.push(super::diag::Diagnostic::new(
+                &pos,
+                format!(
+                    "{}; ignored, as keepalived ignores it: {kept_text}",
+                    e.message
+                ),
+            ));
+            kept
+        }
+    }
+}
+
+/// The method of an `lb_kind` / `lvs_method` line, or None when its word is not one keepalived
+/// knows (it compares in capitals: `dr` is unknown), which keepalived logs and ignores. A known
+/// method with bad tunnel options is still an error.
+fn known_method(ctx: &mut Ctx, n: &Node, kept: &str) -> Result<Option<LvsMethod>, ConfigError> {
+    let word = Args::new(n).required("NAT, DR or TUN")?.clone();
+    if matches!(word.text.as_str(), "NAT" | "DR" | "TUN") {
+        return method(ctx, n).map(Some);
+    }
+    ctx.warnings.push(super::diag::Diagnostic::new(
+        &word.pos,
+        format!(
+            "unknown {} '{}' (keepalived knows NAT, DR and TUN, in capitals); ignored, as \
+             keepalived ignores it: {kept}",
+            n.key.text, word.text
+        ),
+    ));
+    Ok(None)
+}
+
+/// A method as keepalived.conf writes it.
+fn method_name(m: &LvsMethod) -> &'static str {
+    match m {
+        LvsMethod::Nat => "NAT",
+        LvsMethod::Dr => "DR",
+        LvsMethod::Tun { .. } => "TUN",
+    }
 }
 
 fn scheduler(ctx: &mut Ctx, n: &Node) -> Result<String, ConfigError> {
@@ -291,7 +389,7 @@ pub(super) fn script(ctx: &mut Ctx, n: &Node) -> Result<String, ConfigError> {
 pub(super) fn method(ctx: &mut Ctx, n: &Node) -> Result<LvsMethod, ConfigError> {
     let mut a = Args::new(n);
     let kind = a.required("NAT, DR or TUN")?;
-    let m = match kind.text.to_ascii_uppercase().as_str() {
+    let m = match kind.text.as_str() {
         "NAT" => LvsMethod::Nat,
         "DR" => LvsMethod::Dr,
         "TUN" => tunnel(&mut a)?,
