@@ -44,7 +44,8 @@ pub(super) fn parse_default(
 }
 
 pub(super) enum Parsed {
-    Checker(Box<Checker>),
+    /// One checker, or several for an SMTP_CHECK with `host { }` blocks (one per host).
+    Checkers(Vec<Checker>),
     /// A checker rvs does not have (BFD_CHECK, FILE_CHECK): warned about, left out.
     Skipped,
     NotAChecker,
@@ -106,7 +107,12 @@ pub(super) fn parse(ctx: &mut Ctx, node: &Node) -> Result<Parsed, ConfigError> {
         .as_ref()
         .map(|b| b.nodes.as_slice())
         .unwrap_or_default();
+    let mut hosts: Vec<Checker> = Vec::new();
     for n in nodes {
+        if n.key.text == "host" && matches!(c.kind, CheckKind::Smtp(_)) {
+            hosts.push(smtp_host(ctx, n, &c)?);
+            continue;
+        }
         if n.key.text == "nb_get_retry" && !matches!(c.kind, CheckKind::Http(_)) {
             // keepalived has it only in HTTP_GET and SSL_GET: elsewhere it warns and the retry
             // count stays at its default, so rvs must not count it either.
@@ -147,7 +153,44 @@ pub(super) fn parse(ctx: &mut Ctx, node: &Node) -> Result<Parsed, ConfigError> {
         }
         _ => {}
     }
-    Ok(Parsed::Checker(Box::new(c)))
+    if !hosts.is_empty() {
+        // keepalived's older form: each `host { }` is a checker of its own, with the
+        // SMTP_CHECK's settings and its own address, port and source.
+        let checkers = hosts
+            .iter()
+            .map(|h| {
+                let mut one = c.clone();
+                one.pos = h.pos.clone();
+                one.connect_ip = h.connect_ip.or(c.connect_ip);
+                one.connect_port = h.connect_port.or(c.connect_port);
+                one.bindto = h.bindto.or(c.bindto);
+                one.bind_port = h.bind_port.or(c.bind_port);
+                one
+            })
+            .collect();
+        return Ok(Parsed::Checkers(checkers));
+    }
+    Ok(Parsed::Checkers(vec![c]))
+}
+
+/// A `host { }` block of an SMTP_CHECK: where one of its checkers connects (connect_ip,
+/// connect_port, bindto, bind_port; what is not given comes from the SMTP_CHECK).
+fn smtp_host(ctx: &mut Ctx, n: &Node, parent: &Checker) -> Result<Checker, ConfigError> {
+    Args::new(n).finish_header(&mut ctx.warnings);
+    let mut h = Checker {
+        pos: n.key.pos.clone(),
+        connect_ip: None,
+        connect_port: None,
+        bindto: None,
+        bind_port: None,
+        ..parent.clone()
+    };
+    for inner in ctx.block(n)? {
+        if !common(ctx, inner, &mut h)? {
+            ctx.unknown(inner);
+        }
+    }
+    Ok(h)
 }
 
 /// connect_ip, connect_port, bindto, bind_port, and the options rvs reads past.
@@ -286,11 +329,6 @@ fn url(ctx: &mut Ctx, node: &Node) -> Result<UrlCheck, ConfigError> {
 fn smtp(ctx: &mut Ctx, n: &Node, s: &mut SmtpCheck) -> Result<bool, ConfigError> {
     match n.key.text.as_str() {
         "helo_name" => s.helo_name = single(ctx, n, "a name")?,
-        // keepalived's old form listed several hosts in one SMTP_CHECK.
-        "host" => ctx.warn(
-            n,
-            "SMTP_CHECK 'host' blocks are not supported; use one SMTP_CHECK per host",
-        ),
         _ => return Ok(false),
     }
     Ok(true)

@@ -1113,3 +1113,21 @@ fn values_keepalived_ignores_leave_what_was_there() {
     );
     assert_eq!(s[1].dests[0].checkers[0].retry, 2, "nb_get_retry ignored");
 }
+
+#[test]
+fn smtp_host_blocks_are_one_checker_each() {
+    let cfg = load_ok("ok/smtp_hosts.conf");
+    let s = desired_services(&cfg);
+    let checkers = &s[0].dests[0].checkers;
+    let targets: Vec<SocketAddr> = checkers.iter().map(|c| c.target).collect();
+    assert_eq!(targets, [sock("192.0.2.11:25"), sock("192.0.2.12:587")]);
+    assert!(
+        checkers
+            .iter()
+            .all(|c| c.connect_timeout == Duration::from_secs(5))
+    );
+    assert_eq!(
+        checkers[1].bind.map(|b| b.ip()),
+        Some("192.0.2.2".parse().unwrap())
+    );
+}

@@ -224,8 +224,8 @@ fn real_server(ctx: &mut Ctx, node: &Node) -> Result<RealServer, ConfigError> {
     };
     for n in &block.nodes {
         match checker::parse(ctx, n)? {
-            Parsed::Checker(c) => {
-                rs.checkers.push(*c);
+            Parsed::Checkers(c) => {
+                rs.checkers.extend(c);
                 continue;
             }
             Parsed::Skipped => continue,
