@@ -1131,3 +1131,21 @@ fn smtp_host_blocks_are_one_checker_each() {
         Some("192.0.2.2".parse().unwrap())
     );
 }
+
+/// Every ok/ file's effective settings, as `rvsd --check-config --dump` prints them, are pinned
+/// in the `.dump` beside it: a change in how a shape is read shows here.
+#[test]
+fn ok_corpus_dumps_are_the_expected_ones() {
+    let all = files("ok");
+    let mut compared = 0;
+    for path in all {
+        let want_path = path.with_extension("dump");
+        let want = fs::read_to_string(&want_path)
+            .unwrap_or_else(|e| panic!("{}: {e}", want_path.display()));
+        let cfg = load(&path).unwrap();
+        let got = super::dump::dump(&cfg, &desired_services(&cfg));
+        assert_eq!(got, want, "{}", path.display());
+        compared += 1;
+    }
+    assert!(compared >= 15, "{compared}");
+}
