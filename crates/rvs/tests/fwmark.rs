@@ -179,4 +179,9 @@ fn nat_mark_service_keeps_the_clients_port_for_servers_without_one() {
         .client()
         .bulk_download(vip, 8080, 5_000_000)
         .unwrap_or_else(|e| panic!("{e:#}\n{}", lab.rvsd_log()));
+    // -L -c shows the port each flow reaches its port-less server on, as the kernel does.
+    let conns = lab.ok(&["-L", "-n", "-c"]);
+    let rs0 = format!("{}:8080", lab.cluster.real_servers()[0].ip());
+    assert!(conns.contains(&rs0), "{conns}");
+    assert!(!conns.contains(":0\n"), "{conns}");
 }
