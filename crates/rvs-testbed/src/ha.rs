@@ -71,16 +71,28 @@ impl HaCluster {
     /// `real_servers` real servers, `vips` virtual addresses (198.18.0.100, .101, ...), with
     /// IPv6 twins when `ipv6`.
     pub fn build(real_servers: usize, vips: usize, ipv6: bool) -> Result<HaCluster> {
-        Self::build_with(real_servers, vips, ipv6, false)
+        Self::build_with(2, real_servers, vips, ipv6, false)
+    }
+
+    /// `directors` directors (198.18.0.2, .3, ...) on the LAN for a group of active directors
+    /// behind the router (ECMP), `real_servers` real servers, one VIP, IPv4 only.
+    pub fn build_group(directors: usize, real_servers: usize) -> Result<HaCluster> {
+        Self::build_with(directors, real_servers, 1, false, false)
     }
 
     /// For NAT: `real_servers` real servers on the inside LAN behind the floating gateway
     /// [`INSIDE_GATEWAY`], `vips` virtual addresses on the outside one; IPv4 only.
     pub fn build_nat(real_servers: usize, vips: usize) -> Result<HaCluster> {
-        Self::build_with(real_servers, vips, false, true)
+        Self::build_with(2, real_servers, vips, false, true)
     }
 
-    fn build_with(real_servers: usize, vips: usize, ipv6: bool, nat: bool) -> Result<HaCluster> {
+    fn build_with(
+        directors: usize,
+        real_servers: usize,
+        vips: usize,
+        ipv6: bool,
+        nat: bool,
+    ) -> Result<HaCluster> {
         let id = names::new_topology_id();
         let lan = lan::create(&id, "lan")?;
         let wan = lan::create(&id, "wan")?;
@@ -103,10 +115,8 @@ impl HaCluster {
             ROUTER_WAN_IP,
             ipv6.then(|| wan_subnet.twin(ROUTER_WAN_IP)),
         )?;
-        let mut directors = DIRECTOR_IPS
-            .iter()
-            .enumerate()
-            .map(|(i, &ip)| host(&format!("director{i}"), ip))
+        let mut directors = (0..directors)
+            .map(|i| host(&format!("director{i}"), nth_after(DIRECTOR_IPS[0], i)?))
             .collect::<Result<Vec<_>>>()?;
         let vips: Vec<Ipv4Addr> = (0..vips)
             .map(|i| nth_after(DEFAULT_VIP, i))
@@ -183,7 +193,7 @@ impl HaCluster {
         &self.router
     }
 
-    /// `director0` (198.18.0.2) and `director1` (198.18.0.3).
+    /// `director0` (198.18.0.2), `director1` (198.18.0.3), ...
     pub fn directors(&self) -> &[Host] {
         &self.directors
     }

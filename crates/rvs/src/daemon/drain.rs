@@ -7,7 +7,7 @@
 
 use std::{sync::OnceLock, time::Instant};
 
-use rvs_common::conn::KIND_TEMPLATE;
+use rvs_common::conn::{KIND_TEMPLATE, conn_flags};
 use serde::{Deserialize, Serialize};
 
 use super::expiry::monotonic_ns;
@@ -76,7 +76,9 @@ pub fn apply(op: DrainOp, maps: &dyn MapsRead) -> DrainStatus {
     }
 }
 
-/// (flows, flows seen in the last [`ARRIVING_NS`]) at monotonic time `now`.
+/// (flows, flows this data plane forwarded a packet of in the last [`ARRIVING_NS`]) at
+/// monotonic time `now`. A flow written by connection sync and not seen here since
+/// (`conn_flags::SYNC`) is another director's: its time is the sender's, not an arrival.
 pub fn count_flows(maps: &dyn MapsRead, now: u64) -> (u64, u64) {
     let (mut flows, mut arriving) = (0, 0);
     maps.for_each_conn(&mut |key, conn| {
@@ -84,7 +86,8 @@ pub fn count_flows(maps: &dyn MapsRead, now: u64) -> (u64, u64) {
             return;
         }
         flows += 1;
-        if now.saturating_sub(conn.last_seen_ns) < ARRIVING_NS {
+        if conn.flags & conn_flags::SYNC == 0 && now.saturating_sub(conn.last_seen_ns) < ARRIVING_NS
+        {
             arriving += 1;
         }
     });
