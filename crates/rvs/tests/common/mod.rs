@@ -184,7 +184,9 @@ impl<T: Topology> Lab<T> {
             .director()
             .spawn(&mut cmd, &log)
             .expect("starting rvsd");
-        p.wait_for_log("serving rvsadm", Duration::from_secs(20))
+        // Generous: loading the programs is ~2 s of verifier time on an idle machine, and
+        // much more while other tests keep both cores busy.
+        p.wait_for_log("serving rvsadm", Duration::from_secs(60))
             .expect("rvsd did not come up");
         self.rvsd = Some(p);
     }
