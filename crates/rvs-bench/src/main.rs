@@ -20,6 +20,7 @@
 
 mod bgp;
 mod cpu;
+mod ecmp;
 mod failover;
 mod https;
 mod line;
@@ -222,7 +223,7 @@ fn run(args: &Args) -> Result<bool> {
         plan.scale_servers = args.scale_servers.clone();
     }
     let parts = [
-        "packets", "tcp", "scaling", "table", "failover", "sync", "monitor", "bgp",
+        "packets", "tcp", "scaling", "table", "failover", "sync", "monitor", "bgp", "ecmp",
     ];
     for p in &args.only {
         if !parts.contains(&p.as_str()) {
@@ -347,6 +348,14 @@ fn run(args: &Args) -> Result<bool> {
             Err(e) => rep.failures.push(format!("bgp: {e}")),
         }
         rep.bgp = Some(b);
+    }
+    if want("ecmp") {
+        let e = ecmp::run().map_err(|e| format!("{e:#}"));
+        match &e {
+            Ok(e) => rep.failures.extend(e.failures()),
+            Err(e) => rep.failures.push(format!("ecmp: {e}")),
+        }
+        rep.ecmp = Some(e);
     }
     rep.elapsed_s = START.get().map_or(0.0, |s| s.elapsed().as_secs_f64());
     let old = std::fs::read_to_string(&args.out).ok();

@@ -160,6 +160,7 @@ pub struct Report {
     pub sync: Option<SyncReport>,
     pub monitor: Option<Result<MonitorReport, String>>,
     pub bgp: Option<Result<BgpReport, String>>,
+    pub ecmp: Option<Result<crate::ecmp::EcmpReport, String>>,
 }
 
 fn median(s: &Sample) -> Option<f64> {
@@ -365,6 +366,9 @@ impl Report {
         self.render_sync(w);
         self.render_monitor(w);
         self.render_bgp(w);
+        if let Some(e) = &self.ecmp {
+            w.push_str(&crate::ecmp::render(e));
+        }
         self.render_evidence(w);
 
         let _ = writeln!(w, "## Cases\n");
@@ -1229,7 +1233,7 @@ impl Report {
 
 /// The part that writes each section, by the start of its heading (a section runs from its
 /// `## ` heading to the next).
-const OWNERS: [(&str, &str); 12] = [
+const OWNERS: [(&str, &str); 13] = [
     ("## Goals", "packets"),
     ("## Packet forwarding", "packets"),
     ("## TCP through", "tcp"),
@@ -1239,6 +1243,7 @@ const OWNERS: [(&str, &str); 12] = [
     ("## Connection sync", "sync"),
     ("## Monitor", "monitor"),
     ("## BGP", "bgp"),
+    ("## Scale-out behind ECMP", "ecmp"),
     ("## Where the time goes", "packets"),
     ("## Cases", "packets"),
     ("## Notes", "packets"),
