@@ -42,6 +42,11 @@ struct Args {
     /// Control socket for rvsadm.
     #[arg(long, env = "RVS_SOCKET", default_value = control::DEFAULT_SOCKET)]
     socket: PathBuf,
+    /// Let the members of this group (a name or a number) use the control socket too; without
+    /// it only root and rvsd's own user may (the socket is 0600, and each client's credentials
+    /// are checked).
+    #[arg(long, value_name = "GROUP")]
+    socket_group: Option<String>,
     /// Directory in bpffs where the maps are pinned (connections survive a restart there).
     #[arg(long, default_value = "/sys/fs/bpf/rvs")]
     pin_dir: PathBuf,
@@ -181,6 +186,9 @@ fn main() -> std::process::ExitCode {
 }
 
 fn real_main() -> Result<()> {
+    // Every file and socket rvsd creates (control socket, state file, keys) is private from the
+    // moment it exists; what must be shared is opened up explicitly afterwards.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -307,6 +315,9 @@ fn real_main() -> Result<()> {
     }
     let settings = Settings {
         socket: args.socket,
+        socket_access: control::server::Access {
+            group: args.socket_group.as_deref().map(group_id).transpose()?,
+        },
         pin_dir: args.pin_dir,
         state_file: args.state_file,
         interfaces: args.interfaces,
@@ -356,4 +367,16 @@ fn check_config(path: &Path, dump: bool) -> Result<()> {
         warnings.len()
     );
     Ok(())
+}
+
+/// `--socket-group`: a group's name or number.
+fn group_id(name: &str) -> Result<u32> {
+    if let Ok(gid) = name.parse::<u32>() {
+        return Ok(gid);
+    }
+    match nix::unistd::Group::from_name(name) {
+        Ok(Some(g)) => Ok(g.gid.as_raw()),
+        Ok(None) => bail!("--socket-group {name}: no such group"),
+        Err(e) => Err(e).with_context(|| format!("--socket-group {name}")),
+    }
 }

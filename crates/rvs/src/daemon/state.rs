@@ -3,7 +3,7 @@
 //! the directory flushed too: a crash at any moment leaves the old file or the new one, never a
 //! truncated one.
 
-use std::{fs, io::Write, path::Path};
+use std::{fs, io::Write, os::unix::fs::OpenOptionsExt, path::Path};
 
 use anyhow::{Context, Result};
 
@@ -15,8 +15,15 @@ pub fn save(path: &Path, model: &Model) -> Result<()> {
     }
     let tmp = path.with_extension("tmp");
     let written = (|| {
-        let mut f =
-            fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        // Readable by root alone whatever the umask: it is trusted on load only after checks,
+        // but it is the daemon's configuration.
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
         f.write_all(&serde_json::to_vec_pretty(model)?)
             .with_context(|| format!("writing {}", tmp.display()))?;
         f.sync_all()

@@ -38,6 +38,8 @@ use crate::{
 /// What rvsd was asked to run.
 pub struct Settings {
     pub socket: PathBuf,
+    /// Who besides root may use the socket.
+    pub socket_access: server::Access,
     pub pin_dir: PathBuf,
     pub state_file: PathBuf,
     pub interfaces: Vec<String>,
@@ -60,7 +62,7 @@ pub struct Settings {
 
 /// Runs rvsd until SIGTERM or SIGINT.
 pub async fn run(s: Settings) -> Result<()> {
-    let listener = server::bind(&s.socket)?;
+    let listener = server::bind(&s.socket, s.socket_access)?;
     let _socket_file = server::SocketFile(s.socket.clone());
     let opts = LoadOptions {
         pin_dir: s.pin_dir.clone(),
@@ -151,7 +153,12 @@ pub async fn run(s: Settings) -> Result<()> {
     // the instances waiting for it.
     spawn(
         "control",
-        Box::pin(server::serve(listener, handle.clone(), sync.clone())),
+        Box::pin(server::serve(
+            listener,
+            s.socket_access,
+            handle.clone(),
+            sync.clone(),
+        )),
     );
     if let Some(m) = monitor {
         spawn("web", Box::pin(m.serve()));
@@ -244,6 +251,13 @@ pub async fn run(s: Settings) -> Result<()> {
 fn load_model(s: &Settings, resumed: bool) -> Result<Model> {
     Ok(match state::load(&s.state_file)? {
         Some(m) => {
+            let m = m.checked(MAX_SERVICES, MAX_DESTS).map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: {} (not loaded; fix or remove the file, or rvsd --cleanup)",
+                    s.state_file.display(),
+                    e.detail
+                )
+            })?;
             info!(
                 "loaded {} services from {}{}",
                 m.services.len(),

@@ -38,7 +38,7 @@ use rvs_common::{
     stats::{COUNTER_SLOTS, Stats},
 };
 
-use super::maps::DirectorMaps;
+use super::{maps::DirectorMaps, pin_lock::PinLock};
 use crate::ebpf;
 
 /// How the program is attached: in the driver (native XDP), or generically by the stack.
@@ -72,6 +72,8 @@ pub struct Dataplane {
     pub resumed: bool,
     /// The pins that keep the program attached after rvsd exits, removed on drop.
     pins: Vec<PathBuf>,
+    /// This daemon's hold on the pin directory, let go last.
+    _lock: PinLock,
 }
 
 /// The pin of the link attaching the director to interface `ifname`.
@@ -371,6 +373,8 @@ impl Dataplane {
         check_bpffs(&opts.pin_dir)?;
         fs::create_dir_all(&opts.pin_dir)
             .with_context(|| format!("creating {}", opts.pin_dir.display()))?;
+        // Before anything in it is read or replaced.
+        let lock = PinLock::take(&opts.pin_dir)?;
         let resumed = check_pins(opts)?;
 
         let pins: Vec<(&str, PathBuf)> = expected_layouts(opts.conn_table_size)
@@ -481,6 +485,7 @@ impl Dataplane {
             interfaces,
             resumed,
             pins,
+            _lock: lock,
         })
     }
 
@@ -504,6 +509,11 @@ impl Drop for Dataplane {
 /// Removes the pinned maps (and with them the connections they hold), and detaches a director
 /// that a killed rvsd left attached.
 pub fn cleanup_pins(pin_dir: &Path) -> Result<()> {
+    // Not the pins of a running rvsd.
+    let _lock = match pin_dir.exists() {
+        true => Some(PinLock::take(pin_dir)?),
+        false => None,
+    };
     for pin in attachment_pins(pin_dir) {
         detach_pin(&pin)?;
     }

@@ -72,9 +72,11 @@ const ANY_FUNC: &[(i32, &str)] = &[
 ];
 
 /// Errnos only rvs returns, for refusals the kernel has no word for: ENOSYS for what this rvs
-/// does not do yet, EIO for a data plane that refused a change. For them rvsd's own sentence
-/// (`detail`) is printed; every errno the kernel returns gets ipvsadm's message, byte for byte.
-const RVS_ONLY: &[i32] = &[libc::ENOSYS, libc::EIO];
+/// does not do yet, EIO for a data plane that refused a change, E2BIG for what does not fit
+/// (a wrr period longer than the slot map, a request line too long). For them rvsd's own
+/// sentence (`detail`) is printed; every errno the kernel returns gets ipvsadm's message, byte
+/// for byte.
+const RVS_ONLY: &[i32] = &[libc::ENOSYS, libc::EIO, libc::E2BIG];
 
 /// The message ipvsadm prints for `errno` after `func` (or rvsd's sentence for rvs-only errnos).
 pub fn ipvs_strerror(func: Func, errno: i32, detail: &str) -> String {
@@ -111,6 +113,8 @@ pub fn strerror(errno: i32) -> String {
 /// for a failed socket call), otherwise the error's own description.
 pub fn io_error_text(func: Func, e: &std::io::Error) -> String {
     match e.raw_os_error() {
+        // The socket's mode keeps a user who is not root out, as the kernel's netlink does.
+        Some(libc::EACCES) => ipvs_strerror(func, libc::EPERM, ""),
         Some(errno) => ipvs_strerror(func, errno, ""),
         None => e.to_string(),
     }

@@ -100,6 +100,76 @@ impl Model {
         }
     }
 
+    /// A model read from disk, checked as the requests that built it were: every service and
+    /// real server as `add_service` and `add_dest` check them, indexes in range and used once,
+    /// wrr's period within the slot map. The limits are this rvsd's, not the file's, and the
+    /// index allocation is rebuilt from what the file holds.
+    pub fn checked(mut self, max_services: u32, max_dests: u32) -> Result<Model, ModelError> {
+        let bad = |what: String| ModelError::new(EINVAL, what);
+        let mut indexes = BTreeSet::new();
+        let mut ids = BTreeSet::new();
+        let mut seen = std::collections::HashSet::new();
+        for svc in &self.services {
+            let at = |e: ModelError| {
+                ModelError::new(e.errno, format!("service {}: {}", svc.id, e.detail))
+            };
+            validate_service(&svc.id, &svc.config).map_err(at)?;
+            if !seen.insert(svc.id) {
+                return Err(bad(format!("service {} is listed twice", svc.id)));
+            }
+            if svc.index >= max_services || !indexes.insert(svc.index) {
+                return Err(bad(format!(
+                    "service {}: index {} out of range or used twice",
+                    svc.id, svc.index
+                )));
+            }
+            check_sequence(
+                &svc.config.scheduler,
+                svc.dests.iter().map(|d| d.config.weight),
+            )
+            .map_err(at)?;
+            let mut addrs = std::collections::HashSet::new();
+            for d in &svc.dests {
+                validate_dest(svc, &d.addr, &d.config).map_err(|e| {
+                    ModelError::new(
+                        e.errno,
+                        format!("service {}: {}: {}", svc.id, d.addr, e.detail),
+                    )
+                })?;
+                if !addrs.insert(d.addr) {
+                    return Err(bad(format!(
+                        "service {}: {} is listed twice",
+                        svc.id, d.addr
+                    )));
+                }
+                if d.id >= max_dests || !ids.insert(d.id) {
+                    return Err(bad(format!(
+                        "service {}: {}: index {} out of range or used twice",
+                        svc.id, d.addr, d.id
+                    )));
+                }
+            }
+        }
+        for t in &self.trash {
+            if t.dest.id >= max_dests || !ids.insert(t.dest.id) {
+                return Err(bad(format!(
+                    "deleted real server {}: index {} out of range or used twice",
+                    t.dest.addr, t.dest.id
+                )));
+            }
+        }
+        for r in &self.mark_rules {
+            if r.mark == 0 {
+                return Err(bad("a mark rule with mark 0".to_owned()));
+            }
+        }
+        self.used_service_indexes = indexes;
+        self.used_dest_ids = ids;
+        self.max_services = max_services;
+        self.max_dests = max_dests;
+        Ok(self)
+    }
+
     pub fn service(&self, id: &ServiceId) -> Option<&Service> {
         self.services.iter().find(|s| s.id == *id)
     }
@@ -138,6 +208,7 @@ impl Model {
     ) -> Result<(), ModelError> {
         validate_service(id, &config)?;
         let svc = self.service_mut(id)?;
+        check_sequence(&config.scheduler, svc.dests.iter().map(|d| d.config.weight))?;
         if svc.config.scheduler != config.scheduler {
             svc.sched = SchedState::initial(&config.scheduler);
         }
@@ -223,6 +294,13 @@ impl Model {
             .service(svc_id)
             .ok_or_else(|| ModelError::new(ESRCH, format!("service {svc_id} does not exist")))?;
         validate_dest(svc, &addr, &config)?;
+        check_sequence(
+            &svc.config.scheduler,
+            svc.dests
+                .iter()
+                .map(|d| d.config.weight)
+                .chain([config.weight]),
+        )?;
         if svc.dest(&addr).is_some() {
             return Err(ModelError::new(
                 EEXIST,
@@ -264,6 +342,13 @@ impl Model {
             .service(svc_id)
             .ok_or_else(|| ModelError::new(ESRCH, format!("service {svc_id} does not exist")))?;
         validate_dest(svc, &addr, &config)?;
+        check_sequence(
+            &svc.config.scheduler,
+            svc.dests.iter().map(|d| match d.addr == addr {
+                true => config.weight,
+                false => d.config.weight,
+            }),
+        )?;
         let svc = self.service_mut(svc_id)?;
         let dest = svc
             .dests
@@ -390,9 +475,19 @@ fn validate_service(id: &ServiceId, config: &ServiceConfig) -> Result<(), ModelE
     Ok(())
 }
 
+/// The highest weight taken: ipvsadm's and keepalived's (the kernel's int is wider, but only
+/// a raw request could ask for more, and wrr's sequence grows with it).
+pub const MAX_WEIGHT: i32 = 65535;
+
 fn validate_dest(svc: &Service, addr: &DestAddr, config: &DestConfig) -> Result<(), ModelError> {
     if config.weight < 0 {
         return Err(ModelError::new(ERANGE, "negative weight"));
+    }
+    if config.weight > MAX_WEIGHT {
+        return Err(ModelError::new(
+            ERANGE,
+            format!("weight {} above {MAX_WEIGHT}", config.weight),
+        ));
     }
     if config.l_threshold > config.u_threshold {
         return Err(ModelError::new(
@@ -417,6 +512,41 @@ fn validate_dest(svc: &Service, addr: &DestAddr, config: &DestConfig) -> Result<
         other => return Err(not_yet(format!("forwarding method {}", other.name()))),
     }
     Ok(())
+}
+
+/// wrr's period is laid out in the data plane as a sequence of picks, each server `weight /
+/// gcd` times; the kernel walks it on the fly instead. A period longer than the slot map is
+/// refused rather than truncated (weights of one server per service rarely share no divisor).
+fn check_sequence(
+    scheduler: &str,
+    weights: impl Iterator<Item = i32> + Clone,
+) -> Result<(), ModelError> {
+    if scheduler != "wrr" {
+        return Ok(());
+    }
+    let gcd = weights
+        .clone()
+        .filter(|w| *w > 0)
+        .fold(0i64, |g, w| num_gcd(g, i64::from(w)));
+    if gcd == 0 {
+        return Ok(());
+    }
+    let picks: i64 = weights.filter(|w| *w > 0).map(|w| i64::from(w) / gcd).sum();
+    if picks > i64::from(rvs_common::maps::MAX_SCHED_SLOTS) {
+        return Err(ModelError::new(
+            libc::E2BIG,
+            format!(
+                "wrr's period for these weights is {picks} picks, more than the data plane's {} \
+                 (weights with a common divisor, or fewer distinct ones, make it shorter)",
+                rvs_common::maps::MAX_SCHED_SLOTS
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn num_gcd(a: i64, b: i64) -> i64 {
+    if b == 0 { a } else { num_gcd(b, a % b) }
 }
 
 /// A real-server address the kernel refuses (ip_vs_new_dest): for IPv4, what inet_addr_type
@@ -462,6 +592,89 @@ mod tests {
         m.add_service(svc(), ServiceConfig::new("rr", false))
             .unwrap();
         m
+    }
+
+    fn weighted(w: i32) -> DestConfig {
+        DestConfig {
+            weight: w,
+            ..DestConfig::default()
+        }
+    }
+
+    #[test]
+    fn weights_above_65535_and_wrr_periods_beyond_the_slot_map_are_refused() {
+        let mut m = Model::new(16, 256);
+        m.add_service(svc(), ServiceConfig::new("wrr", false))
+            .unwrap();
+        let e = m.add_dest(&svc(), rs(1), weighted(65536)).unwrap_err();
+        assert_eq!(e.errno, ERANGE);
+        // 64 servers of coprime weights near 65535 fit (about 4.19 M picks); a 65th does not.
+        for i in 0..64u8 {
+            m.add_dest(&svc(), rs(i + 1), weighted(65535 - i32::from(i % 2)))
+                .unwrap();
+        }
+        let e = m.add_dest(&svc(), rs(100), weighted(65535)).unwrap_err();
+        assert_eq!(e.errno, libc::E2BIG, "{}", e.detail);
+        // Nor may an edit or a change of scheduler make one.
+        let e = m.edit_dest(&svc(), rs(1), weighted(65535)).map(|_| ());
+        assert!(e.is_ok(), "an edit within the bound: {e:?}");
+        // Weights with a common divisor make a short period: all fit.
+        let mut m = Model::new(16, 256);
+        m.add_service(svc(), ServiceConfig::new("rr", false))
+            .unwrap();
+        for i in 0..100u8 {
+            m.add_dest(&svc(), rs(i + 1), weighted(65535 - i32::from(i % 2)))
+                .unwrap();
+        }
+        let e = m
+            .edit_service(&svc(), ServiceConfig::new("wrr", false))
+            .unwrap_err();
+        assert_eq!(e.errno, libc::E2BIG);
+        m.edit_service(&svc(), ServiceConfig::new("wlc", false))
+            .unwrap();
+    }
+
+    #[test]
+    fn a_loaded_model_is_checked_as_requests_are() {
+        let mut m = model();
+        m.add_dest(&svc(), rs(1), weighted(3)).unwrap();
+        m.add_dest(&svc(), rs(2), weighted(1)).unwrap();
+        let text = serde_json::to_string(&m).unwrap();
+        let back: Model = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.clone().checked(16, 16).unwrap(), back);
+
+        let absurd: Model =
+            serde_json::from_str(&text.replace("\"weight\":3", "\"weight\":2147483647")).unwrap();
+        let e = absurd.checked(16, 16).unwrap_err();
+        assert!(
+            e.detail.contains("weight 2147483647 above 65535"),
+            "{}",
+            e.detail
+        );
+
+        let mut twice = back.clone();
+        let d = twice.services[0].dests[0].clone();
+        twice.services[0].dests.push(d);
+        assert!(
+            twice
+                .checked(16, 16)
+                .unwrap_err()
+                .detail
+                .contains("listed twice")
+        );
+
+        let mut wide = back.clone();
+        wide.services[0].dests[0].id = 1000;
+        assert!(
+            wide.checked(16, 16)
+                .unwrap_err()
+                .detail
+                .contains("out of range")
+        );
+
+        let mut unknown = back;
+        unknown.services[0].config.scheduler = "nope".into();
+        assert_eq!(unknown.checked(16, 16).unwrap_err().errno, ENOENT);
     }
 
     #[test]

@@ -100,6 +100,8 @@ pub struct Lab<T: Topology = DrCluster> {
     pub cluster: T,
     pub dir: PathBuf,
     pub pin_dir: PathBuf,
+    /// The umask rvsd inherits, when a test sets one.
+    pub umask: Option<u32>,
 }
 
 impl Lab<DrCluster> {
@@ -137,6 +139,7 @@ impl<T: Topology> Lab<T> {
             cluster,
             dir,
             pin_dir,
+            umask: None,
         };
         lab.start_rvsd();
         lab
@@ -159,8 +162,8 @@ impl<T: Topology> Lab<T> {
         self.cluster.real_servers()[i].ip()
     }
 
-    pub fn start_rvsd(&mut self) {
-        assert!(self.rvsd.is_none(), "rvsd is already running");
+    /// rvsd as this lab starts it, with this lab's pins, on `socket` with `state_file`.
+    fn rvsd_command(&self, socket: &Path, state_file: &Path) -> Command {
         let mut cmd = Command::new(RVSD);
         for ifname in self.cluster.interfaces() {
             cmd.args(["--interface", &ifname]);
@@ -169,26 +172,56 @@ impl<T: Topology> Lab<T> {
             cmd.args(["--conn-table-size", "65536"]);
         }
         cmd.arg("--socket")
-            .arg(self.socket())
+            .arg(socket)
             .arg("--pin-dir")
             .arg(&self.pin_dir)
             .arg("--state-file")
-            .arg(self.dir.join("state.json"))
+            .arg(state_file)
             .args(&self.rvsd_args)
             .env("RVS_LOG", "info");
+        if let Some(mask) = self.umask {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: umask is async-signal-safe and touches no memory.
+            unsafe {
+                cmd.pre_exec(move || {
+                    libc::umask(mask);
+                    Ok(())
+                });
+            }
+        }
+        cmd
+    }
+
+    fn spawn_rvsd(&self, mut cmd: Command) -> NsProcess {
         let log = self
             .dir
             .join(format!("rvsd-{}.log", NEXT.fetch_add(1, Ordering::Relaxed)));
-        let mut p = self
-            .cluster
+        self.cluster
             .director()
             .spawn(&mut cmd, &log)
-            .expect("starting rvsd");
+            .expect("starting rvsd")
+    }
+
+    pub fn start_rvsd(&mut self) {
+        assert!(self.rvsd.is_none(), "rvsd is already running");
+        let mut p =
+            self.spawn_rvsd(self.rvsd_command(&self.socket(), &self.dir.join("state.json")));
         // Generous: loading the programs is ~2 s of verifier time on an idle machine, and
         // much more while other tests keep both cores busy.
         p.wait_for_log("serving rvsadm", Duration::from_secs(60))
             .expect("rvsd did not come up");
         self.rvsd = Some(p);
+    }
+
+    /// Starts another rvsd on this lab's director and pins, on `socket` with `state_file`,
+    /// which must refuse to run: returns what it printed.
+    pub fn rvsd_refuses(&self, socket: &Path, state_file: &Path) -> String {
+        let mut p = self.spawn_rvsd(self.rvsd_command(socket, state_file));
+        let status = poll_until(Duration::from_secs(60), "rvsd to exit", || p.try_wait())
+            .expect("rvsd kept running");
+        let log = p.log().unwrap_or_default();
+        assert!(!status.success(), "rvsd exited with {status}:\n{log}");
+        log
     }
 
     /// Stops rvsd with SIGTERM and waits for it to exit cleanly.
