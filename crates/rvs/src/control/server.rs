@@ -258,6 +258,15 @@ impl Throttle {
     }
 }
 
+/// Removes the socket file when rvsd stops.
+pub struct SocketFile(pub PathBuf);
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,14 +288,5 @@ mod tests {
         assert!(!t.allow());
         assert_eq!(t.suppressed(), " (2 more since the last line)");
         assert_eq!(t.suppressed(), "");
-    }
-}
-
-/// Removes the socket file when rvsd stops.
-pub struct SocketFile(pub PathBuf);
-
-impl Drop for SocketFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
     }
 }
