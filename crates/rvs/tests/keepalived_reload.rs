@@ -209,3 +209,62 @@ fn sighup_applies_only_the_differences() {
     assert!(!log.contains("added service"), "{log}");
     assert!(!log.contains(":tcp:80: "), "nothing to change in 80: {log}");
 }
+
+/// Hostile files: a depth that would overflow the loader's stack, an include of a FIFO that
+/// would block it for ever, includes that double at each level. `--check-config` refuses each
+/// with its reason, a SIGHUP with it keeps the running configuration (rvsadm served all along),
+/// and a good file reloads afterwards.
+#[test]
+fn hostile_files_are_refused_on_reload_and_block_nothing() {
+    let c = DrCluster::builder()
+        .real_servers(1)
+        .build()
+        .expect("building the cluster");
+    let good = vs(&c, 80, "rr", &[(0, 1)]);
+    let better = vs(&c, 80, "wrr", &[(0, 1)]);
+    let lab = KaLab::on(c, 80, ConfDir::new(), &good);
+    let before = lab.lab.ok(&["-L", "-n"]);
+    let pipe = lab.dir.path("pipe.conf");
+    nix::unistd::mkfifo(&pipe, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    for level in 0..24 {
+        let next = lab.dir.path(&format!("l{}.conf", level + 1));
+        let text = format!("include {0}\ninclude {0}\n", next.display());
+        lab.dir.write(&format!("l{level}.conf"), &text, false);
+    }
+    lab.dir.write("l24.conf", "! the end\n", false);
+    let cases = [
+        (
+            format!("{good}{}{}", "a {\n".repeat(100_000), "}\n".repeat(100_000)),
+            "blocks nested deeper than 32",
+        ),
+        (
+            format!("{good}include {}\n", pipe.display()),
+            "not a regular file",
+        ),
+        (
+            format!("{good}include {}\n", lab.dir.path("l0.conf").display()),
+            "more than 4096 files read",
+        ),
+    ];
+    for (text, why) in cases {
+        lab.rewrite(&text);
+        let check = std::process::Command::new(common::RVSD)
+            .arg("--check-config")
+            .arg("-f")
+            .arg(lab.conf_path())
+            .output()
+            .unwrap();
+        assert!(!check.status.success(), "--check-config took it ({why})");
+        assert!(
+            common::stderr(&check).contains(why),
+            "{}",
+            common::stderr(&check)
+        );
+        lab.reload();
+        lab.expect_log(why);
+        assert_eq!(lab.lab.ok(&["-L", "-n"]), before, "{why}");
+    }
+    lab.rewrite(&better);
+    lab.reload();
+    lab.expect_log("reloaded: 0 services unchanged, 1 changed, 0 added");
+}

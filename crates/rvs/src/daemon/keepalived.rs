@@ -30,7 +30,7 @@ use crate::{
         notify::{self, MailSettings},
     },
     control::proto::{Request, Response},
-    keepalived::{self, KeepalivedConfig, LvsTimeouts},
+    keepalived::{self, ConfigError, KeepalivedConfig, LvsTimeouts},
     model::{DestAddr, DestConfig, FwdMethod, MarkRule, ServiceId},
 };
 
@@ -168,7 +168,7 @@ impl Keepalived {
     /// SIGHUP: re-read the file and apply the differences.
     async fn reload(&mut self) {
         info!("SIGHUP: reloading {}", self.path.display());
-        let cfg = match keepalived::load(&self.path) {
+        let cfg = match load_off_thread(&self.path).await {
             Ok(cfg) => cfg,
             Err(e) => {
                 error!("{e}");
@@ -619,4 +619,20 @@ async fn send_one(settings: &MailSettings, mail: &Mail) {
         ),
         Err(e) => warn!("cannot mail '{}': {e}", mail.subject),
     }
+}
+
+/// Reads keepalived.conf on a blocking thread of its own: a slow or stuck file system holds up
+/// this reload, never another task of rvsd.
+pub(crate) async fn load_off_thread(
+    path: &std::path::Path,
+) -> Result<KeepalivedConfig, ConfigError> {
+    let owned = path.to_path_buf();
+    tokio::task::spawn_blocking(move || keepalived::load(&owned))
+        .await
+        .unwrap_or_else(|e| {
+            Err(ConfigError::file(
+                &path.display().to_string(),
+                format!("the loader stopped: {e}"),
+            ))
+        })
 }

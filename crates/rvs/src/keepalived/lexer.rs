@@ -16,6 +16,10 @@ use super::diag::{ConfigError, Diagnostic, Pos};
 /// Includes nested deeper than this are refused (a loop through symlinks or generated names
 /// would otherwise only end with memory).
 const MAX_INCLUDE_DEPTH: usize = 32;
+/// Bounds on everything one load reads, includes included: a file that includes another twice,
+/// nested, doubles the text at each level (a few lines would expand to gigabytes).
+const MAX_FILES_READ: usize = 4096;
+const MAX_BYTES_READ: u64 = 64 << 20;
 
 const INCLUDE_KEYWORDS: &[&str] = &[
     "include", "includer", "includem", "includew", "includeb", "includea",
@@ -43,9 +47,10 @@ pub(super) fn lex_file(
     warnings: &mut Vec<Diagnostic>,
 ) -> Result<Vec<Token>, ConfigError> {
     let name = path.display().to_string();
-    let bytes =
-        fs::read(path).map_err(|e| ConfigError::file(&name, format!("cannot read: {e}")))?;
     let mut lexer = Lexer::new(warnings);
+    let bytes = lexer
+        .read(path)
+        .map_err(|e| ConfigError::file(&name, format!("cannot read: {e}")))?;
     let canonical = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     lexer.stack.push(canonical);
     lexer.lex(&name, path.parent(), &String::from_utf8_lossy(&bytes))?;
@@ -63,12 +68,29 @@ pub(super) fn lex_str(
     Ok(lexer.tokens)
 }
 
+/// Why a file was not read: the system's error, or a bound of the loader's.
+enum ReadError {
+    Io(std::io::Error),
+    Refused(String),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::Io(e) => e.fmt(f),
+            ReadError::Refused(why) => f.write_str(why),
+        }
+    }
+}
+
 struct Lexer<'w> {
     warnings: &'w mut Vec<Diagnostic>,
     tokens: Vec<Token>,
     /// Canonical paths of the files being read, outermost first: the include loop guard.
     stack: Vec<PathBuf>,
     next_line: u64,
+    files_read: usize,
+    bytes_read: u64,
 }
 
 impl<'w> Lexer<'w> {
@@ -78,7 +100,43 @@ impl<'w> Lexer<'w> {
             tokens: Vec::new(),
             stack: Vec::new(),
             next_line: 0,
+            files_read: 0,
+            bytes_read: 0,
         }
+    }
+
+    /// A configuration file's bytes: a regular file only (a FIFO or a device would block the
+    /// loader or never end; it is opened without blocking and checked before a byte is read),
+    /// within what one load may read in all.
+    fn read(&mut self, path: &Path) -> Result<Vec<u8>, ReadError> {
+        use std::{io::Read, os::unix::fs::OpenOptionsExt};
+        let f = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .map_err(ReadError::Io)?;
+        if !f.metadata().map_err(ReadError::Io)?.is_file() {
+            return Err(ReadError::Refused("not a regular file".into()));
+        }
+        self.files_read += 1;
+        if self.files_read > MAX_FILES_READ {
+            return Err(ReadError::Refused(format!(
+                "more than {MAX_FILES_READ} files read for one configuration"
+            )));
+        }
+        let left = MAX_BYTES_READ - self.bytes_read;
+        let mut bytes = Vec::new();
+        f.take(left + 1)
+            .read_to_end(&mut bytes)
+            .map_err(ReadError::Io)?;
+        if bytes.len() as u64 > left {
+            return Err(ReadError::Refused(format!(
+                "more than {} MiB read for one configuration (includes included)",
+                MAX_BYTES_READ >> 20
+            )));
+        }
+        self.bytes_read += bytes.len() as u64;
+        Ok(bytes)
     }
 
     fn lex(&mut self, name: &str, dir: Option<&Path>, text: &str) -> Result<(), ConfigError> {
@@ -167,10 +225,17 @@ impl<'w> Lexer<'w> {
                     format!("include loop: '{}' is already being read", path.display()),
                 ));
             }
-            // keepalived's plain `include` does not fail on a file it cannot open.
-            let bytes = match fs::read(&path) {
+            // keepalived's plain `include` does not fail on a file it cannot open; what would
+            // block or expand without end is an error, not a warning.
+            let bytes = match self.read(&path) {
                 Ok(b) => b,
-                Err(e) => {
+                Err(ReadError::Refused(why)) => {
+                    return Err(ConfigError::at(
+                        pos,
+                        format!("cannot include '{}': {why}", path.display()),
+                    ));
+                }
+                Err(ReadError::Io(e)) => {
                     self.warnings.push(Diagnostic::new(
                         pos,
                         format!("cannot read included file '{}': {e}", path.display()),
@@ -379,6 +444,35 @@ mod tests {
         let mut w = Vec::new();
         let err = lex_str("t.conf", "x\n  a \"bc", &mut w).unwrap_err();
         assert_eq!(err.to_string(), "t.conf:2:5: unterminated quoted string");
+    }
+
+    #[test]
+    fn fifos_and_exponential_includes_are_refused_without_blocking() {
+        let dir = std::env::temp_dir().join(format!("rvs-lex-hostile-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        // A FIFO nobody writes to: opening it to read would block for ever.
+        let fifo = dir.join("pipe.conf");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let main = dir.join("main.conf");
+        std::fs::write(&main, "x\ninclude pipe.conf\n").unwrap();
+        let mut w = Vec::new();
+        let err = lex_file(&main, &mut w).unwrap_err();
+        assert_eq!(err.line, 2);
+        assert!(err.message.contains("not a regular file"), "{err}");
+        let err = lex_file(&fifo, &mut w).unwrap_err();
+        assert!(err.message.contains("not a regular file"), "{err}");
+
+        // Each level includes the next twice: 2^24 copies of the last file, were it read.
+        for level in 0..24 {
+            let next = format!("l{}.conf", level + 1);
+            let text = format!("include {next}\ninclude {next}\n");
+            std::fs::write(dir.join(format!("l{level}.conf")), text).unwrap();
+        }
+        std::fs::write(dir.join("l24.conf"), "y 1\n").unwrap();
+        let err = lex_file(&dir.join("l0.conf"), &mut w).unwrap_err();
+        assert!(err.message.contains("more than 4096 files read"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

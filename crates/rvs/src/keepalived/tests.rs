@@ -88,6 +88,16 @@ fn bad_corpus_reports_the_right_place() {
     }
 }
 
+#[test]
+fn a_hostile_depth_is_an_error_not_a_stack_overflow() {
+    let text = "a {\n".repeat(200_000);
+    let e = parse_str("deep.conf", &text).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "deep.conf:33:3: blocks nested deeper than 32"
+    );
+}
+
 fn inet(proto: Protocol, addr: &str, port: u16) -> ServiceId {
     ServiceId::Inet {
         proto,

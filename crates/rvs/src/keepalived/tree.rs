@@ -27,6 +27,11 @@ pub struct Block {
     pub nodes: Vec<Node>,
 }
 
+/// Blocks nested deeper than this are refused: keepalived's deepest (a virtual server's real
+/// server's checker's url) is four, and every pass over the tree (reading it, comparing it on
+/// reload, dropping it) recurses once a level, so a hostile depth would overflow the stack.
+pub const MAX_BLOCK_DEPTH: usize = 32;
+
 /// An open block while the tree is being built.
 struct Frame {
     node: Node,
@@ -80,6 +85,12 @@ pub(super) fn build(tokens: Vec<Token>) -> Result<Vec<Node>, ConfigError> {
                         "unexpected '{' without a keyword before it",
                     ));
                 };
+                if stack.len() >= MAX_BLOCK_DEPTH {
+                    return Err(ConfigError::at(
+                        &token.pos,
+                        format!("blocks nested deeper than {MAX_BLOCK_DEPTH}"),
+                    ));
+                }
                 stack.push(Frame {
                     node,
                     nodes: Vec::new(),

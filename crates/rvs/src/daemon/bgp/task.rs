@@ -446,7 +446,7 @@ impl Speaker {
         block: &BgpBlock,
         listener: Option<TcpListener>,
     ) -> (BgpBlock, Option<TcpListener>) {
-        let new = match crate::keepalived::load(&self.path) {
+        let new = match crate::daemon::keepalived::load_off_thread(&self.path).await {
             Ok(cfg) => match cfg.bgp {
                 Some(b) => b,
                 None => {
