@@ -233,20 +233,13 @@ fn restarting_rvsd_keeps_an_open_connection() {
     let before = lab.ok(&["-L", "-n"]);
 
     lab.stop_rvsd();
-    // Stopped, it detached the program from the director's interface...
-    let link = lab
-        .cluster
-        .director()
-        .netns()
-        .ip(&["link", "show", "eth0"])
-        .unwrap();
-    assert!(
-        !link.contains("prog/xdp"),
-        "the director program is still attached: {link}"
-    );
+    // Stopped, it left the director attached, forwarding what the maps hold...
+    assert!(attached(&lab), "the stopped rvsd detached its director");
+    assert_eq!(conn.ask("while stopped").unwrap(), held);
     lab.start_rvsd();
 
-    // ...and the restarted one found the pinned connection table and the saved services.
+    // ...and the restarted one took it over with the pinned connection table and the saved
+    // services.
     assert_eq!(conn.ask("after").unwrap(), held);
     assert_eq!(lab.ok(&["-L", "-n"]), before);
     let log = lab.rvsd_log();
@@ -254,6 +247,38 @@ fn restarting_rvsd_keeps_an_open_connection() {
     // New connections are still balanced over both.
     let picks: Vec<String> = (0..4).map(|_| lab.ask(PORT)).collect();
     assert_eq!(tally(&picks).len(), 2, "{picks:?}");
+
+    // `rvsd --detach` takes a stopped rvsd's director off and keeps its maps; refused while
+    // rvsd runs.
+    let pin_dir = lab.pin_dir.clone();
+    let detach = || {
+        std::process::Command::new(common::RVSD)
+            .arg("--detach")
+            .arg("--pin-dir")
+            .arg(&pin_dir)
+            .output()
+            .unwrap()
+    };
+    assert!(!detach().status.success(), "--detach of a running rvsd");
+    assert!(attached(&lab));
+    lab.stop_rvsd();
+    let out = detach();
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(!attached(&lab), "still attached after --detach");
+    lab.start_rvsd();
+    assert!(lab.rvsd_log().contains("connections carried over"));
+    assert_eq!(conn.ask("after a detach").unwrap(), held);
+
+    // --detach-on-exit: a stop detaches, as before.
+    lab.rvsd_args.push("--detach-on-exit".into());
+    lab.stop_rvsd();
+    lab.start_rvsd();
+    lab.stop_rvsd();
+    assert!(
+        !attached(&lab),
+        "--detach-on-exit left the director attached"
+    );
+    lab.start_rvsd();
 }
 
 /// Whether the director program is attached to the director's `eth0`.
@@ -303,9 +328,9 @@ fn a_killed_rvsd_leaves_the_director_forwarding_and_the_next_one_takes_it_over()
     );
     assert_eq!(conn.ask("after").unwrap(), held);
 
-    // A clean stop detaches it, as before.
+    // A clean stop leaves it attached too (restarting_rvsd_keeps_an_open_connection).
     lab.stop_rvsd();
-    assert!(!attached(&lab), "stopped, the program is still attached");
+    assert!(attached(&lab), "stopped, the program went with rvsd");
 
     // And `rvsd --cleanup` detaches what a killed one left.
     lab.start_rvsd();

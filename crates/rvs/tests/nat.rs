@@ -223,3 +223,65 @@ fn persistent_port_zero_and_fwmark_services_keep_the_clients_port() {
         assert!(conns.contains(&used), "{conns}");
     }
 }
+
+/// A stopped rvsd leaves its director attached: ten busy NAT connections streaming through a
+/// stop, two seconds without rvsd and a start go on byte for byte (the program used to be
+/// detached on SIGTERM, and the director's own stack, which holds the VIP, reset all ten).
+#[test]
+fn a_restart_loses_no_packet_of_busy_nat_connections() {
+    use rvs_testbed::stream::{ClientConfig, ServeConfig, StreamClient, StreamServer};
+    const STREAM_PORT: u16 = 9090;
+    let cluster = NatCluster::builder().real_servers(2).build().unwrap();
+    let mut lab = Lab::on(cluster, RS_TCP, &[]);
+    let vip = lab.vip();
+    let svc = format!("{vip}:80");
+    lab.ok(&["-A", "-t", &svc, "-s", "rr"]);
+    for rs in lab.cluster.real_servers() {
+        lab.ok(&[
+            "-a",
+            "-t",
+            &svc,
+            "-r",
+            &format!("{}:{STREAM_PORT}", rs.ip()),
+            "-m",
+        ]);
+    }
+    let _servers: Vec<StreamServer> = (lab.cluster.real_servers().iter())
+        .map(|rs| StreamServer::start_in(rs.netns(), &ServeConfig::new(rs.name(), STREAM_PORT)))
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let client =
+        StreamClient::start_in(lab.cluster.client().netns(), ClientConfig::new(vip, 80, 10))
+            .unwrap();
+    client
+        .wait_streaming(std::time::Duration::from_secs(30))
+        .unwrap();
+
+    let log = lab.stop_rvsd();
+    assert!(log.contains("the director stays attached"), "{log}");
+    let during = client.progress();
+    client
+        .wait_progress(&during, std::time::Duration::from_secs(10))
+        .expect("the streams go on while no rvsd runs");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    lab.start_rvsd();
+    let after = client.progress();
+    client
+        .wait_progress(&after, std::time::Duration::from_secs(10))
+        .unwrap_or_else(|e| {
+            panic!(
+                "after the restart: {e:#}\n{}\n{:?}\n{}",
+                lab.rvsd_log(),
+                lab.dataplane(),
+                lab.ok(&["-L", "-n", "-c"])
+            )
+        });
+    let report = client.stop().unwrap();
+    assert_eq!(report.conns, 10);
+    assert!(report.all_ok(), "{}", report.to_json());
+    assert!(
+        lab.rvsd_log().contains("connections carried over"),
+        "{}",
+        lab.rvsd_log()
+    );
+}

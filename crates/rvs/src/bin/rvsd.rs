@@ -16,7 +16,7 @@ use rvs::{
         supervisor::{self, Settings},
         sync::{SyncConfig, SyncOptions, SyncTiming},
     },
-    dataplane::{AttachMode, cleanup_pins},
+    dataplane::{AttachMode, cleanup_pins, detach_pins},
 };
 use rvs_common::maps::{Config, DEFAULT_CONN_TABLE_SIZE, config_flags};
 use tracing::info;
@@ -62,6 +62,14 @@ struct Args {
     /// Remove the pinned maps, the saved model and the socket of a stopped rvsd, then exit.
     #[arg(long)]
     cleanup: bool,
+    /// Take a stopped rvsd's director off its interfaces (a stop leaves it forwarding the
+    /// flows it holds, for the next rvsd to take over), keeping its maps, then exit.
+    #[arg(long, conflicts_with = "cleanup")]
+    detach: bool,
+    /// Detach the director when rvsd stops: the flows it holds then reach the kernel's stack
+    /// (which resets them) until an rvsd runs again.
+    #[arg(long)]
+    detach_on_exit: bool,
     /// End a flow at once when its real server is deleted (and schedule a SYN afresh), instead
     /// of letting it drain; also reschedule a SYN that finds a flow to a weight-0 server
     /// (IPVS's expire_nodest_conn=1).
@@ -207,6 +215,14 @@ fn real_main() -> Result<()> {
             .context("--check-config needs -f FILE")?;
         return check_config(path, args.dump);
     }
+    if args.detach {
+        let n = detach_pins(&args.pin_dir)?;
+        info!(
+            "{n} attachments removed from {}; maps kept",
+            args.pin_dir.display()
+        );
+        return Ok(());
+    }
     if args.cleanup {
         cleanup_pins(&args.pin_dir)?;
         for f in [&args.state_file, &args.socket] {
@@ -325,6 +341,7 @@ fn real_main() -> Result<()> {
             XdpModeArg::Driver => AttachMode::Driver,
             XdpModeArg::Generic => AttachMode::Generic,
         },
+        detach_on_exit: args.detach_on_exit,
         conn_table_size,
         dataplane: Config {
             flags,

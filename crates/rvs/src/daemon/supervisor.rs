@@ -20,7 +20,7 @@
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::{Context, Result};
-use rvs_common::maps::{Config, MAX_DESTS, MAX_SERVICES};
+use rvs_common::maps::{Config, MAX_DESTS, MAX_SERVICES, config_flags};
 use tokio::{signal::unix::SignalKind, sync::oneshot, task::JoinSet};
 use tracing::{info, warn};
 
@@ -44,6 +44,8 @@ pub struct Settings {
     pub state_file: PathBuf,
     pub interfaces: Vec<String>,
     pub mode: AttachMode,
+    /// Detach the program when rvsd stops, instead of leaving it forwarding.
+    pub detach_on_exit: bool,
     pub conn_table_size: u32,
     /// The data plane's settings (flags, admission rate, lblcr expiry).
     pub dataplane: Config,
@@ -79,7 +81,17 @@ pub async fn run(s: Settings) -> Result<()> {
     }
     let model = load_model(&s, program.resumed)?;
     let mut writer = DirectorMaps::open(&s.pin_dir)?;
-    crate::dataplane::MapsWrite::set_config(&mut writer, s.dataplane)?;
+    let mut config = s.dataplane;
+    if program.resumed {
+        // What the director derives from its table stays as the running data plane has it
+        // until the director writes it again: meanwhile a carried-over NAT flow's replies must
+        // still be rewritten, not left to the kernel (which forwards them unrewritten, and the
+        // client resets the connection).
+        use crate::dataplane::MapsWrite;
+        let derived = config_flags::NAT_ACTIVE | config_flags::MARKS_ACTIVE;
+        config.flags |= writer.config().flags & derived;
+    }
+    crate::dataplane::MapsWrite::set_config(&mut writer, config)?;
     let readers: Arc<dyn MapsRead> = Arc::new(DirectorMaps::open(&s.pin_dir)?);
     let neigh = Neighbours::new()?;
     let director = Director::new(
@@ -214,8 +226,8 @@ pub async fn run(s: Settings) -> Result<()> {
     let mut int = tokio::signal::unix::signal(SignalKind::interrupt())?;
     let mut keepalived = keepalived;
     tokio::select! {
-        _ = term.recv() => info!("SIGTERM: detaching and exiting"),
-        _ = int.recv() => info!("SIGINT: detaching and exiting"),
+        _ = term.recv() => info!("SIGTERM: exiting"),
+        _ = int.recv() => info!("SIGINT: exiting"),
         r = tasks.join_next() => match r {
             Some(Ok(name)) => warn!("the {name} task ended unexpectedly"),
             other => warn!("a task ended unexpectedly: {other:?}"),
@@ -242,8 +254,19 @@ pub async fn run(s: Settings) -> Result<()> {
     sync.stop_all().await;
     drop(handle);
     owner_task.abort();
-    drop(program);
-    info!("detached; pinned maps kept in {}", s.pin_dir.display());
+    let names: Vec<&str> = program.interfaces.iter().map(|(n, _)| n.as_str()).collect();
+    let names = names.join(", ");
+    if s.detach_on_exit {
+        drop(program);
+        info!("detached; pinned maps kept in {}", s.pin_dir.display());
+    } else {
+        program.leave_attached();
+        info!(
+            "exited; the director stays attached to {names} and forwards the flows it holds until \
+             the next rvsd takes over (rvsd --detach takes it off); pinned maps kept in {}",
+            s.pin_dir.display()
+        );
+    }
     Ok(())
 }
 

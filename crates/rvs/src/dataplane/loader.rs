@@ -5,8 +5,9 @@
 //! there too, so that the data plane outlives rvsd: if rvsd dies (a crash, kill -9), its
 //! director goes on forwarding every flow it holds, as the kernel's IPVS does when keepalived
 //! dies, instead of leaving the VIP's packets to a kernel that would reset every connection. A
-//! restarted rvsd replaces the running program atomically (`bpf_link_update`) and a clean stop
-//! (SIGTERM, `--cleanup`) detaches it.
+//! restarted rvsd replaces the running program atomically (`bpf_link_update`). A stop (SIGTERM)
+//! leaves it attached too, so that a restart or an upgrade loses no packet of an established
+//! flow; `rvsd --detach`, `--cleanup` or `--detach-on-exit` take it off.
 
 use std::{
     fs,
@@ -495,8 +496,17 @@ impl Dataplane {
     }
 }
 
+impl Dataplane {
+    /// Lets rvsd exit with the program still attached and forwarding what the maps hold, for
+    /// the next rvsd to take over in place.
+    pub fn leave_attached(mut self) {
+        self.pins.clear();
+    }
+}
+
 impl Drop for Dataplane {
-    /// A clean stop detaches the program: the pins that kept it attached go.
+    /// Dropped (rather than left attached), the program is detached: the pins that kept it
+    /// attached go.
     fn drop(&mut self) {
         for pin in &self.pins {
             if let Err(e) = detach_pin(pin) {
@@ -504,6 +514,20 @@ impl Drop for Dataplane {
             }
         }
     }
+}
+
+/// Detaches the director a stopped (or killed) rvsd left attached, keeping its maps: the next
+/// rvsd still finds the connections and counters. Returns how many attachments went.
+pub fn detach_pins(pin_dir: &Path) -> Result<usize> {
+    if !pin_dir.exists() {
+        return Ok(0);
+    }
+    let _lock = PinLock::take(pin_dir)?;
+    let pins = attachment_pins(pin_dir);
+    for pin in &pins {
+        detach_pin(pin)?;
+    }
+    Ok(pins.len())
 }
 
 /// Removes the pinned maps (and with them the connections they hold), and detaches a director

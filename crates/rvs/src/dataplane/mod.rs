@@ -20,7 +20,7 @@ pub mod synced;
 
 pub use addr::{ip_from_words, ip_words, port_be};
 pub use list_space::ListSpace;
-pub use loader::{AttachMode, Dataplane, LoadOptions, cleanup_pins};
+pub use loader::{AttachMode, Dataplane, LoadOptions, cleanup_pins, detach_pins};
 pub use maps::{ConnEntry, DirectorMaps};
 pub use marks::write_mark_rules;
 pub use neigh::{Neighbours, NextHop};

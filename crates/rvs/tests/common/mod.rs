@@ -224,11 +224,13 @@ impl<T: Topology> Lab<T> {
         log
     }
 
-    /// Stops rvsd with SIGTERM and waits for it to exit cleanly.
-    pub fn stop_rvsd(&mut self) {
+    /// Stops rvsd with SIGTERM and waits for it to exit cleanly; returns what it logged.
+    pub fn stop_rvsd(&mut self) -> String {
         let p = self.rvsd.take().expect("rvsd is not running");
+        let log_path = p.log_path().to_path_buf();
         let status = p.stop(Duration::from_secs(10)).expect("stopping rvsd");
         assert!(status.success(), "rvsd exited with {status}");
+        std::fs::read_to_string(log_path).unwrap_or_default()
     }
 
     pub fn rvsd_log(&self) -> String {
