@@ -73,10 +73,13 @@ pub enum Counter {
     /// because their service (or rvsd) is sloppy (`sloppy_tcp`, IPVS's sysctl of that name):
     /// behind ECMP, flows another director opened.
     SloppyScheduled = 19,
+    /// Packets that would open a flow but whose IPv4 header checksum is wrong: dropped, as the
+    /// kernel's ip_rcv drops them before IPVS sees them, and no flow is made.
+    DropIpChecksum = 20,
 }
 
 /// Number of `Counter` values (size of the `COUNTERS` array).
-pub const COUNTER_COUNT: u32 = 20;
+pub const COUNTER_COUNT: u32 = 21;
 
 /// Entries of the `COUNTERS` array: room for counters yet to come, so that adding one does not
 /// change the pinned map's size (which would need `rvsd --cleanup` on upgrade).
@@ -104,6 +107,7 @@ pub const COUNTER_NAMES: [&str; COUNTER_COUNT as usize] = [
     "tunnel_decap",
     "drop_tunnel_ttl",
     "sloppy_scheduled",
+    "drop_ip_checksum",
 ];
 
 user_pod!(Stats);

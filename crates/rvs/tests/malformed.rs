@@ -89,3 +89,82 @@ fn malformed_packets_are_counted_and_dropped_valid_odd_ones_are_served() {
     assert_eq!(lab.ask(PORT), "rs0");
     assert_eq!(client.udp_request(vip, UDP_PORT, b"hi", 0).unwrap(), "rs0");
 }
+
+/// Packets that would open a flow but cannot be forwarded, or that the kernel would not take:
+/// a SYN with a wrong IPv4 header checksum (the kernel's ip_rcv drops it before IPVS), SYNs
+/// with TTL 1 and 0, UDP whose length field is below its header or beyond the IP payload.
+/// Each is dropped and counted, and none leaves a connection behind.
+#[test]
+fn packets_that_cannot_be_forwarded_open_no_flow() {
+    let mut lab = Lab::new(1, PORT);
+    lab.udp = lab.cluster.serve_udp(UDP_PORT).unwrap();
+    let vip = lab.cluster.vip();
+    let svc = lab.vip_port(PORT);
+    let udp_svc = lab.vip_port(UDP_PORT);
+    lab.ok(&["-A", "-t", &svc, "-s", "rr"]);
+    lab.ok(&[
+        "-a",
+        "-t",
+        &svc,
+        "-r",
+        &format!("{}:{PORT}", lab.rs_ip(0)),
+        "-g",
+    ]);
+    lab.ok(&["-A", "-u", &udp_svc, "-s", "rr"]);
+    lab.ok(&["-a", "-u", &udp_svc, "-r", &lab.rs_ip(0).to_string(), "-g"]);
+    assert_eq!(lab.ask(PORT), "rs0");
+
+    let client = lab.cluster.client();
+    let (dmac, smac) = (lab.cluster.director().mac().octets(), client.mac().octets());
+    let src = client.ip();
+    let before = lab.dataplane();
+    let stats_before = lab.ok(&["-L", "-n", "--stats", "--exact"]);
+
+    let mut bad_checksum = V4::new(6, src, vip, tcp(50101, PORT, 5)).frame(dmac, smac);
+    bad_checksum[14 + 10] ^= 0x5a;
+    let mut ttl1 = V4::new(6, src, vip, tcp(50102, PORT, 5));
+    ttl1.ttl = 1;
+    let mut ttl0 = V4::new(6, src, vip, tcp(50103, PORT, 5));
+    ttl0.ttl = 0;
+    let mut short_udp = udp(50104, UDP_PORT, b"hello");
+    short_udp[4..6].copy_from_slice(&4u16.to_be_bytes());
+    let mut long_udp = udp(50105, UDP_PORT, b"hello");
+    long_udp[4..6].copy_from_slice(&200u16.to_be_bytes());
+    let frames = vec![
+        bad_checksum,
+        ttl1.frame(dmac, smac),
+        ttl0.frame(dmac, smac),
+        V4::new(17, src, vip, short_udp).frame(dmac, smac),
+        V4::new(17, src, vip, long_udp).frame(dmac, smac),
+    ];
+    send_frames(client, &frames);
+
+    let delta = |name: &str| lab.counter(name) - before[name];
+    common::poll(|| {
+        delta("drop_ip_checksum") >= 1 && delta("drop_ttl") >= 2 && delta("drop_malformed") >= 2
+    });
+    let now = lab.dataplane();
+    let changed: Vec<(String, u64)> = now
+        .iter()
+        .filter(|(k, v)| before[k.as_str()] != **v)
+        .map(|(k, v)| (k.clone(), v - before[k.as_str()]))
+        .collect();
+    assert_eq!(delta("drop_ip_checksum"), 1, "{changed:?}");
+    assert_eq!(delta("drop_ttl"), 2, "{changed:?}");
+    assert_eq!(delta("drop_malformed"), 2, "{changed:?}");
+    assert_eq!(delta("forwarded"), 0, "{changed:?}");
+    let stats = lab.ok(&["-L", "-n", "--stats", "--exact"]);
+    for (proto, s) in [("TCP", &svc), ("UDP", &udp_svc)] {
+        let conns = |listing: &str| common::service_stats(listing, proto, s)[0];
+        assert_eq!(conns(&stats), conns(&stats_before), "{proto}: {stats}");
+    }
+    let table = lab.ok(&["-L", "-n", "-c"]);
+    for port in 50101..=50105 {
+        assert!(
+            !table.contains(&format!(":{port} ")),
+            "a flow from port {port}:\n{table}"
+        );
+    }
+    assert_eq!(lab.ask(PORT), "rs0");
+    assert_eq!(client.udp_request(vip, UDP_PORT, b"hi", 0).unwrap(), "rs0");
+}

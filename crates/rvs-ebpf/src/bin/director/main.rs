@@ -194,6 +194,9 @@ fn entry(ctx: &XdpContext) -> u32 {
                 // the kernel does with sloppy_tcp, and recorded ESTABLISHED.
                 counters::count(Counter::SloppyScheduled);
             }
+            if let Err(action) = parse::may_open_flow(ctx, &s.packet) {
+                return action;
+            }
             if !admit::admit() {
                 counters::count(Counter::DropAdmission);
                 return xdp_action::XDP_DROP;

@@ -9,6 +9,7 @@ use network_types::{
 use rvs_common::{
     AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP,
     conn::{ConnKey, KIND_CONN},
+    csum,
     maps::{IfaceMac, MAX_IFACES},
     stats::Counter,
 };
@@ -263,10 +264,65 @@ pub fn check_l4(ctx: &XdpContext, p: &mut Packet) -> Result<(), u32> {
             rst: f & 0x04 != 0,
             ack: f & 0x10 != 0,
         });
-    } else if p.flow.proto == IPPROTO_UDP
-        && (ptr_at::<[u8; UDP_HDR_LEN]>(ctx, l4).is_none() || l4_len < UDP_HDR_LEN)
-    {
-        return malformed();
+    } else if p.flow.proto == IPPROTO_UDP {
+        let Some(uh) = ptr_at::<[u8; UDP_HDR_LEN]>(ctx, l4) else {
+            return malformed();
+        };
+        // SAFETY: checked by ptr_at; bytes 4 and 5 hold the UDP length.
+        let ulen = unsafe { u16::from_be_bytes([(*uh)[4], (*uh)[5]]) } as usize;
+        // The length covers the header and lies within the IP payload (the kernel's udp_rcv
+        // drops the rest; the real server's would).
+        if l4_len < UDP_HDR_LEN || ulen < UDP_HDR_LEN || ulen > l4_len {
+            return malformed();
+        }
     }
     Ok(())
+}
+
+/// Whether a packet about to open a flow may: its IPv4 header checksum right (the kernel
+/// checks it in ip_rcv, before IPVS), its TTL or hop limit above 1 (it could not be forwarded;
+/// IPVS would make the entry and then drop the packet). Counted when not. Checked only for new
+/// flows: a known flow's packets go through untouched but for the TTL, and the real server's
+/// stack judges them.
+#[inline(always)]
+pub fn may_open_flow(ctx: &XdpContext, p: &Packet) -> Result<(), u32> {
+    let ttl_at = if p.flow.af == AF_INET {
+        if !ipv4_checksum_ok(ctx, p) {
+            counters::count(Counter::DropIpChecksum);
+            return Err(xdp_action::XDP_DROP);
+        }
+        EthHdr::LEN + 8
+    } else {
+        EthHdr::LEN + 7
+    };
+    let Some(ttl) = ptr_at::<u8>(ctx, ttl_at) else {
+        return Err(xdp_action::XDP_DROP);
+    };
+    // SAFETY: checked by ptr_at.
+    if unsafe { *ttl } <= 1 {
+        counters::count(Counter::DropTtl);
+        return Err(xdp_action::XDP_DROP);
+    }
+    Ok(())
+}
+
+/// The one's-complement sum of the IPv4 header, options included, is all ones.
+#[inline(always)]
+fn ipv4_checksum_ok(ctx: &XdpContext, p: &Packet) -> bool {
+    let ihl = (p.l4_off as usize & 0xff).wrapping_sub(EthHdr::LEN);
+    let mut sum: u32 = 0;
+    // At most 15 words of 32 bits.
+    for i in 0..15usize {
+        if i * 4 >= ihl {
+            break;
+        }
+        let Some(w) = ptr_at::<[u8; 4]>(ctx, EthHdr::LEN + i * 4) else {
+            return false;
+        };
+        // SAFETY: checked by ptr_at.
+        let w = unsafe { *w };
+        sum += u32::from(u16::from_ne_bytes([w[0], w[1]]))
+            + u32::from(u16::from_ne_bytes([w[2], w[3]]));
+    }
+    csum::fold(sum) == 0xffff
 }
