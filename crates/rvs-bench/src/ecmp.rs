@@ -13,12 +13,16 @@
 //!   with mh alone (the moved flows re-picked from the new table) and with mh + sync (every
 //!   director holds every flow, learnt from the others' sync messages).
 //!
-//! Pure computation: no kernel, no namespaces; it runs in seconds.
+//! The simulation is pure computation and runs in seconds. Then one director's own cost is
+//! measured as the group grows: with sync, each director's table holds every director's flows
+//! while it forwards only its own share, so its known-flow cost is measured with a table of N
+//! shares and traffic over one share (the packet harness's line, rvs's program, real frames).
 
 use std::{
     collections::HashMap,
     hash::{Hash, Hasher},
     net::{IpAddr, Ipv4Addr},
+    time::Duration,
 };
 
 use anyhow::{Context, Result, bail};
@@ -58,20 +62,41 @@ impl Row {
     }
 }
 
+/// One director of a group of `directors`, measured.
+#[derive(Clone, Debug)]
+pub struct CostRow {
+    pub directors: usize,
+    /// Flows in its table: every director's share, learnt by sync.
+    pub table_flows: u64,
+    /// The flows it forwards (its share), cycled over.
+    pub own_flows: u64,
+    pub steady: crate::pps::Figure,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct EcmpReport {
     pub rows: Vec<Row>,
     pub sync_datagrams: usize,
     pub seconds: f64,
+    pub costs: Vec<CostRow>,
+    /// Why the measured part failed, if it did (the simulation still stands).
+    pub cost_error: Option<String>,
 }
 
 impl EcmpReport {
     pub fn failures(&self) -> Vec<String> {
-        self.rows
+        let mut v: Vec<String> = self
+            .rows
             .iter()
             .filter(|r| r.met() == Some(false))
             .map(|r| format!("ecmp: {}: {:.3}% changed", r.what, 100.0 * r.share()))
-            .collect()
+            .collect();
+        v.extend(
+            self.cost_error
+                .iter()
+                .map(|e| format!("ecmp, director cost: {e}")),
+        );
+        v
     }
 }
 
@@ -400,7 +425,7 @@ fn server_change(remove: bool, with_sync: bool, fl: &[Flow], datagrams: &mut usi
     })
 }
 
-pub fn run() -> Result<EcmpReport> {
+pub fn run(plan: &crate::Plan, bins: &crate::rvs::Bins) -> Result<EcmpReport> {
     let start = std::time::Instant::now();
     let many = flows(100_000);
     let some = flows(20_000);
@@ -419,7 +444,50 @@ pub fn run() -> Result<EcmpReport> {
     }
     rep.sync_datagrams = datagrams;
     rep.seconds = start.elapsed().as_secs_f64();
+    match director_cost(plan, bins) {
+        Ok(c) => rep.costs = c,
+        Err(e) => rep.cost_error = Some(format!("{e:#}")),
+    }
     Ok(rep)
+}
+
+/// One director's known-flow cost in groups of each of `plan.ecmp_groups` directors: a fresh
+/// rvsd (mh, 10 real servers, DR) whose table is filled with N shares of `plan.ecmp_share`
+/// flows, then traffic cycling over one share.
+fn director_cost(plan: &crate::Plan, bins: &crate::rvs::Bins) -> Result<Vec<CostRow>> {
+    use crate::{line::Line, pps::Bench, rvs::Rvsd};
+    crate::progress("one director's cost as the ECMP group grows (its table holds every share)");
+    let cpus = std::thread::available_parallelism()?.get() as u64;
+    let line = Line::build(cpus as usize)?;
+    line.resolve_sink()?;
+    let mut bench = Bench::new(&line)?;
+    let most = plan.ecmp_groups.iter().copied().max().unwrap_or(1) as u64 * plan.ecmp_share;
+    let capacity = crate::capacity(most);
+    let mut rows = Vec::new();
+    for &n in &plan.ecmp_groups {
+        let rvsd = Rvsd::start(&line.director, bins, &["eth0"], capacity)?;
+        rvsd.configure(&crate::udp_rules("mh", 10, "-g"))?;
+        let id = crate::rvs::xdp_prog_id(&line.director, "eth0")?;
+        let table_per_cpu = (n as u64 * plan.ecmp_share).div_ceil(cpus);
+        let (sent, filled) = bench.fill(table_per_cpu, Duration::from_secs(60))?;
+        let own_per_cpu = u32::try_from(plan.ecmp_share.div_ceil(cpus))?;
+        let steady = bench.steady_over(filled, own_per_cpu, plan.pps_time, plan.reps, Some(id))?;
+        crate::progress(&format!(
+            "  {n:>3} directors: {} flows in the table, {} of its own: {:.3} Mpps, {:.0} ns/pkt",
+            sent.frames,
+            u64::from(own_per_cpu) * cpus,
+            steady.pps.median().unwrap_or(0.0) / 1e6,
+            steady.prog_ns.median().unwrap_or(f64::NAN)
+        ));
+        crate::tcp::check_dataplane(&rvsd)?;
+        rows.push(CostRow {
+            directors: n,
+            table_flows: sent.frames,
+            own_flows: u64::from(own_per_cpu) * cpus,
+            steady,
+        });
+    }
+    Ok(rows)
 }
 
 /// The section of BENCHMARKS.md.
@@ -464,16 +532,53 @@ pub fn render(r: &Result<EcmpReport, String>) -> String {
         ));
     }
     s.push_str(&format!(
-        "\n{} sync datagrams carried the flows between the directors; the part ran in {:.1} s. \
-         In the mh + sync rows with a server removed, the goal is exactly the removed server's \
-         own flows (they must move); with mh alone it is 1/N + 1% of all flows (N = 1000). The \
-         group's packets per second as directors are added were not measured: on this 2-core \
-         machine every director would share the same two CPUs, so a group figure would measure \
-         the machine, not the group; each director's own cost per packet is the known-flow \
-         figure of the packet section (sloppy_tcp changes only the path of a packet with no \
-         flow). The end-to-end behaviour over real packets is `tests/ecmp.rs`.\n\n",
+        "\n{} sync datagrams carried the flows between the directors; the simulation ran in \
+         {:.1} s. In the mh + sync rows with a server removed, the goal is exactly the removed \
+         server's own flows (they must move); with mh alone it is 1/N + 1% of all flows (N = \
+         1000).\n\n",
         r.sync_datagrams, r.seconds
     ));
+    s.push_str(
+        "### One director's cost as the group grows (measured)\n\nWith connection sync every \
+         director holds the whole group's flows and forwards its own share. Each row is a fresh \
+         rvsd (DR, `mh`, 10 real servers) on the packet harness's line, its table filled with N \
+         shares of flows, then traffic cycling over one share: the director's known-flow cost \
+         (the program's run time per packet, from the kernel's statistics) with the table a \
+         group of N gives it. The group's own packet rate is not measured: on this 2-core \
+         machine every director would share the same CPUs (and the generator's), so a group \
+         figure would measure the machine. With a CPU set per director, the group forwards N \
+         times one director's rate as long as that cost stays flat; the column says what that \
+         would be at one CPU per director (1 s / ns per packet), a derived figure. Without sync \
+         (mh and sloppy_tcp alone) a director's table holds only its own share: the first \
+         row's cost at any N. The rows compare with each other; their absolute figures depend \
+         on the machine at the time of this part's run (other sections may come from other \
+         runs).\n\n",
+    );
+    if let Some(e) = &r.cost_error {
+        s.push_str(&format!("The measurement failed: {e}\n\n"));
+    } else {
+        s.push_str(
+            "| directors | flows in each table | its own flows | known flows, pps (this machine) \
+             | director ns/pkt | the group at one CPU each, derived |\n|---|---|---|---|---|---|\n",
+        );
+        for c in &r.costs {
+            let ns = c.steady.prog_ns.median();
+            let group = ns.map_or("—".to_owned(), |ns| {
+                format!("{:.1} Mpps", c.directors as f64 * 1e3 / ns.max(1e-9))
+            });
+            s.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} |\n",
+                c.directors,
+                crate::report::kilo(c.table_flows as f64),
+                crate::report::kilo(c.own_flows as f64),
+                crate::report::cell(&c.steady.pps, crate::report::mpps),
+                ns.map_or("—".to_owned(), |ns| format!("{ns:.0}")),
+                group
+            ));
+        }
+        s.push('\n');
+    }
+    s.push_str("The end-to-end behaviour over real packets is `tests/ecmp.rs`.\n\n");
     s
 }
 

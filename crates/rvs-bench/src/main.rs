@@ -112,6 +112,9 @@ pub struct Plan {
     pub scale_flows_per_cpu: u32,
     pub scale_new_per_cpu: u64,
     pub fills: Vec<u64>,
+    /// Flows of each director's own share, and the group sizes, for ecmp's measured part.
+    pub ecmp_share: u64,
+    pub ecmp_groups: Vec<usize>,
     pub perf: bool,
 }
 
@@ -132,6 +135,8 @@ impl Plan {
             scale_flows_per_cpu: 4096,
             scale_new_per_cpu: 60_000,
             fills: vec![1_000, 100_000, 1_000_000],
+            ecmp_share: 20_000,
+            ecmp_groups: vec![1, 4, 16],
             perf: true,
         }
     }
@@ -167,6 +172,8 @@ impl Plan {
             scale_flows_per_cpu: 1024,
             scale_new_per_cpu: 10_000,
             fills: vec![1_000, 10_000],
+            ecmp_share: 1_000,
+            ecmp_groups: vec![1, 4],
             perf: false,
         }
     }
@@ -350,7 +357,7 @@ fn run(args: &Args) -> Result<bool> {
         rep.bgp = Some(b);
     }
     if want("ecmp") {
-        let e = ecmp::run().map_err(|e| format!("{e:#}"));
+        let e = ecmp::run(&plan, &bins).map_err(|e| format!("{e:#}"));
         match &e {
             Ok(e) => rep.failures.extend(e.failures()),
             Err(e) => rep.failures.push(format!("ecmp: {e}")),

@@ -179,7 +179,7 @@ fn range_cell(s: &Sample, fmt: impl Fn(f64) -> String) -> String {
 }
 
 /// `value ±spread%`.
-fn cell(s: &Sample, fmt: impl Fn(f64) -> String) -> String {
+pub(crate) fn cell(s: &Sample, fmt: impl Fn(f64) -> String) -> String {
     match (s.median(), s.spread()) {
         (Some(m), Some(sp)) => format!("{} ±{:.0}%", fmt(m), sp * 100.0),
         (Some(m), None) => fmt(m),
@@ -187,11 +187,11 @@ fn cell(s: &Sample, fmt: impl Fn(f64) -> String) -> String {
     }
 }
 
-fn mpps(v: f64) -> String {
+pub(crate) fn mpps(v: f64) -> String {
     format!("{:.2} M", v / 1e6)
 }
 
-fn kilo(v: f64) -> String {
+pub(crate) fn kilo(v: f64) -> String {
     if v >= 1e6 {
         format!("{:.2} M", v / 1e6)
     } else if v >= 1e4 {

@@ -338,7 +338,81 @@ fn out_of_descriptors_the_control_socket_waits_and_logs_once_a_second() {
         "{warnings} accept warnings in 3 s"
     );
     // Descriptors back, the queued and new clients are served.
-    lab.eventually("rvsadm served again", || {
-        lab.rvsadm(&["-L", "-n"]).status.success()
-    });
+    rvs_testbed::poll_until(Duration::from_secs(30), "rvsadm served again", || {
+        Ok(lab.rvsadm(&["-L", "-n"]).status.success().then_some(()))
+    })
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", lab.rvsd_log()));
+}
+
+/// Real servers whose neighbour never answers (addresses on the LAN with no host) hold up only
+/// the request that adds them, for the resolution wait, and never the other clients; a restart
+/// with many of them saved resolves them all at once. The figures are printed, not asserted.
+#[test]
+fn silent_real_servers_hold_up_only_their_own_request() {
+    use std::{
+        sync::{
+            Arc,
+            atomic::{AtomicBool, Ordering},
+        },
+        time::Instant,
+    };
+    let mut lab = Lab::new(1, 80);
+    let vip = lab.vip_port(80);
+    lab.ok(&["-A", "-t", &vip, "-s", "wlc"]);
+    let silent = |i: u8| format!("198.18.0.{}:80", 200 + i);
+
+    // One silent server added by one client while another lists.
+    let done = Arc::new(AtomicBool::new(false));
+    let adder = {
+        let (socket, done, vip, rs) = (lab.socket(), done.clone(), vip.clone(), silent(0));
+        std::thread::spawn(move || {
+            let t = Instant::now();
+            let out = Command::new(RVSADM)
+                .args(["-a", "-t", &vip, "-r", &rs, "-g"])
+                .env("RVS_SOCKET", socket)
+                .output()
+                .unwrap();
+            done.store(true, Ordering::SeqCst);
+            (out, t.elapsed())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let listing = lab.ok(&["-L", "-n"]);
+    let listed_while_adding = !done.load(Ordering::SeqCst);
+    let (out, first) = adder.join().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        listed_while_adding,
+        "the listing waited for the silent server's add:\n{listing}"
+    );
+
+    // Five more one after the other, then a restore of ten.
+    let mut each = vec![first];
+    for i in 1..6 {
+        let t = Instant::now();
+        lab.ok(&["-a", "-t", &vip, "-r", &silent(i), "-g"]);
+        each.push(t.elapsed());
+    }
+    let restore: String = (6..16)
+        .map(|i| format!("-a -t {vip} -r {} -g\n", silent(i)))
+        .collect();
+    let t = Instant::now();
+    let out = lab.rvsadm_with_stdin(&["-R"], &restore);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let restored = t.elapsed();
+    assert_eq!(common::dest_rows(&lab.ok(&["-L", "-n"])).len(), 16);
+
+    // A restart with the sixteen saved: resolved together, once each.
+    lab.stop_rvsd();
+    let t = Instant::now();
+    lab.start_rvsd();
+    let restarted = t.elapsed();
+    assert_eq!(common::dest_rows(&lab.ok(&["-L", "-n"])).len(), 16);
+    eprintln!(
+        "silent real servers: each add {:?}; a restore of 10: {restored:.1?}; a restart with 16 \
+         saved: {restarted:.1?}",
+        each.iter()
+            .map(|d| format!("{:.1}s", d.as_secs_f64()))
+            .collect::<Vec<_>>()
+    );
 }

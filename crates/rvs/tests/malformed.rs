@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::collections::BTreeMap;
+
 use common::{
     Lab,
     frames::{V4, send_frames, tcp, udp},
@@ -13,11 +15,10 @@ use common::{
 const PORT: u16 = 80;
 const UDP_PORT: u16 = 53;
 
-#[test]
-fn malformed_packets_are_counted_and_dropped_valid_odd_ones_are_served() {
+/// A director serving TCP :80 and UDP :53 by DR from one real server, MACs learnt.
+fn serving_lab() -> Lab {
     let mut lab = Lab::new(1, PORT);
     lab.udp = lab.cluster.serve_udp(UDP_PORT).unwrap();
-    let vip = lab.cluster.vip();
     let svc = lab.vip_port(PORT);
     let udp_svc = lab.vip_port(UDP_PORT);
     let rs = format!("{}:{PORT}", lab.rs_ip(0));
@@ -27,6 +28,26 @@ fn malformed_packets_are_counted_and_dropped_valid_odd_ones_are_served() {
     lab.ok(&["-a", "-u", &udp_svc, "-r", &lab.rs_ip(0).to_string(), "-g"]);
     // Learn each other's MACs the normal way first.
     assert_eq!(lab.ask(PORT), "rs0");
+    lab
+}
+
+/// The counters that changed since `before`, by how much.
+fn changes(lab: &Lab, before: &BTreeMap<String, u64>) -> Vec<(String, u64)> {
+    lab.dataplane()
+        .into_iter()
+        .filter(|(k, v)| before[k.as_str()] != *v)
+        .map(|(k, v)| {
+            let d = v - before[k.as_str()];
+            (k, d)
+        })
+        .collect()
+}
+
+#[test]
+fn malformed_packets_are_counted_and_dropped_valid_odd_ones_are_served() {
+    let lab = serving_lab();
+    let vip = lab.cluster.vip();
+    let svc = lab.vip_port(PORT);
 
     let client = lab.cluster.client();
     let (dmac, smac) = (lab.cluster.director().mac().octets(), client.mac().octets());
@@ -67,12 +88,7 @@ fn malformed_packets_are_counted_and_dropped_valid_odd_ones_are_served() {
 
     let delta = |name: &str| lab.counter(name) - before[name];
     common::poll(|| delta("drop_malformed") >= 5);
-    let now = lab.dataplane();
-    let changed: Vec<(String, u64)> = now
-        .iter()
-        .filter(|(k, v)| before[k.as_str()] != **v)
-        .map(|(k, v)| (k.clone(), v - before[k.as_str()]))
-        .collect();
+    let changed = changes(&lab, &before);
     assert_eq!(
         delta("drop_malformed"),
         5,
@@ -96,23 +112,10 @@ fn malformed_packets_are_counted_and_dropped_valid_odd_ones_are_served() {
 /// Each is dropped and counted, and none leaves a connection behind.
 #[test]
 fn packets_that_cannot_be_forwarded_open_no_flow() {
-    let mut lab = Lab::new(1, PORT);
-    lab.udp = lab.cluster.serve_udp(UDP_PORT).unwrap();
+    let lab = serving_lab();
     let vip = lab.cluster.vip();
     let svc = lab.vip_port(PORT);
     let udp_svc = lab.vip_port(UDP_PORT);
-    lab.ok(&["-A", "-t", &svc, "-s", "rr"]);
-    lab.ok(&[
-        "-a",
-        "-t",
-        &svc,
-        "-r",
-        &format!("{}:{PORT}", lab.rs_ip(0)),
-        "-g",
-    ]);
-    lab.ok(&["-A", "-u", &udp_svc, "-s", "rr"]);
-    lab.ok(&["-a", "-u", &udp_svc, "-r", &lab.rs_ip(0).to_string(), "-g"]);
-    assert_eq!(lab.ask(PORT), "rs0");
 
     let client = lab.cluster.client();
     let (dmac, smac) = (lab.cluster.director().mac().octets(), client.mac().octets());
@@ -143,12 +146,7 @@ fn packets_that_cannot_be_forwarded_open_no_flow() {
     common::poll(|| {
         delta("drop_ip_checksum") >= 1 && delta("drop_ttl") >= 2 && delta("drop_malformed") >= 2
     });
-    let now = lab.dataplane();
-    let changed: Vec<(String, u64)> = now
-        .iter()
-        .filter(|(k, v)| before[k.as_str()] != **v)
-        .map(|(k, v)| (k.clone(), v - before[k.as_str()]))
-        .collect();
+    let changed = changes(&lab, &before);
     assert_eq!(delta("drop_ip_checksum"), 1, "{changed:?}");
     assert_eq!(delta("drop_ttl"), 2, "{changed:?}");
     assert_eq!(delta("drop_malformed"), 2, "{changed:?}");
