@@ -115,6 +115,9 @@ fn write_new(path: &Path, data: &[u8], mode: u32) -> Result<()> {
         .mode(mode)
         .open(&tmp)
         .with_context(|| format!("creating {}", tmp.display()))?;
+    // Exactly `mode` whatever the umask (rvsd's is 077): the certificate is meant to be read by
+    // anyone, the key by root alone.
+    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;
     f.write_all(data)?;
     f.sync_all()?;
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
@@ -168,6 +171,11 @@ mod tests {
         assert_eq!(
             std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
             0o600
+        );
+        let mode = std::fs::metadata(dir.join(SELF_SIGNED_CERT)).unwrap();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
+            0o644
         );
         assert!(identity(Some(&dir.join("x")), None, &dir, addr).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
