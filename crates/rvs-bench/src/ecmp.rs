@@ -117,6 +117,14 @@ fn rs_addr(i: usize) -> DestAddr {
     }
 }
 
+/// A real server reached by direct routing, weight 1.
+fn direct_routing() -> DestConfig {
+    DestConfig {
+        fwd: FwdMethod::Route,
+        ..DestConfig::default()
+    }
+}
+
 /// A flow: the client's address and port (the rest of the 5-tuple is the VIP and port 80).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct Flow {
@@ -160,12 +168,8 @@ impl Director {
             .add_service(service(), ServiceConfig::new(algo, false))
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         for i in 0..servers {
-            let config = DestConfig {
-                fwd: FwdMethod::Route,
-                ..DestConfig::default()
-            };
             model
-                .add_dest(&service(), rs_addr(i), config)
+                .add_dest(&service(), rs_addr(i), direct_routing())
                 .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         }
         Ok(Director {
@@ -215,26 +219,21 @@ impl Director {
         self.model
             .delete_dest(&service(), addr)
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        let svc = (self.model.services.iter_mut())
-            .find(|s| s.id == service())
-            .context("the service")?;
-        // The kernel's "destinations changed" hook, as the director runs it.
-        sched::plan(svc);
-        Ok(())
+        self.replan()
     }
 
     fn add_server(&mut self, addr: DestAddr) -> Result<()> {
-        let config = DestConfig {
-            fwd: FwdMethod::Route,
-            ..DestConfig::default()
-        };
         self.model
-            .add_dest(&service(), addr, config)
+            .add_dest(&service(), addr, direct_routing())
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        self.replan()
+    }
+
+    /// The kernel's "destinations changed" hook, as the director runs it.
+    fn replan(&mut self) -> Result<()> {
         let svc = (self.model.services.iter_mut())
             .find(|s| s.id == service())
             .context("the service")?;
-        // The kernel's "destinations changed" hook, as the director runs it.
         sched::plan(svc);
         Ok(())
     }
