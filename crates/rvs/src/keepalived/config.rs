@@ -46,6 +46,8 @@ pub struct KeepalivedConfig {
     /// `rvs_cluster { ... }`: load exchange and tunnel balancing with other clusters (an rvs
     /// extension; see [`ClusterBlock`]).
     pub cluster: Option<ClusterBlock>,
+    /// `rvs_l7_server ADDR PORT { ... }`: layer-7 virtual services (an rvs extension).
+    pub l7_servers: Vec<super::l7::L7Server>,
     /// Unknown keywords, skipped blocks, inactive parts: for rvsd to log.
     pub warnings: Vec<Diagnostic>,
 }

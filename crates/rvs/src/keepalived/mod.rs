@@ -36,6 +36,7 @@ mod desired;
 mod diag;
 mod dump;
 mod global;
+pub mod l7;
 mod lexer;
 mod parse;
 mod tree;

@@ -124,6 +124,7 @@ pub(super) fn parse(
                 return Err(ConfigError::at(&node.key.pos, "rvs_cluster is given twice"));
             }
             "rvs_cluster" => cfg.cluster = Some(super::cluster::parse(&mut ctx, node)?),
+            "rvs_l7_server" => cfg.l7_servers.push(super::l7::parse(&mut ctx, node)?),
             k if OTHER_TOP_LEVEL.contains(&k) => ctx.unsupported(node),
             _ => ctx.unknown(node),
         }
@@ -131,6 +132,7 @@ pub(super) fn parse(
     virtual_server::validate(&cfg)?;
     super::bgp::check(&cfg)?;
     super::cluster::validate(&cfg)?;
+    super::l7::validate(&cfg)?;
     cfg.warnings = ctx.warnings;
     Ok(cfg)
 }

@@ -40,116 +40,7 @@ pub(super) fn parse(ctx: &mut Ctx, node: &Node) -> Result<VirtualServer, ConfigE
     a.finish_header(&mut ctx.warnings);
     let mut vs = VirtualServer::new(node.key.pos.clone(), addr);
     for n in ctx.block(node)? {
-        if checker::parse_default(ctx, n, &mut vs.checker_defaults)? {
-            continue;
-        }
-        match n.key.text.as_str() {
-            "lb_algo" | "lvs_sched" => {
-                let r = scheduler(ctx, n);
-                let kept = format!("the scheduler stays {}", vs.scheduler);
-                vs.scheduler = or_keep(ctx, r, vs.scheduler.clone(), &kept);
-            }
-            "lb_kind" | "lvs_method" => {
-                let kept = format!("the method stays {}", method_name(&vs.method));
-                if let Some(m) = known_method(ctx, n, &kept)? {
-                    vs.method = m;
-                }
-            }
-            "flag-1" => vs.sched_flags |= flag(ctx, n, svc_flags::SCHED1)?,
-            "flag-2" => vs.sched_flags |= flag(ctx, n, svc_flags::SCHED2)?,
-            "flag-3" => vs.sched_flags |= flag(ctx, n, svc_flags::SCHED3)?,
-            "sh-fallback" | "mh-fallback" => vs.sched_flags |= flag(ctx, n, svc_flags::SCHED1)?,
-            "sh-port" | "mh-port" => vs.sched_flags |= flag(ctx, n, svc_flags::SCHED2)?,
-            "ops" => vs.one_packet = value::boolean(n, &mut ctx.warnings)?,
-            // rvs extension: schedule TCP packets of unknown flows without SYN (behind ECMP).
-            "sloppy_tcp" => vs.sloppy_tcp = value::boolean(n, &mut ctx.warnings)?,
-            "persistence_timeout" => {
-                let mut a = Args::new(n);
-                let timeout = match a.optional() {
-                    Some(w) => value::int(w, "persistence_timeout", 0, MAX_PERSISTENCE)?,
-                    None => defaults::PERSISTENCE_TIMEOUT,
-                };
-                // 0 is how some configurations say "not persistent".
-                vs.persistence_timeout = (timeout > 0).then_some(timeout);
-                a.finish(&mut ctx.warnings);
-            }
-            "persistence_granularity" => {
-                let mut a = Args::new(n);
-                vs.persistence_granularity = Some(value::netmask(a.required("a netmask")?)?);
-                a.finish(&mut ctx.warnings);
-            }
-            "persistence_engine" => vs.persistence_engine = Some(single(ctx, n, "an engine name")?),
-            "protocol" => {
-                let mut a = Args::new(n);
-                let w = a.required("TCP, UDP or SCTP")?;
-                vs.protocol = match w.text.to_ascii_uppercase().as_str() {
-                    "TCP" => Protocol::Tcp,
-                    "UDP" => Protocol::Udp,
-                    "SCTP" => Protocol::Sctp,
-                    _ => {
-                        return Err(ConfigError::at(
-                            &w.pos,
-                            format!("unknown protocol '{}' (expected TCP, UDP or SCTP)", w.text),
-                        ));
-                    }
-                };
-                a.finish(&mut ctx.warnings);
-            }
-            "ip_family" => vs.ip_family = Some(family(ctx, n)?),
-            "ha_suspend" => vs.ha_suspend = value::boolean(n, &mut ctx.warnings)?,
-            "virtualhost" => vs.virtualhost = Some(single(ctx, n, "a host name")?),
-            "omega" => vs.omega = value::boolean(n, &mut ctx.warnings)?,
-            "quorum" => {
-                let r = uint(ctx, n, "quorum", 1, u32::MAX);
-                let kept = format!("quorum stays {}", vs.quorum);
-                vs.quorum = or_keep(ctx, r, vs.quorum, &kept);
-            }
-            "hysteresis" => {
-                let r = uint(ctx, n, "hysteresis", 0, u32::MAX);
-                let kept = format!("hysteresis stays {}", vs.hysteresis);
-                vs.hysteresis = or_keep(ctx, r, vs.hysteresis, &kept);
-            }
-            "quorum_up" => vs.quorum_up = Some(script(ctx, n)?),
-            "quorum_down" => vs.quorum_down = Some(script(ctx, n)?),
-            "sorry_server" => {
-                let mut a = Args::new(n);
-                let addr = value::ip(a.required("an address")?)?;
-                let port = a.optional().map(value::port).transpose()?;
-                a.finish(&mut ctx.warnings);
-                let old = vs.sorry_server.take();
-                vs.sorry_server = Some(SorryServerConf {
-                    addr,
-                    port,
-                    method: old.as_ref().and_then(|s| s.method),
-                    inhibit: old.is_some_and(|s| s.inhibit),
-                });
-            }
-            "sorry_server_inhibit" => {
-                let on = value::boolean(n, &mut ctx.warnings)?;
-                sorry(&mut vs).inhibit = on;
-            }
-            "sorry_server_lvs_method" => {
-                let m = method(ctx, n)?;
-                sorry(&mut vs).method = Some(m);
-            }
-            "inhibit_on_failure" => vs.inhibit_on_failure = value::boolean(n, &mut ctx.warnings)?,
-            "smtp_alert" => vs.smtp_alert = Some(value::boolean(n, &mut ctx.warnings)?),
-            "real_server" => vs.real_servers.push(real_server(ctx, n)?),
-            "rvs_mark" => {
-                let VsAddr::Fwmark { mark } = vs.addr else {
-                    return Err(ConfigError::at(
-                        &n.key.pos,
-                        "'rvs_mark' belongs in a 'virtual_server fwmark N' block",
-                    ));
-                };
-                let mut a = Args::new(n);
-                vs.mark_rules.extend(mark_matches(&mut a, mark)?);
-                a.finish(&mut ctx.warnings);
-            }
-            "snmp_name" | "lvs_flush_on_stop" => ctx.unsupported(n),
-            "nat_mask" => ctx.removed(n),
-            _ => ctx.unknown(n),
-        }
+        body_item(ctx, n, &mut vs)?;
     }
     // keepalived skips a real server of the other family unless it is reached by tunnel.
     if let VsAddr::Inet { addr, .. } = vs.addr {
@@ -183,6 +74,125 @@ pub(super) fn parse(ctx: &mut Ctx, node: &Node) -> Result<VirtualServer, ConfigE
         ));
     }
     Ok(vs)
+}
+
+/// One keyword of a `virtual_server` block (an L7 pool's block takes them too).
+pub(super) fn body_item(
+    ctx: &mut Ctx,
+    n: &Node,
+    vs: &mut VirtualServer,
+) -> Result<(), ConfigError> {
+    if checker::parse_default(ctx, n, &mut vs.checker_defaults)? {
+        return Ok(());
+    }
+    match n.key.text.as_str() {
+        "lb_algo" | "lvs_sched" => {
+            let r = scheduler(ctx, n);
+            let kept = format!("the scheduler stays {}", vs.scheduler);
+            vs.scheduler = or_keep(ctx, r, vs.scheduler.clone(), &kept);
+        }
+        "lb_kind" | "lvs_method" => {
+            let kept = format!("the method stays {}", method_name(&vs.method));
+            if let Some(m) = known_method(ctx, n, &kept)? {
+                vs.method = m;
+            }
+        }
+        "flag-1" => vs.sched_flags |= flag(ctx, n, svc_flags::SCHED1)?,
+        "flag-2" => vs.sched_flags |= flag(ctx, n, svc_flags::SCHED2)?,
+        "flag-3" => vs.sched_flags |= flag(ctx, n, svc_flags::SCHED3)?,
+        "sh-fallback" | "mh-fallback" => vs.sched_flags |= flag(ctx, n, svc_flags::SCHED1)?,
+        "sh-port" | "mh-port" => vs.sched_flags |= flag(ctx, n, svc_flags::SCHED2)?,
+        "ops" => vs.one_packet = value::boolean(n, &mut ctx.warnings)?,
+        // rvs extension: schedule TCP packets of unknown flows without SYN (behind ECMP).
+        "sloppy_tcp" => vs.sloppy_tcp = value::boolean(n, &mut ctx.warnings)?,
+        "persistence_timeout" => {
+            let mut a = Args::new(n);
+            let timeout = match a.optional() {
+                Some(w) => value::int(w, "persistence_timeout", 0, MAX_PERSISTENCE)?,
+                None => defaults::PERSISTENCE_TIMEOUT,
+            };
+            // 0 is how some configurations say "not persistent".
+            vs.persistence_timeout = (timeout > 0).then_some(timeout);
+            a.finish(&mut ctx.warnings);
+        }
+        "persistence_granularity" => {
+            let mut a = Args::new(n);
+            vs.persistence_granularity = Some(value::netmask(a.required("a netmask")?)?);
+            a.finish(&mut ctx.warnings);
+        }
+        "persistence_engine" => vs.persistence_engine = Some(single(ctx, n, "an engine name")?),
+        "protocol" => {
+            let mut a = Args::new(n);
+            let w = a.required("TCP, UDP or SCTP")?;
+            vs.protocol = match w.text.to_ascii_uppercase().as_str() {
+                "TCP" => Protocol::Tcp,
+                "UDP" => Protocol::Udp,
+                "SCTP" => Protocol::Sctp,
+                _ => {
+                    return Err(ConfigError::at(
+                        &w.pos,
+                        format!("unknown protocol '{}' (expected TCP, UDP or SCTP)", w.text),
+                    ));
+                }
+            };
+            a.finish(&mut ctx.warnings);
+        }
+        "ip_family" => vs.ip_family = Some(family(ctx, n)?),
+        "ha_suspend" => vs.ha_suspend = value::boolean(n, &mut ctx.warnings)?,
+        "virtualhost" => vs.virtualhost = Some(single(ctx, n, "a host name")?),
+        "omega" => vs.omega = value::boolean(n, &mut ctx.warnings)?,
+        "quorum" => {
+            let r = uint(ctx, n, "quorum", 1, u32::MAX);
+            let kept = format!("quorum stays {}", vs.quorum);
+            vs.quorum = or_keep(ctx, r, vs.quorum, &kept);
+        }
+        "hysteresis" => {
+            let r = uint(ctx, n, "hysteresis", 0, u32::MAX);
+            let kept = format!("hysteresis stays {}", vs.hysteresis);
+            vs.hysteresis = or_keep(ctx, r, vs.hysteresis, &kept);
+        }
+        "quorum_up" => vs.quorum_up = Some(script(ctx, n)?),
+        "quorum_down" => vs.quorum_down = Some(script(ctx, n)?),
+        "sorry_server" => {
+            let mut a = Args::new(n);
+            let addr = value::ip(a.required("an address")?)?;
+            let port = a.optional().map(value::port).transpose()?;
+            a.finish(&mut ctx.warnings);
+            let old = vs.sorry_server.take();
+            vs.sorry_server = Some(SorryServerConf {
+                addr,
+                port,
+                method: old.as_ref().and_then(|s| s.method),
+                inhibit: old.is_some_and(|s| s.inhibit),
+            });
+        }
+        "sorry_server_inhibit" => {
+            let on = value::boolean(n, &mut ctx.warnings)?;
+            sorry(vs).inhibit = on;
+        }
+        "sorry_server_lvs_method" => {
+            let m = method(ctx, n)?;
+            sorry(vs).method = Some(m);
+        }
+        "inhibit_on_failure" => vs.inhibit_on_failure = value::boolean(n, &mut ctx.warnings)?,
+        "smtp_alert" => vs.smtp_alert = Some(value::boolean(n, &mut ctx.warnings)?),
+        "real_server" => vs.real_servers.push(real_server(ctx, n)?),
+        "rvs_mark" => {
+            let VsAddr::Fwmark { mark } = vs.addr else {
+                return Err(ConfigError::at(
+                    &n.key.pos,
+                    "'rvs_mark' belongs in a 'virtual_server fwmark N' block",
+                ));
+            };
+            let mut a = Args::new(n);
+            vs.mark_rules.extend(mark_matches(&mut a, mark)?);
+            a.finish(&mut ctx.warnings);
+        }
+        "snmp_name" | "lvs_flush_on_stop" => ctx.unsupported(n),
+        "nat_mask" => ctx.removed(n),
+        _ => ctx.unknown(n),
+    }
+    Ok(())
 }
 
 /// The sorry server a `sorry_server_*` keyword refers to: keepalived takes them in any order,
