@@ -68,6 +68,8 @@ pub enum Request {
     SyncStatus,
     /// The BGP speaker's sessions and prefixes (rvs extension); from the BGP task's snapshot.
     Bgp,
+    /// The L7 servers' rules, pools and counters (rvs extension); from the L7 task's snapshot.
+    L7,
     /// Cluster balancing's loads, decisions and counters (rvs extension); answered from the
     /// cluster task's snapshot.
     Cluster,
@@ -119,6 +121,10 @@ pub enum Response {
     },
     Bgp {
         status: Option<crate::daemon::bgp::BgpStatus>,
+    },
+    /// None: no L7 task runs.
+    L7 {
+        status: Option<crate::daemon::l7::L7Status>,
     },
     /// None: no `rvs_cluster` runs.
     Cluster {

@@ -229,13 +229,13 @@ fn clip(s: &str, max: usize) -> String {
 
 /// One log line a second at most; counts what it held back.
 #[derive(Default)]
-struct Throttle {
+pub(crate) struct Throttle {
     last: Option<Instant>,
     held: u64,
 }
 
 impl Throttle {
-    fn allow(&mut self) -> bool {
+    pub(crate) fn allow(&mut self) -> bool {
         let now = Instant::now();
         if self
             .last
@@ -249,7 +249,7 @@ impl Throttle {
     }
 
     /// ` (N more since the last line)`, once.
-    fn suppressed(&mut self) -> String {
+    pub(crate) fn suppressed(&mut self) -> String {
         let held = std::mem::take(&mut self.held);
         match held {
             0 => String::new(),

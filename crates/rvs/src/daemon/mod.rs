@@ -10,6 +10,7 @@
 //! - [`sync`]: connection sync between directors (its wire format so far);
 //! - [`vrrp`]: director failover by VRRP, on a thread of its own;
 //! - [`health`]: the checkers' verdicts, published for the monitor;
+//! - [`l7`]: layer-7 dispatch: rvsd proxies HTTP requests and TLS connections by content;
 //! - [`web`]: the monitor: HTTPS console, JSON API and Prometheus metrics;
 //! - [`bgp`]: the BGP speaker announcing the VIPs' prefixes by health; [`drain`]: taking this
 //!   director out of an ECMP group (its routes withdrawn, forwarding going on).
@@ -24,6 +25,7 @@ pub mod estimator;
 pub mod expiry;
 pub mod health;
 pub mod keepalived;
+pub mod l7;
 pub mod locality;
 pub mod next_hop;
 pub mod owner;

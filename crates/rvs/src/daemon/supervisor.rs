@@ -15,6 +15,7 @@
 //! | `sync` (sync/daemons.rs, task.rs) | sync sockets, its own map handles | reads the view |
 //! | `cluster` (cluster/) | the load-report socket | reads: the view; changes: messages |
 //! | `web` (web/) | the HTTPS listener, sessions, tokens | reads: the view; changes: messages |
+//! | `l7` (l7/) | the L7 listeners, client and real-server connections, the pools' checkers | — |
 //! | `bgp` (bgp/) | BGP sessions, the listener for passive neighbors | reads: the view, quorum, VRRP |
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
@@ -124,6 +125,7 @@ pub async fn run(s: Settings) -> Result<()> {
         });
     };
     let vrrp_config = s.keepalived.as_ref().map(|(_, c)| c.clone());
+    let l7_config = s.keepalived.as_ref().map(|(p, c)| (p.clone(), c.clone()));
     let bgp_config = s
         .keepalived
         .as_ref()
@@ -161,6 +163,11 @@ pub async fn run(s: Settings) -> Result<()> {
         Some(c) => Some(super::cluster::task::ClusterTask::bind(c, handle.clone()).await?),
         None => None,
     };
+    // The L7 servers' ports are bound before rvsadm is served: one in use stops rvsd here.
+    let l7 = match l7_config {
+        Some((path, cfg)) => Some(super::l7::L7Task::start(path, &cfg).await?),
+        None => None,
+    };
     // rvsadm is served from here on: during the bulk sync, --sync shows its progress and --vrrp
     // the instances waiting for it.
     spawn(
@@ -177,6 +184,9 @@ pub async fn run(s: Settings) -> Result<()> {
     }
     if let Some(c) = cluster {
         spawn("cluster", Box::pin(c.run()));
+    }
+    if let Some(t) = l7 {
+        spawn("l7", Box::pin(t.run()));
     }
     if let Some(cfg) = sync_config {
         sync.start(cfg)

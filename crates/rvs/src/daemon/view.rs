@@ -55,6 +55,9 @@ pub fn answer_read(view: &DirectorView, maps: &dyn MapsRead, req: &Request) -> O
         Request::Bgp => Response::Bgp {
             status: super::bgp::status::current(),
         },
+        Request::L7 => Response::L7 {
+            status: super::l7::status::current(),
+        },
         Request::SyncStatus => Response::Sync {
             status: Box::new(super::sync::status::current()),
         },

@@ -28,6 +28,8 @@ pub enum Cmd {
     Sync,
     /// rvs extension: `--bgp` prints the BGP speaker's sessions and prefixes.
     Bgp,
+    /// rvs extension: `--l7` prints the L7 servers' rules, pools and counters.
+    L7,
     /// rvs extension: `--cluster` prints cluster balancing's loads and decisions.
     Cluster,
     /// rvs extensions: `--drain` / `--undrain` take this director out of (and back into) an
@@ -63,6 +65,7 @@ impl Cmd {
             Cmd::Vrrp => "vrrp",
             Cmd::Sync => "sync",
             Cmd::Bgp => "bgp",
+            Cmd::L7 => "l7",
             Cmd::Cluster => "cluster",
             Cmd::Drain => "drain",
             Cmd::Undrain => "undrain",
@@ -98,6 +101,7 @@ impl Cmd {
             | Cmd::Vrrp
             | Cmd::Sync
             | Cmd::Bgp
+            | Cmd::L7
             | Cmd::Cluster
             | Cmd::Drain
             | Cmd::Undrain => ALL_X,

@@ -103,6 +103,14 @@ impl Session<'_> {
                 self.print(&text);
                 Ok(true)
             }
+            Cmd::L7 => {
+                let status = match self.query(&Request::L7)? {
+                    Response::L7 { status } => status,
+                    other => return Err(self.unexpected(other)),
+                };
+                self.print(&crate::daemon::l7::status::render(status.as_ref()));
+                Ok(true)
+            }
             Cmd::Drain | Cmd::Undrain => {
                 let op = match ce.cmd {
                     Cmd::Drain => crate::daemon::drain::DrainOp::Start,

@@ -115,6 +115,7 @@ const RVS_TEXT: &str = r#"rvs extensions:
   --sync                              print the sync daemon's counters and bulk sync
   --bgp                               print the BGP speaker's sessions and prefixes
   --cluster                           print cluster balancing's loads and decisions
+  --l7                                print the L7 servers' rules, pools and counters
   --add-mark -f mark --match rule     mark packets for fwmark services; rule is
                                       tcp|udp|any:address[/len][:port[-port]],
                                       an IPv6 address in brackets

@@ -143,6 +143,7 @@ pub const OPTIONS: &[OptionDef<OptId>] = &[
     cmd("sync", 0, Cmd::Sync),
     cmd("bgp", 0, Cmd::Bgp),
     cmd("cluster", 0, Cmd::Cluster),
+    cmd("l7", 0, Cmd::L7),
     cmd("drain", 0, Cmd::Drain),
     cmd("undrain", 0, Cmd::Undrain),
     cmd("add-mark", 0, Cmd::AddMark),

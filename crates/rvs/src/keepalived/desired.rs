@@ -40,6 +40,31 @@ pub fn desired_services(cfg: &KeepalivedConfig) -> Vec<DesiredService> {
     out
 }
 
+/// An L7 pool's real servers and checkers, as a service of its own that no director holds: the
+/// L7 task runs its checkers and tells services apart by `mark`.
+pub fn l7_pool_service(
+    cfg: &KeepalivedConfig,
+    pool: &super::l7::L7Pool,
+    mark: u32,
+) -> DesiredService {
+    let VsAddr::Inet { addr, .. } = pool.servers.addr else {
+        unreachable!("an L7 pool is made with its server's address");
+    };
+    let service = ServiceId::Fwmark {
+        mark,
+        ipv6: addr.is_ipv6(),
+    };
+    let mut d = service_of(
+        cfg,
+        &pool.servers,
+        mark as usize,
+        service,
+        cfg.global.mail_configured(),
+    );
+    d.name = format!("L7 pool {}", pool.name);
+    d
+}
+
 /// `router_id`, or the host name as keepalived defaults it: names the director in mail.
 pub fn router_id(global: &GlobalDefs) -> String {
     global.router_id.clone().unwrap_or_else(hostname)

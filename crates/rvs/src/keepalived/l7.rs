@@ -485,6 +485,13 @@ fn pool(ctx: &mut Ctx, node: &Node, vip: IpAddr, port: u16) -> Result<L7Pool, Co
             _ => virtual_server::body_item(ctx, n, &mut servers)?,
         }
     }
+    // A real server (and the sorry server) without a port listens on the L7 port.
+    for rs in &mut servers.real_servers {
+        rs.port.get_or_insert(port);
+    }
+    if let Some(s) = servers.sorry_server.as_mut() {
+        s.port.get_or_insert(port);
+    }
     if DESTINATION_HASHED.contains(&servers.scheduler.as_str())
         || servers.scheduler == crate::sched::NO_SCHEDULER
     {

@@ -52,7 +52,9 @@ use std::path::Path;
 
 pub use cluster::forwarded_services;
 pub use config::*;
-pub use desired::{desired_services, expand, mail_settings, router_id, service_name};
+pub use desired::{
+    desired_services, expand, l7_pool_service, mail_settings, router_id, service_name,
+};
 pub use diag::{ConfigError, Diagnostic, Pos};
 pub use dump::dump;
 pub use value::Netmask;
