@@ -15,6 +15,7 @@
 //! - [`Host`], [`Link`]: one machine of a topology and its interfaces (addresses, MTU).
 //! - [`TcpServer`], [`UdpServer`]: in-process servers answering with their host's name, on
 //!   both address families; the TCP one also serves [`bulk`] transfers.
+//! - [`HttpEcho`]: a keep-alive HTTP/1.1 server that answers with what it received (L7 tests).
 //! - [`HttpServer`] (also over TLS), [`SmtpServer`], [`DnsServer`]: protocol servers a test
 //!   can tell to fail, for health checks; they count connections by client address.
 //! - [`stream`]: long-lived checked TCP echo streams and UDP flows for failover tests
@@ -78,4 +79,6 @@ pub use nat::{BACK_IFNAME, BACK6, NatCluster, NatClusterBuilder};
 pub use netns::{Netns, RUN_TIMEOUT};
 pub use poll::poll_until;
 pub use process::{NsProcess, spawn_in};
-pub use servers::{DnsServer, HttpServer, ReceivedMail, SmtpServer, TcpServer, UdpServer};
+pub use servers::{
+    DnsServer, HttpEcho, HttpServer, ReceivedMail, SmtpServer, TcpServer, UdpServer,
+};

@@ -8,6 +8,7 @@ mod accept;
 mod bulk;
 mod dns;
 mod http;
+mod http_echo;
 mod lines;
 mod smtp;
 mod socket;
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 pub use dns::DnsServer;
 pub use http::HttpServer;
+pub use http_echo::HttpEcho;
 pub use smtp::{ReceivedMail, SmtpServer};
 pub use tcp::TcpServer;
 pub use udp::UdpServer;

@@ -199,6 +199,9 @@ pub(super) fn parse(ctx: &mut Ctx, node: &Node) -> Result<L7Server, ConfigError>
         pools: Vec::new(),
     };
     let mut default_pos = None;
+    // Pools that did not say how to forward the client's address: X-Forwarded-For in http
+    // mode, nothing in tls mode (it cannot be added to an encrypted stream).
+    let mut defaulted = Vec::new();
     for n in ctx.block(node)? {
         match n.key.text.as_str() {
             "mode" => {
@@ -230,7 +233,10 @@ pub(super) fn parse(ctx: &mut Ctx, node: &Node) -> Result<L7Server, ConfigError>
                 default_pos = Some(n.key.pos.clone());
             }
             "pool" => {
-                let p = pool(ctx, n, addr, port)?;
+                let (p, explicit) = pool(ctx, n, addr, port)?;
+                if !explicit {
+                    defaulted.push(s.pools.len());
+                }
                 if s.pool(&p.name).is_some() {
                     return Err(ConfigError::at(
                         &n.key.pos,
@@ -265,6 +271,9 @@ pub(super) fn parse(ctx: &mut Ctx, node: &Node) -> Result<L7Server, ConfigError>
         ));
     }
     if s.mode == L7Mode::Tls {
+        for i in defaulted {
+            s.pools[i].forward_for = ForwardFor::None;
+        }
         tls_only_names(&s)?;
     }
     Ok(s)
@@ -404,7 +413,8 @@ fn host_match(text: &str) -> Result<HostMatch, String> {
     })
 }
 
-fn pool(ctx: &mut Ctx, node: &Node, vip: IpAddr, port: u16) -> Result<L7Pool, ConfigError> {
+/// A pool, and whether it said `forward_for`.
+fn pool(ctx: &mut Ctx, node: &Node, vip: IpAddr, port: u16) -> Result<(L7Pool, bool), ConfigError> {
     let name = block_name(ctx, node)?;
     let mut servers = VirtualServer::new(
         node.key.pos.clone(),
@@ -415,6 +425,7 @@ fn pool(ctx: &mut Ctx, node: &Node, vip: IpAddr, port: u16) -> Result<L7Pool, Co
     );
     let mut persistence_kind: Option<(Pos, Option<String>)> = None;
     let mut forward_for = ForwardFor::XForwardedFor;
+    let mut explicit = false;
     for n in ctx.block(node)? {
         match n.key.text.as_str() {
             "persistence" => {
@@ -462,6 +473,7 @@ fn pool(ctx: &mut Ctx, node: &Node, vip: IpAddr, port: u16) -> Result<L7Pool, Co
                     }
                 };
                 a.finish(&mut ctx.warnings);
+                explicit = true;
             }
             // What only the L4 director does: rvsd connects to the real servers itself.
             "lb_kind"
@@ -530,13 +542,16 @@ fn pool(ctx: &mut Ctx, node: &Node, vip: IpAddr, port: u16) -> Result<L7Pool, Co
             format!("pool '{name}' has no real servers: its requests get 503"),
         );
     }
-    Ok(L7Pool {
-        pos: node.key.pos.clone(),
-        name,
-        servers,
-        persistence,
-        forward_for,
-    })
+    Ok((
+        L7Pool {
+            pos: node.key.pos.clone(),
+            name,
+            servers,
+            persistence,
+            forward_for,
+        },
+        explicit,
+    ))
 }
 
 /// Across the file: one L7 server per address and port, and none where a TCP virtual server is.

@@ -105,18 +105,12 @@ impl Buffered {
         Ok(())
     }
 
-    /// Moves everything up to and including the first CRLF (within `max` bytes) to `to`, and
-    /// returns that line.
-    async fn copy_line(
-        &mut self,
-        to: &mut TcpStream,
-        max: usize,
-        idle: Duration,
-    ) -> Result<Vec<u8>, RelayError> {
+    /// Takes everything up to and including the first CRLF (within `max` bytes). It is checked
+    /// before it is sent on, so a malformed line never reaches the other side.
+    async fn next_line(&mut self, max: usize, idle: Duration) -> Result<Vec<u8>, RelayError> {
         loop {
             if let Some(i) = self.data().windows(2).position(|w| w == b"\r\n") {
                 let line = self.data()[..i + 2].to_vec();
-                to.write_all(&line).await.map_err(RelayError::To)?;
                 self.consume(i + 2);
                 return Ok(line);
             }
@@ -165,24 +159,27 @@ impl Buffered {
     ) -> Result<u64, RelayError> {
         let mut total = 0u64;
         loop {
-            let line = self.copy_line(to, MAX_CHUNK_LINE, idle).await?;
+            let line = self.next_line(MAX_CHUNK_LINE, idle).await?;
             let size = match httparse::parse_chunk_size(&line) {
                 Ok(httparse::Status::Complete((_, size))) => size,
                 _ => return Err(RelayError::Malformed("bad chunk size")),
             };
+            to.write_all(&line).await.map_err(RelayError::To)?;
             if size == 0 {
                 break;
             }
             self.copy_exact(to, size, idle).await?;
             total += size;
-            if self.copy_line(to, 2, idle).await? != b"\r\n" {
+            if self.next_line(2, idle).await? != b"\r\n" {
                 return Err(RelayError::Malformed("chunk not followed by CRLF"));
             }
+            to.write_all(b"\r\n").await.map_err(RelayError::To)?;
         }
         // Trailer fields, then the empty line.
         let mut trailers = 0;
         loop {
-            let line = self.copy_line(to, MAX_TRAILERS, idle).await?;
+            let line = self.next_line(MAX_TRAILERS, idle).await?;
+            to.write_all(&line).await.map_err(RelayError::To)?;
             if line == b"\r\n" {
                 return Ok(total);
             }

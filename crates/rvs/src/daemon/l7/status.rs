@@ -2,10 +2,7 @@
 //! and real server with health and counters. The task publishes the live sites after every
 //! start and reload; a reader takes a snapshot of their counters (it never waits on a request).
 
-use std::{
-    collections::BTreeMap,
-    sync::{Arc, Mutex, OnceLock, atomic::Ordering},
-};
+use std::sync::{Arc, Mutex, OnceLock, atomic::Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -28,7 +25,7 @@ pub struct ServerStatus {
     /// Requests no rule and no default pool took (404).
     pub unrouted: u64,
     /// Refused before routing, by the status answered.
-    pub refused: BTreeMap<u16, u64>,
+    pub refused: Vec<(u16, u64)>,
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub rules: Vec<RuleStatus>,
@@ -103,7 +100,13 @@ fn snapshot(s: &Site) -> ServerStatus {
         active_connections: load(&c.active_connections),
         requests: load(&c.requests),
         unrouted: load(&c.unrouted),
-        refused: c.refused.lock().expect("refused").clone(),
+        refused: c
+            .refused
+            .lock()
+            .expect("refused")
+            .iter()
+            .map(|(k, v)| (*k, *v))
+            .collect(),
         bytes_in: load(&c.bytes_in),
         bytes_out: load(&c.bytes_out),
         rules: s
