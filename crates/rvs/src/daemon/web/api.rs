@@ -66,6 +66,7 @@ pub fn router(state: State) -> Router {
         .route("/api/v1/vrrp", get(vrrp))
         .route("/api/v1/sync", get(sync))
         .route("/api/v1/bgp", get(bgp))
+        .route("/api/v1/l7", get(l7))
         .route("/api/v1/cluster", get(cluster))
         .route("/api/v1/tokens", get(list_tokens).post(create_token))
         .route("/api/v1/tokens/{id}", delete(revoke_token))
@@ -466,6 +467,11 @@ async fn vrrp(_p: Principal) -> ApiResult {
     Ok(Json(json!(crate::daemon::vrrp::status::current())))
 }
 
+/// The L7 servers' rules, pools, real servers and counters; `null` when no L7 task runs.
+async fn l7(_p: Principal) -> ApiResult {
+    Ok(Json(json!(crate::daemon::l7::status::current())))
+}
+
 /// The BGP speaker's sessions and prefixes; `null` when no rvs_bgp block runs.
 async fn bgp(_p: Principal) -> ApiResult {
     Ok(Json(json!(crate::daemon::bgp::status::current())))
@@ -809,6 +815,7 @@ async fn metrics_snapshot(state: &State) -> Result<metrics::Snapshot, ApiError> 
         vrrp: crate::daemon::vrrp::status::current(),
         sync: crate::daemon::sync::status::current(),
         bgp: crate::daemon::bgp::status::current(),
+        l7: crate::daemon::l7::status::current(),
         cluster: crate::daemon::cluster::status::current(),
         health: crate::daemon::health::current(),
     })

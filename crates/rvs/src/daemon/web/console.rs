@@ -137,6 +137,7 @@ async fn snapshot(
         "vrrp": crate::daemon::vrrp::status::current(),
         "sync": crate::daemon::sync::status::current(),
         "bgp": crate::daemon::bgp::status::current(),
+        "l7": crate::daemon::l7::status::current(),
         "health_checkers": health.is_some(),
     })
 }

@@ -29,6 +29,8 @@ pub struct Snapshot {
     pub sync: SyncStatus,
     /// None: no BGP speaker runs.
     pub bgp: Option<crate::daemon::bgp::BgpStatus>,
+    /// None: no L7 task runs.
+    pub l7: Option<crate::daemon::l7::L7Status>,
     /// None: no `rvs_cluster` runs.
     pub cluster: Option<ClusterStatus>,
     /// None: no checkers run.
@@ -85,6 +87,127 @@ struct NeighborEvent {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Prefix {
     prefix: String,
+}
+
+/// Labels of the L7 metrics: the server (`ADDR:PORT`) and, as they apply, a rule, pool, real
+/// server or refusal status.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct L7Labels {
+    server: String,
+    rule: String,
+    pool: String,
+    backend: String,
+    status: String,
+}
+
+/// Layer-7 dispatch: requests and refusals per server, hits per rule, requests and 503s per
+/// pool, requests, failures and health per real server.
+fn l7_metrics(reg: &mut Registry, l7: &crate::daemon::l7::L7Status) {
+    let family = |reg: &mut Registry, name: &str, help: &str| {
+        let f: Family<L7Labels, Counter> = Family::default();
+        reg.register(name, help, f.clone());
+        f
+    };
+    let requests = family(
+        reg,
+        "rvs_l7_requests",
+        "Requests (tls mode: connections) read by the L7 server",
+    );
+    let connections = family(reg, "rvs_l7_connections", "Client connections accepted");
+    let refused = family(
+        reg,
+        "rvs_l7_refused",
+        "Requests refused before routing, by the status answered",
+    );
+    let unrouted = family(
+        reg,
+        "rvs_l7_unrouted",
+        "Requests no rule and no default pool took (404)",
+    );
+    let rules = family(
+        reg,
+        "rvs_l7_rule_requests",
+        "Requests each rule (or the default pool) took",
+    );
+    let pools = family(reg, "rvs_l7_pool_requests", "Requests routed to the pool");
+    let unavailable = family(
+        reg,
+        "rvs_l7_pool_unavailable",
+        "Requests answered 503: no usable real server, no sorry server",
+    );
+    let sorry = family(
+        reg,
+        "rvs_l7_pool_sorry",
+        "Requests sent to the pool's sorry server",
+    );
+    let backend_requests = family(
+        reg,
+        "rvs_l7_backend_requests",
+        "Requests sent to the real server",
+    );
+    let failures = family(
+        reg,
+        "rvs_l7_backend_failures",
+        "Requests the real server failed (no connection, closed, bad or late answer)",
+    );
+    let up: Family<L7Labels, Gauge> = Family::default();
+    reg.register(
+        "rvs_l7_backend_up",
+        "1 while the real server's checkers pass",
+        up.clone(),
+    );
+    let active: Family<L7Labels, Gauge> = Family::default();
+    reg.register(
+        "rvs_l7_backend_active",
+        "Requests in flight on the real server",
+        active.clone(),
+    );
+    for s in &l7.servers {
+        let l = |rule: &str, pool: &str, backend: &str, status: &str| L7Labels {
+            server: s.address.clone(),
+            rule: rule.to_owned(),
+            pool: pool.to_owned(),
+            backend: backend.to_owned(),
+            status: status.to_owned(),
+        };
+        requests
+            .get_or_create(&l("", "", "", ""))
+            .inc_by(s.requests);
+        connections
+            .get_or_create(&l("", "", "", ""))
+            .inc_by(s.connections);
+        unrouted
+            .get_or_create(&l("", "", "", ""))
+            .inc_by(s.unrouted);
+        for (status, n) in &s.refused {
+            refused
+                .get_or_create(&l("", "", "", &status.to_string()))
+                .inc_by(*n);
+        }
+        for r in s.rules.iter().chain(&s.default_pool) {
+            rules
+                .get_or_create(&l(&r.rule, &r.pool, "", ""))
+                .inc_by(r.hits);
+        }
+        for p in &s.pools {
+            pools
+                .get_or_create(&l("", &p.name, "", ""))
+                .inc_by(p.requests);
+            unavailable
+                .get_or_create(&l("", &p.name, "", ""))
+                .inc_by(p.unavailable);
+            sorry
+                .get_or_create(&l("", &p.name, "", ""))
+                .inc_by(p.to_sorry);
+            for b in &p.servers {
+                let labels = l("", &p.name, &b.address, "");
+                backend_requests.get_or_create(&labels).inc_by(b.requests);
+                failures.get_or_create(&labels).inc_by(b.failures);
+                up.get_or_create(&labels).set(b.up as i64);
+                active.get_or_create(&labels).set(b.active as i64);
+            }
+        }
+    }
 }
 
 /// The BGP speaker: each session up or not, each prefix announced or not, and the counters.
@@ -389,6 +512,9 @@ pub fn render(snap: &Snapshot) -> String {
     if let Some(b) = &snap.bgp {
         bgp_metrics(&mut reg, b);
     }
+    if let Some(l) = &snap.l7 {
+        l7_metrics(&mut reg, l);
+    }
 
     // Connection sync.
     let running = Gauge::<i64>::default();
@@ -640,6 +766,7 @@ mod tests {
             vrrp: VrrpStatus::default(),
             sync: SyncStatus::default(),
             bgp: None,
+            l7: None,
             cluster: None,
             health: None,
         }
@@ -659,6 +786,69 @@ mod tests {
             "rvs_dataplane_events_total{event=\"forwarded\"} 30",
             "rvs_conn_table_flows 3",
             "rvs_health_checkers 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn l7_rules_pools_and_servers() {
+        use crate::daemon::l7::status::{
+            BackendStatus, L7Status, PoolStatus, RuleStatus, ServerStatus,
+        };
+        let mut snap = snapshot();
+        snap.l7 = Some(L7Status {
+            servers: vec![ServerStatus {
+                address: "198.18.0.100:80".into(),
+                mode: "http".into(),
+                connections: 5,
+                active_connections: 1,
+                requests: 9,
+                unrouted: 1,
+                refused: vec![(400, 2), (431, 1)],
+                bytes_in: 0,
+                bytes_out: 0,
+                rules: vec![RuleStatus {
+                    rule: "host api.example.com".into(),
+                    pool: "api".into(),
+                    hits: 6,
+                }],
+                default_pool: Some(RuleStatus {
+                    rule: "default".into(),
+                    pool: "web".into(),
+                    hits: 2,
+                }),
+                pools: vec![PoolStatus {
+                    name: "api".into(),
+                    scheduler: "rr".into(),
+                    persistence: "none".into(),
+                    forward_for: "proxy_v2".into(),
+                    quorum: true,
+                    requests: 6,
+                    unavailable: 1,
+                    to_sorry: 0,
+                    servers: vec![BackendStatus {
+                        address: "198.19.0.12:8080".into(),
+                        up: true,
+                        weight: 1,
+                        active: 0,
+                        requests: 5,
+                        failures: 1,
+                        idle_connections: 2,
+                    }],
+                    sorry_server: None,
+                }],
+            }],
+        });
+        let text = render(&snap);
+        for line in [
+            "rvs_l7_requests_total{server=\"198.18.0.100:80\",rule=\"\",pool=\"\",backend=\"\",status=\"\"} 9",
+            "rvs_l7_refused_total{server=\"198.18.0.100:80\",rule=\"\",pool=\"\",backend=\"\",status=\"431\"} 1",
+            "rvs_l7_rule_requests_total{server=\"198.18.0.100:80\",rule=\"host api.example.com\",pool=\"api\",backend=\"\",status=\"\"} 6",
+            "rvs_l7_rule_requests_total{server=\"198.18.0.100:80\",rule=\"default\",pool=\"web\",backend=\"\",status=\"\"} 2",
+            "rvs_l7_pool_unavailable_total{server=\"198.18.0.100:80\",rule=\"\",pool=\"api\",backend=\"\",status=\"\"} 1",
+            "rvs_l7_backend_failures_total{server=\"198.18.0.100:80\",rule=\"\",pool=\"api\",backend=\"198.19.0.12:8080\",status=\"\"} 1",
+            "rvs_l7_backend_up{server=\"198.18.0.100:80\",rule=\"\",pool=\"api\",backend=\"198.19.0.12:8080\",status=\"\"} 1",
         ] {
             assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
         }
