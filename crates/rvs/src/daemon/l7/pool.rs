@@ -16,6 +16,8 @@ use std::{
 
 use tokio::net::TcpStream;
 
+use super::site::Rate;
+
 use crate::{
     keepalived::l7::{L7Pool, Persistence},
     model::{Dest, DestAddr, DestConfig, svc_flags},
@@ -49,6 +51,8 @@ pub struct Backend {
     pub failures: AtomicU64,
     /// The value of the pool's persistence cookie that names it.
     pub cookie: String,
+    /// Requests per second.
+    pub rate: Rate,
     idle: Mutex<Vec<(TcpStream, Instant)>>,
 }
 
@@ -63,6 +67,7 @@ impl Backend {
             requests: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             cookie: cookie_value(addr),
+            rate: Rate::default(),
             idle: Mutex::new(Vec::new()),
         }
     }
@@ -147,6 +152,8 @@ pub struct Pool {
     pub unavailable: AtomicU64,
     /// Requests sent to the sorry server.
     pub to_sorry: AtomicU64,
+    /// Requests per second.
+    pub rate: Rate,
 }
 
 impl Pool {
@@ -200,6 +207,7 @@ impl Pool {
             requests: AtomicU64::new(0),
             unavailable: AtomicU64::new(0),
             to_sorry: AtomicU64::new(0),
+            rate: Rate::default(),
         };
         p.servers_changed();
         p

@@ -5,12 +5,35 @@ use std::{
     collections::BTreeMap,
     sync::{
         Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicI64, AtomicU64, Ordering},
     },
 };
 
 use super::pool::Pool;
 use crate::keepalived::l7::{L7Rule, L7Server};
+
+/// Requests per second of one counter, as IPVS's estimator averages them: every 2 s the change,
+/// scaled by 2^10, folded into an average with weight 1/4 (see `daemon/estimator.rs`).
+#[derive(Default)]
+pub struct Rate {
+    last: AtomicU64,
+    avg: AtomicI64,
+}
+
+impl Rate {
+    /// One 2-second sample of the counter's value `now`.
+    pub fn sample(&self, now: u64) {
+        let delta = now.wrapping_sub(self.last.swap(now, Ordering::Relaxed));
+        // Per second, scaled by 2^10: delta << 10 over 2 s.
+        let rate = (delta as i64) << 9;
+        let avg = self.avg.load(Ordering::Relaxed);
+        self.avg.store(avg + ((rate - avg) >> 2), Ordering::Relaxed);
+    }
+
+    pub fn per_second(&self) -> u64 {
+        ((self.avg.load(Ordering::Relaxed) + 0x1FF) >> 10).max(0) as u64
+    }
+}
 
 /// What a request (or, in tls mode, a ClientHello) offers to match on.
 pub struct Request<'a> {
@@ -27,6 +50,10 @@ pub struct Site {
     pub rule_hits: Vec<AtomicU64>,
     pub default_hits: AtomicU64,
     pub counters: Counters,
+    /// Requests per second: the server's, each rule's and the default pool's.
+    pub rate: Rate,
+    pub rule_rates: Vec<Rate>,
+    pub default_rate: Rate,
 }
 
 #[derive(Default)]
@@ -59,10 +86,29 @@ impl Site {
     pub fn new(config: L7Server, pools: Vec<Pool>) -> Site {
         Site {
             rule_hits: config.rules.iter().map(|_| AtomicU64::new(0)).collect(),
+            rule_rates: config.rules.iter().map(|_| Rate::default()).collect(),
+            rate: Rate::default(),
+            default_rate: Rate::default(),
             config,
             pools,
             default_hits: AtomicU64::new(0),
             counters: Counters::default(),
+        }
+    }
+
+    /// Every rate's 2-second sample.
+    pub fn sample_rates(&self) {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        self.rate.sample(load(&self.counters.requests));
+        for (r, h) in self.rule_rates.iter().zip(&self.rule_hits) {
+            r.sample(load(h));
+        }
+        self.default_rate.sample(load(&self.default_hits));
+        for p in &self.pools {
+            p.rate.sample(load(&p.requests));
+            for b in &p.servers {
+                b.rate.sample(load(&b.requests));
+            }
         }
     }
 

@@ -22,6 +22,8 @@ pub struct ServerStatus {
     pub connections: u64,
     pub active_connections: u64,
     pub requests: u64,
+    /// Requests per second (IPVS's estimator: 2-second samples, averaged).
+    pub rate: u64,
     /// Requests no rule and no default pool took (404).
     pub unrouted: u64,
     /// Refused before routing, by the status answered.
@@ -38,6 +40,7 @@ pub struct RuleStatus {
     pub rule: String,
     pub pool: String,
     pub hits: u64,
+    pub rate: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -48,6 +51,7 @@ pub struct PoolStatus {
     pub forward_for: String,
     pub quorum: bool,
     pub requests: u64,
+    pub rate: u64,
     /// Answered 503: no usable server and no sorry server.
     pub unavailable: u64,
     pub to_sorry: u64,
@@ -62,6 +66,7 @@ pub struct BackendStatus {
     pub weight: i32,
     pub active: u32,
     pub requests: u64,
+    pub rate: u64,
     pub failures: u64,
     pub idle_connections: usize,
 }
@@ -99,6 +104,7 @@ fn snapshot(s: &Site) -> ServerStatus {
         connections: load(&c.connections),
         active_connections: load(&c.active_connections),
         requests: load(&c.requests),
+        rate: s.rate.per_second(),
         unrouted: load(&c.unrouted),
         refused: c
             .refused
@@ -113,17 +119,19 @@ fn snapshot(s: &Site) -> ServerStatus {
             .config
             .rules
             .iter()
-            .zip(&s.rule_hits)
-            .map(|(r, h)| RuleStatus {
+            .zip(s.rule_hits.iter().zip(&s.rule_rates))
+            .map(|(r, (h, rate))| RuleStatus {
                 rule: r.describe(),
                 pool: pool_name(&r.pool),
                 hits: load(h),
+                rate: rate.per_second(),
             })
             .collect(),
         default_pool: s.config.default_pool.as_ref().map(|p| RuleStatus {
             rule: "default".into(),
             pool: pool_name(p),
             hits: load(&s.default_hits),
+            rate: s.default_rate.per_second(),
         }),
         pools: s
             .pools
@@ -144,6 +152,7 @@ fn snapshot(s: &Site) -> ServerStatus {
                 .into(),
                 quorum: p.has_quorum(),
                 requests: load(&p.requests),
+                rate: p.rate.per_second(),
                 unavailable: load(&p.unavailable),
                 to_sorry: load(&p.to_sorry),
                 servers: p
@@ -155,6 +164,7 @@ fn snapshot(s: &Site) -> ServerStatus {
                         weight: b.weight(),
                         active: b.active.load(Ordering::Relaxed),
                         requests: load(&b.requests),
+                        rate: b.rate.per_second(),
                         failures: load(&b.failures),
                         idle_connections: b.idle_count(),
                     })
@@ -174,12 +184,13 @@ pub fn render(status: Option<&L7Status>) -> String {
     for s in &st.servers {
         let refused: Vec<String> = s.refused.iter().map(|(k, v)| format!("{k}:{v}")).collect();
         out += &format!(
-            "L7 {} mode {}: {} connections ({} active), {} requests, {} unrouted, refused {}\n",
+            "L7 {} mode {}: {} connections ({} active), {} requests ({}/s), {} unrouted, refused {}\n",
             s.address,
             s.mode,
             s.connections,
             s.active_connections,
             s.requests,
+            s.rate,
             s.unrouted,
             if refused.is_empty() {
                 "0".to_owned()
@@ -189,13 +200,13 @@ pub fn render(status: Option<&L7Status>) -> String {
         );
         for r in s.rules.iter().chain(&s.default_pool) {
             out += &format!(
-                "  rule {} -> pool {}: {} requests\n",
-                r.rule, r.pool, r.hits
+                "  rule {} -> pool {}: {} requests ({}/s)\n",
+                r.rule, r.pool, r.hits, r.rate
             );
         }
         for p in &s.pools {
             out += &format!(
-                "  pool {} {} persistence {} forward_for {}{}: {} requests, {} unavailable, {} to \
+                "  pool {} {} persistence {} forward_for {}{}: {} requests ({}/s), {} unavailable, {} to \
                  sorry server\n",
                 p.name,
                 p.scheduler,
@@ -203,18 +214,20 @@ pub fn render(status: Option<&L7Status>) -> String {
                 p.forward_for,
                 if p.quorum { "" } else { " (no quorum)" },
                 p.requests,
+                p.rate,
                 p.unavailable,
                 p.to_sorry
             );
             for b in &p.servers {
                 out += &format!(
-                    "    -> {:<24} {:<4} weight {:<5} active {:<5} requests {:<8} failures {:<5} \
+                    "    -> {:<24} {:<4} weight {:<5} active {:<5} requests {:<8} {:>6}/s failures {:<5} \
                      idle {}\n",
                     b.address,
                     if b.up { "up" } else { "down" },
                     b.weight,
                     b.active,
                     b.requests,
+                    b.rate,
                     b.failures,
                     b.idle_connections
                 );

@@ -89,8 +89,14 @@ impl L7Task {
     }
 
     pub async fn run(mut self) {
+        let mut tick = tokio::time::interval(crate::daemon::estimator::INTERVAL);
         loop {
             tokio::select! {
+                _ = tick.tick() => {
+                    for l in self.listening.values() {
+                        l.current.read().expect("site").sample_rates();
+                    }
+                }
                 Some(ev) = self.events.recv() => self.on_event(ev),
                 _ = self.hangup.recv() => self.reload().await,
             }

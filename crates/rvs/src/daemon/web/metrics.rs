@@ -804,6 +804,7 @@ mod tests {
                 connections: 5,
                 active_connections: 1,
                 requests: 9,
+                rate: 4,
                 unrouted: 1,
                 refused: vec![(400, 2), (431, 1)],
                 bytes_in: 0,
@@ -812,11 +813,13 @@ mod tests {
                     rule: "host api.example.com".into(),
                     pool: "api".into(),
                     hits: 6,
+                    rate: 3,
                 }],
                 default_pool: Some(RuleStatus {
                     rule: "default".into(),
                     pool: "web".into(),
                     hits: 2,
+                    rate: 1,
                 }),
                 pools: vec![PoolStatus {
                     name: "api".into(),
@@ -825,6 +828,7 @@ mod tests {
                     forward_for: "proxy_v2".into(),
                     quorum: true,
                     requests: 6,
+                    rate: 3,
                     unavailable: 1,
                     to_sorry: 0,
                     servers: vec![BackendStatus {
@@ -833,6 +837,7 @@ mod tests {
                         weight: 1,
                         active: 0,
                         requests: 5,
+                        rate: 2,
                         failures: 1,
                         idle_connections: 2,
                     }],
