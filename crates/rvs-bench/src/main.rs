@@ -14,7 +14,8 @@
 //! 12), `monitor` (rvsd's CPU with the web console's live feed open or /metrics scraped, and
 //! the time to render /metrics for 100 services × 10 real servers; issue 13), `bgp` (rvsd's BGP
 //! speaker against BIRD: routes announced per second, and the time from a service going down to
-//! the route gone at a BIRD peer; issue 14). A run of some
+//! the route gone at a BIRD peer; issue 14), `l7` (HTTP routed by Host through rvsd's
+//! `rvs_l7_server`, HAProxy and nginx). A run of some
 //! parts (`--only`) keeps the other parts' sections of an existing report.
 //! `RVS_BENCH_DEBUG=1` prints every run.
 
@@ -23,6 +24,7 @@ mod cpu;
 mod ecmp;
 mod failover;
 mod https;
+mod l7;
 mod line;
 mod monitor;
 mod perf;
@@ -74,7 +76,7 @@ struct Args {
     #[arg(long)]
     bin_dir: Option<PathBuf>,
     /// Only these parts (comma-separated): packets, tcp, scaling, table, failover, sync,
-    /// monitor, bgp. The other parts' sections of an existing report are kept.
+    /// monitor, bgp, ecmp, l7. The other parts' sections of an existing report are kept.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// The command line to print in the report (scripts/bench passes its own).
@@ -230,7 +232,7 @@ fn run(args: &Args) -> Result<bool> {
         plan.scale_servers = args.scale_servers.clone();
     }
     let parts = [
-        "packets", "tcp", "scaling", "table", "failover", "sync", "monitor", "bgp", "ecmp",
+        "packets", "tcp", "scaling", "table", "failover", "sync", "monitor", "bgp", "ecmp", "l7",
     ];
     for p in &args.only {
         if !parts.contains(&p.as_str()) {
@@ -363,6 +365,14 @@ fn run(args: &Args) -> Result<bool> {
             Err(e) => rep.failures.push(format!("ecmp: {e}")),
         }
         rep.ecmp = Some(e);
+    }
+    if want("l7") {
+        let l = l7::run(&plan, &bins, &dir).map_err(|e| format!("{e:#}"));
+        match &l {
+            Ok(rows) => rep.failures.extend(l7::failures(rows)),
+            Err(e) => rep.failures.push(format!("l7: {e}")),
+        }
+        rep.l7 = Some(l);
     }
     rep.elapsed_s = START.get().map_or(0.0, |s| s.elapsed().as_secs_f64());
     let old = std::fs::read_to_string(&args.out).ok();

@@ -161,6 +161,7 @@ pub struct Report {
     pub monitor: Option<Result<MonitorReport, String>>,
     pub bgp: Option<Result<BgpReport, String>>,
     pub ecmp: Option<Result<crate::ecmp::EcmpReport, String>>,
+    pub l7: Option<Result<Vec<crate::l7::L7Row>, String>>,
 }
 
 fn median(s: &Sample) -> Option<f64> {
@@ -168,7 +169,7 @@ fn median(s: &Sample) -> Option<f64> {
 }
 
 /// `value (min–max)`: for latencies, whose spread is wide.
-fn range_cell(s: &Sample, fmt: impl Fn(f64) -> String) -> String {
+pub(crate) fn range_cell(s: &Sample, fmt: impl Fn(f64) -> String) -> String {
     match (s.median(), s.range()) {
         (Some(m), Some((lo, hi))) if s.spread().is_some() => {
             format!("{} ({}–{})", fmt(m), fmt(lo), fmt(hi))
@@ -209,7 +210,7 @@ fn ns(v: f64) -> String {
     format!("{v:.0}")
 }
 
-fn us(v: f64) -> String {
+pub(crate) fn us(v: f64) -> String {
     if v >= 1000.0 {
         format!("{:.2} ms", v / 1000.0)
     } else {
@@ -368,6 +369,9 @@ impl Report {
         self.render_bgp(w);
         if let Some(e) = &self.ecmp {
             w.push_str(&crate::ecmp::render(e));
+        }
+        if let Some(l) = &self.l7 {
+            w.push_str(&crate::l7::render(l));
         }
         self.render_evidence(w);
 
@@ -1233,7 +1237,7 @@ impl Report {
 
 /// The part that writes each section, by the start of its heading (a section runs from its
 /// `## ` heading to the next).
-const OWNERS: [(&str, &str); 13] = [
+const OWNERS: [(&str, &str); 14] = [
     ("## Goals", "packets"),
     ("## Packet forwarding", "packets"),
     ("## TCP through", "tcp"),
@@ -1244,6 +1248,7 @@ const OWNERS: [(&str, &str); 13] = [
     ("## Monitor", "monitor"),
     ("## BGP", "bgp"),
     ("## Scale-out behind ECMP", "ecmp"),
+    ("## Layer-7 dispatch", "l7"),
     ("## Where the time goes", "packets"),
     ("## Cases", "packets"),
     ("## Notes", "packets"),

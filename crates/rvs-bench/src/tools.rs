@@ -62,6 +62,50 @@ pub fn wait_listening(ns: &Netns, port: u16, what: &str) -> Result<()> {
 
 /// nginx answering every request with a short body, its own name (`worker_processes` workers).
 pub fn start_nginx(ns: &Netns, name: &str, dir: &Path, workers: usize) -> Result<NsProcess> {
+    start_nginx_with(
+        ns,
+        name,
+        dir,
+        workers,
+        HTTP_PORT,
+        &format!("location / {{ return 200 \"{name}\\n\"; }}"),
+    )
+}
+
+/// nginx on `port` with `server_body` inside its one `server` block (after `listen`).
+pub fn start_nginx_with(
+    ns: &Netns,
+    name: &str,
+    dir: &Path,
+    workers: usize,
+    port: u16,
+    server_body: &str,
+) -> Result<NsProcess> {
+    start_nginx_http(
+        ns,
+        name,
+        dir,
+        workers,
+        port,
+        &format!(
+            "server {{\n\
+               listen {port} reuseport backlog=4096;\n\
+               {server_body}\n\
+             }}\n"
+        ),
+    )
+}
+
+/// nginx with `http` (the inside of its `http` block besides logging and keep-alive), waited
+/// for on `port`.
+pub fn start_nginx_http(
+    ns: &Netns,
+    name: &str,
+    dir: &Path,
+    workers: usize,
+    port: u16,
+    http: &str,
+) -> Result<NsProcess> {
     let conf = dir.join(format!("nginx-{name}.conf"));
     let text = format!(
         "worker_processes {workers};\n\
@@ -73,10 +117,7 @@ pub fn start_nginx(ns: &Netns, name: &str, dir: &Path, workers: usize) -> Result
            access_log off;\n\
            keepalive_requests 10000000;\n\
            keepalive_timeout 60s;\n\
-           server {{\n\
-             listen {HTTP_PORT} reuseport backlog=4096;\n\
-             location / {{ return 200 \"{name}\\n\"; }}\n\
-           }}\n\
+           {http}\n\
          }}\n",
         dir = dir.display()
     );
@@ -87,7 +128,7 @@ pub fn start_nginx(ns: &Netns, name: &str, dir: &Path, workers: usize) -> Result
         .arg("-e")
         .arg(dir.join(format!("nginx-{name}.err")));
     let p = spawn_in(ns, &mut cmd, dir.join(format!("nginx-{name}.log")))?;
-    wait_listening(ns, HTTP_PORT, &format!("nginx on {name}")).inspect_err(|_| {
+    wait_listening(ns, port, &format!("nginx on {name}")).inspect_err(|_| {
         eprintln!(
             "{}",
             std::fs::read_to_string(dir.join(format!("nginx-{name}.err"))).unwrap_or_default()
@@ -188,6 +229,18 @@ pub struct Wrk {
 /// wrk from `ns` to `http://ip/` for `secs` seconds with `conns` connections; `close` sends
 /// `Connection: close`, so every request is a new TCP connection.
 pub fn wrk(ns: &Netns, ip: Ipv4Addr, secs: u32, conns: u32, close: bool) -> Result<Wrk> {
+    wrk_with(ns, ip, secs, conns, close, None).map(|(w, _)| w)
+}
+
+/// As [`wrk`], with a Lua `script` (`wrk -s`) if given.
+pub fn wrk_with(
+    ns: &Netns,
+    ip: Ipv4Addr,
+    secs: u32,
+    conns: u32,
+    close: bool,
+    script: Option<&Path>,
+) -> Result<(Wrk, String)> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(conns as usize);
@@ -206,13 +259,16 @@ pub fn wrk(ns: &Netns, ip: Ipv4Addr, secs: u32, conns: u32, close: bool) -> Resu
     if close {
         cmd.args(["-H", "Connection: close"]);
     }
+    if let Some(s) = script {
+        cmd.arg("-s").arg(s);
+    }
     cmd.arg(format!("http://{ip}:{HTTP_PORT}/"));
     let out = ns.run(&mut cmd, Duration::from_secs(u64::from(secs) + 20))?;
     let w = parse_wrk(&out).with_context(|| format!("reading wrk's output:\n{out}"))?;
     if w.errors > 0 && std::env::var_os("RVS_BENCH_DEBUG").is_some() {
         eprintln!("{out}");
     }
-    Ok(w)
+    Ok((w, out))
 }
 
 fn parse_wrk(out: &str) -> Result<Wrk> {
