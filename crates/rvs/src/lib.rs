@@ -19,6 +19,8 @@ pub mod check;
 pub mod control;
 pub mod daemon;
 pub mod dataplane;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod ebpf;
 pub mod ipvsadm;
 pub mod keepalived;

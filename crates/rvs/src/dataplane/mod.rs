@@ -7,7 +7,7 @@ mod list_space;
 mod loader;
 mod maps;
 mod marks;
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod memory;
 mod neigh;
 mod pass;

@@ -23,6 +23,33 @@ mod table;
 
 #[cfg(test)]
 mod testing;
+
+/// The fuzz target's way in: every line of a restore file (`-R`), split as ipvsadm splits it
+/// and parsed and checked as one command line; names resolve only as numbers.
+#[cfg(any(test, feature = "fuzzing"))]
+pub fn fuzz_restore(data: &[u8]) {
+    struct Numeric;
+    impl resolve::Resolver for Numeric {
+        fn host_v4(&self, name: &str) -> Option<std::net::Ipv4Addr> {
+            resolve::pton4(name)
+        }
+        fn service_port(&self, name: &str, _: &str) -> Option<u16> {
+            name.parse().ok()
+        }
+        fn host_name(&self, _: std::net::IpAddr) -> Option<String> {
+            None
+        }
+        fn service_name(&self, _: u16, _: &str) -> Option<String> {
+            None
+        }
+    }
+    let mut input = data;
+    let mut stream = restore::ConfigStream::new(&mut input);
+    while let Ok(Some(mut line)) = stream.next_line() {
+        line.insert(0, "rvsadm".to_owned());
+        let _ = command::parse(&line, false, &Numeric);
+    }
+}
 #[cfg(test)]
 mod tests;
 

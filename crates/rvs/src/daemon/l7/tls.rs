@@ -16,14 +16,15 @@ use super::{body::Buffered, http::CONNECT_TIMEOUT, proxy_v2, site::Request, site
 use crate::keepalived::l7::ForwardFor;
 
 /// What the buffered bytes say so far.
-enum Hello {
+pub enum Hello {
     /// The server name (None: the client sent none).
     Complete(Option<String>),
     More,
     NotTls,
 }
 
-fn server_name(bytes: &[u8]) -> Hello {
+/// The server name of the ClientHello at the start of `bytes`, read on a copy.
+pub fn server_name(bytes: &[u8]) -> Hello {
     let mut acceptor = rustls::server::Acceptor::default();
     let mut rest = bytes;
     while !rest.is_empty() {
