@@ -131,8 +131,11 @@ pub fn tls_client_hello(data: &[u8]) {
     let _ = l7::tls::server_name(data);
 }
 
+/// A target: arbitrary bytes in.
+pub type Target = fn(&[u8]);
+
 /// Every target by name, as fuzz/ and the corpus test call them.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("keepalived_conf", keepalived_conf),
     ("rvsadm_restore", rvsadm_restore),
     ("control_requests", control_requests),
