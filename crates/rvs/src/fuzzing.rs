@@ -8,8 +8,7 @@ use std::net::IpAddr;
 
 use crate::{
     daemon::{
-        Director, DirectorOptions,
-        bgp, l7,
+        Director, DirectorOptions, bgp, l7,
         sync::wire as sync_wire,
         vrrp::wire::{self as vrrp_wire, Auth, Expect, Received},
     },
@@ -40,10 +39,7 @@ pub fn rvsadm_restore(data: &[u8]) {
 /// director over in-memory maps (every request is checked by the daemon, not only by rvsadm).
 pub fn control_requests(data: &[u8]) {
     let mut director = Director::new(
-        Model::new(
-            rvs_common::maps::MAX_SERVICES,
-            rvs_common::maps::MAX_DESTS,
-        ),
+        Model::new(rvs_common::maps::MAX_SERVICES, rvs_common::maps::MAX_DESTS),
         Box::new(MemoryMaps::new()),
         DirectorOptions {
             state_file: None,
@@ -217,7 +213,11 @@ mod tests {
                 version,
                 entries: vec![entry.clone(), entry.clone()],
             };
-            put("sync_message", name, &crate::daemon::sync::wire::encode(&msg).unwrap());
+            put(
+                "sync_message",
+                name,
+                &crate::daemon::sync::wire::encode(&msg).unwrap(),
+            );
         }
         let open = bgp_wire::open(&bgp_wire::OpenParams {
             local_as: 4200000005,
@@ -237,7 +237,10 @@ mod tests {
             communities: vec![0xfde8_0001],
             local_pref: None,
         };
-        for (i, m) in bgp_wire::announce(&[prefix], &attrs, true).iter().enumerate() {
+        for (i, m) in bgp_wire::announce(&[prefix], &attrs, true)
+            .iter()
+            .enumerate()
+        {
             put("bgp_message", &format!("update{i}"), &bgp_wire::encode(m));
         }
         let n = bgp_wire::cease_shutdown();
@@ -294,7 +297,11 @@ mod tests {
             .iter()
             .map(|r| serde_json::to_string(r).unwrap())
             .collect();
-        put("control_requests", "session", (lines.join("\n") + "\n").as_bytes());
+        put(
+            "control_requests",
+            "session",
+            (lines.join("\n") + "\n").as_bytes(),
+        );
         // The state file a director saves after the first four of them.
         std::fs::create_dir_all(corpus().join("state_file")).unwrap();
         let mut d = crate::daemon::Director::new(

@@ -19,9 +19,9 @@ pub mod check;
 pub mod control;
 pub mod daemon;
 pub mod dataplane;
+pub mod ebpf;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
-pub mod ebpf;
 pub mod ipvsadm;
 pub mod keepalived;
 pub mod model;

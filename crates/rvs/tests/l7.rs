@@ -324,11 +324,19 @@ fn requests_are_routed_by_host_path_and_header_also_on_one_keepalive_connection(
     assert!(status.contains("rule default -> pool web"), "{status}");
     assert!(status.contains("unrouted"), "{status}");
     // The rates (IPVS's estimator, 2-second samples) show the burst.
-    eventually("a request rate on the api rule", Duration::from_secs(6), || {
-        let st = lab.lab.ok(&["--l7"]);
-        let line = st.lines().find(|l| l.contains("-> pool api")).unwrap().to_owned();
-        !line.ends_with("(0/s)")
-    });
+    eventually(
+        "a request rate on the api rule",
+        Duration::from_secs(6),
+        || {
+            let st = lab.lab.ok(&["--l7"]);
+            let line = st
+                .lines()
+                .find(|l| l.contains("-> pool api"))
+                .unwrap()
+                .to_owned();
+            !line.ends_with("(0/s)")
+        },
+    );
     let reused = _e._all[0].connections_from(IpAddr::V4(director_ip));
     let answered = _e._all[0].requests();
     assert!(

@@ -215,7 +215,6 @@ async fn forward(
     let cfg = &site.config;
     let proxy = pool.config.forward_for == ForwardFor::ProxyV2;
     let xff = (pool.config.forward_for == ForwardFor::XForwardedFor).then_some(client.ip());
-    let upstream_head = head.for_upstream(xff);
     // A reused connection the server closed meanwhile is retried once on a new one, when the
     // request can be sent again.
     let mut retried = false;
@@ -223,7 +222,9 @@ async fn forward(
         let reused = if proxy {
             private.remove(&backend.addr)
         } else {
-            backend.take_idle().map(Buffered::new)
+            // A request that can be sent again skips the liveness probe (a syscall): if the
+            // server closed the connection meanwhile, the retry below takes a new one.
+            backend.take_idle(!head.replayable()).map(Buffered::new)
         };
         let was_reused = reused.is_some();
         let mut up = match reused {
@@ -236,17 +237,23 @@ async fn forward(
                 }
             },
         };
-        let sent = up.io.write_all(&upstream_head).await;
-        if sent.is_err() && was_reused && head.replayable() && !retried {
-            retried = true;
-            continue;
-        }
-        if sent.is_err() {
-            backend.failures.fetch_add(1, Ordering::Relaxed);
-            return own(conn, head, 502, "the real server closed the connection").await;
-        }
+        let sent = match conn
+            .send_with_head(&mut up.io, head.for_upstream(xff), head.body)
+            .await
+        {
+            Ok(n) => n,
+            // A replayable request has no body, so nothing was taken: it can go again.
+            Err(_) if was_reused && head.replayable() && !retried => {
+                retried = true;
+                continue;
+            }
+            Err(_) => {
+                backend.failures.fetch_add(1, Ordering::Relaxed);
+                return own(conn, head, 502, "the real server closed the connection").await;
+            }
+        };
         match conn
-            .relay_body(&mut up.io, head.body, cfg.idle_timeout)
+            .relay_body(&mut up.io, head.body, sent, cfg.idle_timeout)
             .await
         {
             Ok(n) => {
@@ -290,16 +297,18 @@ async fn forward(
     }
     let keep = head.keep_alive && response.body != BodyLen::UntilClose;
     let extra: Vec<String> = set_cookie.into_iter().collect();
-    if conn
-        .io
-        .write_all(&response.for_client(keep, &extra))
+    let Ok(sent) = up
+        .send_with_head(
+            &mut conn.io,
+            response.for_client(keep, &extra),
+            response.body,
+        )
         .await
-        .is_err()
-    {
+    else {
         return Outcome::Close;
-    }
+    };
     match up
-        .relay_body(&mut conn.io, response.body, cfg.idle_timeout)
+        .relay_body(&mut conn.io, response.body, sent, cfg.idle_timeout)
         .await
     {
         Ok(n) => {

@@ -85,16 +85,14 @@ impl Backend {
         self.up() && self.weight() > 0
     }
 
-    /// An idle connection that is still open, if there is one.
-    pub fn take_idle(&self) -> Option<TcpStream> {
+    /// An idle connection, if there is one young enough; with `probe`, only one that is still
+    /// open and silent (a read would block: not EOF, stray bytes or an error).
+    pub fn take_idle(&self, probe: bool) -> Option<TcpStream> {
         let mut idle = self.idle.lock().expect("idle");
         while let Some((s, since)) = idle.pop() {
-            // Still open and silent: a read would block. Anything else (EOF, stray bytes, an
-            // error) and it is dropped.
             let mut b = [0u8; 1];
-            if since.elapsed() < IDLE_REUSE
-                && matches!(s.try_read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
-            {
+            let mut open = || matches!(s.try_read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+            if since.elapsed() < IDLE_REUSE && (!probe || open()) {
                 return Some(s);
             }
         }
