@@ -8,8 +8,7 @@
 //! - [`site`]: one L7 server's rules and counters; [`pool`]: health, persistence, scheduling and
 //!   idle connections of a pool;
 //! - [`http`] and [`tls`]: one client connection in each mode;
-//! - [`task`]: listeners, checkers and SIGHUP; [`threads`]: the event loops connections run on;
-//!   [`status`]: what rvsadm and the monitor show.
+//! - [`task`]: listeners, checkers and SIGHUP; [`status`]: what rvsadm and the monitor show.
 
 pub mod body;
 pub mod head;
@@ -19,7 +18,6 @@ pub mod proxy_v2;
 pub mod site;
 pub mod status;
 pub mod task;
-pub mod threads;
 pub mod tls;
 
 pub use status::L7Status;

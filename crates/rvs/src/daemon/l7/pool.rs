@@ -53,8 +53,7 @@ pub struct Backend {
     pub cookie: String,
     /// Requests per second.
     pub rate: Rate,
-    /// Idle connections, by the L7 thread whose reactor they are registered with.
-    idle: Mutex<Vec<(TcpStream, Instant, usize)>>,
+    idle: Mutex<Vec<(TcpStream, Instant)>>,
 }
 
 impl Backend {
@@ -89,10 +88,8 @@ impl Backend {
     /// An idle connection, if there is one young enough; with `probe`, only one that is still
     /// open and silent (a read would block: not EOF, stray bytes or an error).
     pub fn take_idle(&self, probe: bool) -> Option<TcpStream> {
-        let thread = super::threads::index();
         let mut idle = self.idle.lock().expect("idle");
-        while let Some(at) = idle.iter().rposition(|(_, _, t)| *t == thread) {
-            let (s, since, _) = idle.swap_remove(at);
+        while let Some((s, since)) = idle.pop() {
             let mut b = [0u8; 1];
             let mut open = || matches!(s.try_read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
             if since.elapsed() < IDLE_REUSE && (!probe || open()) {
@@ -104,10 +101,8 @@ impl Backend {
 
     pub fn put_idle(&self, s: TcpStream) {
         let mut idle = self.idle.lock().expect("idle");
-        // Old ones go first (the other threads' too: their servers may have closed them).
-        idle.retain(|(_, since, _)| since.elapsed() < IDLE_REUSE);
         if idle.len() < MAX_IDLE {
-            idle.push((s, Instant::now(), super::threads::index()));
+            idle.push((s, Instant::now()));
         }
     }
 

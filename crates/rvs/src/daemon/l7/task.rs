@@ -43,13 +43,11 @@ type Current = Arc<RwLock<Arc<Site>>>;
 
 struct Listening {
     current: Current,
-    /// One accept loop per L7 thread, each on its own SO_REUSEPORT socket.
-    accept: Vec<JoinHandle<()>>,
+    accept: JoinHandle<()>,
 }
 
 pub struct L7Task {
     path: PathBuf,
-    threads: Vec<tokio::runtime::Handle>,
     listening: HashMap<Key, Listening>,
     /// Pool of each checker service: mark − 1 indexes it.
     marks: Vec<(Key, usize)>,
@@ -67,7 +65,6 @@ impl L7Task {
         let (events_tx, events) = mpsc::channel(1024);
         let mut t = L7Task {
             path,
-            threads: super::threads::start()?,
             listening: HashMap::new(),
             marks: Vec::new(),
             runner: Runner::start(&[], events_tx.clone()),
@@ -116,10 +113,7 @@ impl L7Task {
         for s in &cfg.l7_servers {
             let key = (s.addr, s.port);
             if !self.listening.contains_key(&key) {
-                let sockets = (0..self.threads.len())
-                    .map(|_| bind(SocketAddr::new(s.addr, s.port)))
-                    .collect::<Result<Vec<_>>>()?;
-                bound.insert(key, sockets);
+                bound.insert(key, bind(SocketAddr::new(s.addr, s.port))?);
             }
         }
         let mut services: Vec<DesiredService> = Vec::new();
@@ -157,7 +151,7 @@ impl L7Task {
         self.listening.retain(|key, l| {
             let stays = kept.contains_key(key);
             if !stays {
-                l.accept.iter().for_each(JoinHandle::abort);
+                l.accept.abort();
                 info!("L7 {}: no longer listening", SocketAddr::new(key.0, key.1));
             }
             stays
@@ -167,21 +161,8 @@ impl L7Task {
                 Some(l) => *l.current.write().expect("site") = site.clone(),
                 None => {
                     let current: Current = Arc::new(RwLock::new(site.clone()));
-                    let sockets = bound.remove(key).expect("bound above");
-                    let accept = sockets
-                        .into_iter()
-                        .zip(&self.threads)
-                        .map(|(socket, thread)| {
-                            let current = current.clone();
-                            // Registered with the thread's own reactor, in its context.
-                            thread.spawn(async move {
-                                match TcpListener::from_std(socket) {
-                                    Ok(l) => accept(l, current).await,
-                                    Err(e) => warn!("L7 listener: {e}"),
-                                }
-                            })
-                        })
-                        .collect();
+                    let listener = bound.remove(key).expect("bound above");
+                    let accept = tokio::spawn(accept(listener, current.clone()));
                     self.listening.insert(*key, Listening { current, accept });
                 }
             }
@@ -304,14 +285,12 @@ fn new_site(
     Site::new(s.clone(), pools)
 }
 
-/// A listening socket on `addr`, which need not be configured yet (IP_FREEBIND); one per L7
-/// thread (SO_REUSEPORT: the kernel spreads new connections over them).
-fn bind(addr: SocketAddr) -> Result<std::net::TcpListener> {
+/// A listening socket on `addr`, which need not be configured yet (IP_FREEBIND).
+fn bind(addr: SocketAddr) -> Result<TcpListener> {
     use socket2::{Domain, Socket, Type};
     let what = || format!("L7 server {addr}: cannot listen");
     let s = Socket::new(Domain::for_address(addr), Type::STREAM, None).with_context(what)?;
     s.set_reuse_address(true).with_context(what)?;
-    s.set_reuse_port(true).with_context(what)?;
     if addr.is_ipv6() {
         s.set_only_v6(true).with_context(what)?;
         s.set_freebind_v6(true).with_context(what)?;
@@ -321,7 +300,7 @@ fn bind(addr: SocketAddr) -> Result<std::net::TcpListener> {
     s.set_nonblocking(true).with_context(what)?;
     s.bind(&addr.into()).with_context(what)?;
     s.listen(1024).with_context(what)?;
-    Ok(s.into())
+    TcpListener::from_std(s.into()).with_context(what)
 }
 
 async fn accept(listener: TcpListener, current: Current) {
