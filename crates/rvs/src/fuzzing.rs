@@ -122,7 +122,8 @@ pub fn http_heads(data: &[u8]) {
     }
     for method in ["GET", "HEAD"] {
         if let Ok(Some(r)) = l7::head::parse_response(data, method, 64 * 1024) {
-            let _ = r.for_client(true, &["Set-Cookie: RVSID=1".to_owned()]);
+            let _ = r.for_client(true, &["Set-Cookie: RVSID=1".to_owned()], false);
+            let _ = r.for_client(false, &[], true);
         }
     }
 }

@@ -435,6 +435,78 @@ fn bad_requests_are_refused_and_never_reach_a_real_server() {
 }
 
 #[test]
+fn what_reaches_a_real_server_is_framed_as_rvsd_read_it() {
+    let c = cluster(3);
+    let e = echoes(
+        &c,
+        &[
+            (0, 8080, "web0"),
+            (1, 8080, "web1"),
+            (2, 8081, "api"),
+            (2, 8082, "img"),
+        ],
+    );
+    let conf = routing_conf(&c);
+    let client_ip = c.client().ip();
+    let lab = KaLab::on(c, LINE_PORT, ConfDir::new(), &conf);
+    let api = || e._all[2].requests();
+    // `Connection: content-length` may not strip the length: the smuggled request stays body.
+    let smuggled = "GET /admin HTTP/1.1\r\nHost: internal\r\n\r\n";
+    let before = api();
+    let mut k = Client::connect(&lab, 80);
+    k.send(
+        format!(
+            "POST / HTTP/1.1\r\nHost: api.example.com\r\nConnection: content-length\r\n\
+             Content-Length: {}\r\n\r\n{smuggled}",
+            smuggled.len()
+        )
+        .as_bytes(),
+    );
+    let r = k.response();
+    // (The echo's `body=` line shows the body's first line.)
+    assert_eq!(
+        (r.seen("target"), r.seen("body")),
+        ("/".into(), "GET /admin HTTP/1.1".into())
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(api() - before, 1, "the real server ran a second request");
+    // A chunk-size line with a bare LF in its extension is refused before anything of it goes on.
+    let mut k = Client::connect(&lab, 80);
+    k.send(b"POST / HTTP/1.1\r\nHost: api.example.com\r\nTransfer-Encoding: chunked\r\n\r\n5;a\nGET /x\r\nhello\r\n0\r\n\r\n");
+    assert_eq!(k.response().status, 400);
+    // Trailers are dropped; the body arrives whole.
+    let mut k = Client::connect(&lab, 80);
+    k.send(b"POST / HTTP/1.1\r\nHost: api.example.com\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-Trailer: 1\r\n\r\n");
+    assert_eq!(k.response().seen("body"), "abc");
+    // Two X-Forwarded-For fields: one goes on, the client last.
+    let r = once(
+        &lab,
+        80,
+        "www.example.com",
+        "/",
+        "X-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 6.6.6.6\r\n",
+    );
+    assert_eq!(r.seen("xff"), format!("1.1.1.1, 6.6.6.6, {client_ip}"));
+    // An absolute-form target is routed by its own host, and the server sees origin form.
+    let r = once(
+        &lab,
+        80,
+        "www.example.com",
+        "http://api.example.com/abs",
+        "",
+    );
+    assert_eq!(
+        (r.seen("server"), r.seen("target"), r.seen("host")),
+        ("api".into(), "/abs".into(), "api.example.com".into())
+    );
+    // An HTTP/1.0 client gets no 100 Continue.
+    let mut k = Client::connect(&lab, 80);
+    k.send(b"POST /e HTTP/1.0\r\nHost: api.example.com\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\nok");
+    let r = k.response();
+    assert_eq!((r.status, r.seen("body")), (200, "ok".into()));
+}
+
+#[test]
 fn cookie_persistence_sorry_server_and_503_follow_the_checkers() {
     let c = cluster(3);
     let vip = c.vip();

@@ -31,6 +31,36 @@ pub enum RelayError {
     Idle,
 }
 
+/// Writes all of `bytes` within `limit` (a peer that stops reading is let go).
+pub async fn send(to: &mut TcpStream, bytes: &[u8], limit: Duration) -> Result<(), RelayError> {
+    match tokio::time::timeout(limit, to.write_all(bytes)).await {
+        Ok(r) => r.map_err(RelayError::To),
+        Err(_) => Err(RelayError::Idle),
+    }
+}
+
+/// A chunk-size line, strictly: hex digits (at most 15), then optional extensions of visible
+/// characters, space and tab, then CRLF; a bare CR or LF anywhere is refused, since a server that
+/// ends lines at LF would read other chunk boundaries than rvsd (httparse's parser is lenient
+/// there). Returns the size.
+fn chunk_size(line: &[u8]) -> Option<u64> {
+    let body = line.strip_suffix(b"\r\n")?;
+    let digits = body.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    if digits == 0 || digits > 15 {
+        return None;
+    }
+    let rest = &body[digits..];
+    let ext_ok = rest.is_empty()
+        || (matches!(rest[0], b';' | b' ' | b'\t')
+            && rest
+                .iter()
+                .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b)));
+    if !ext_ok {
+        return None;
+    }
+    u64::from_str_radix(std::str::from_utf8(&body[..digits]).ok()?, 16).ok()
+}
+
 /// A TCP connection and what was read from it but not yet used.
 pub struct Buffered {
     pub io: TcpStream,
@@ -77,6 +107,7 @@ impl Buffered {
         to: &mut TcpStream,
         mut head: Vec<u8>,
         len: BodyLen,
+        limit: Duration,
     ) -> Result<u64, RelayError> {
         let take = match len {
             BodyLen::Length(n) => self.data().len().min(n.min(usize::MAX as u64) as usize),
@@ -86,7 +117,7 @@ impl Buffered {
         };
         head.extend_from_slice(&self.data()[..take]);
         self.consume(take);
-        to.write_all(&head).await.map_err(RelayError::To)?;
+        send(to, &head, limit).await?;
         Ok(take as u64)
     }
 
@@ -112,9 +143,7 @@ impl Buffered {
                 self.fill_within(idle).await?;
             }
             let take = self.data().len().min(n.min(usize::MAX as u64) as usize);
-            to.write_all(&self.data()[..take])
-                .await
-                .map_err(RelayError::To)?;
+            send(to, &self.data()[..take], idle).await?;
             self.consume(take);
             n -= take as u64;
         }
@@ -149,13 +178,13 @@ impl Buffered {
         match len {
             BodyLen::None => Ok(0),
             BodyLen::Length(n) => self.copy_exact(to, n - sent, idle).await.map(|_| n),
-            BodyLen::Chunked => self.relay_chunked(to, idle).await,
+            BodyLen::Chunked => self.relay_chunked(to, idle, false).await,
             BodyLen::UntilClose => {
                 let mut total = sent;
                 loop {
                     if !self.data().is_empty() {
                         let n = self.data().len();
-                        to.write_all(self.data()).await.map_err(RelayError::To)?;
+                        send(to, self.data(), idle).await?;
                         self.consume(n);
                         total += n as u64;
                     }
@@ -170,19 +199,34 @@ impl Buffered {
         }
     }
 
-    async fn relay_chunked(
+    /// A chunked body as bare data, for an HTTP/1.0 client (which cannot read chunks: the
+    /// connection's close ends the body).
+    pub async fn relay_dechunked(
         &mut self,
         to: &mut TcpStream,
         idle: Duration,
     ) -> Result<u64, RelayError> {
+        self.relay_chunked(to, idle, true).await
+    }
+
+    /// Chunks go on with their size lines rebuilt (extensions dropped) and the trailer section
+    /// dropped (rvsd sends the final CRLF only): what the other side reads is exactly what rvsd
+    /// parsed.
+    async fn relay_chunked(
+        &mut self,
+        to: &mut TcpStream,
+        idle: Duration,
+        dechunk: bool,
+    ) -> Result<u64, RelayError> {
         let mut total = 0u64;
         loop {
             let line = self.next_line(MAX_CHUNK_LINE, idle).await?;
-            let size = match httparse::parse_chunk_size(&line) {
-                Ok(httparse::Status::Complete((_, size))) => size,
-                _ => return Err(RelayError::Malformed("bad chunk size")),
+            let Some(size) = chunk_size(&line) else {
+                return Err(RelayError::Malformed("bad chunk size line"));
             };
-            to.write_all(&line).await.map_err(RelayError::To)?;
+            if !dechunk {
+                send(to, format!("{size:x}\r\n").as_bytes(), idle).await?;
+            }
             if size == 0 {
                 break;
             }
@@ -191,20 +235,52 @@ impl Buffered {
             if self.next_line(2, idle).await? != b"\r\n" {
                 return Err(RelayError::Malformed("chunk not followed by CRLF"));
             }
-            to.write_all(b"\r\n").await.map_err(RelayError::To)?;
+            if !dechunk {
+                send(to, b"\r\n", idle).await?;
+            }
         }
-        // Trailer fields, then the empty line.
+        // Trailer fields, up to the empty line: read and dropped.
         let mut trailers = 0;
         loop {
             let line = self.next_line(MAX_TRAILERS, idle).await?;
-            to.write_all(&line).await.map_err(RelayError::To)?;
             if line == b"\r\n" {
+                if !dechunk {
+                    send(to, b"\r\n", idle).await?;
+                }
                 return Ok(total);
             }
             trailers += line.len();
-            if trailers > MAX_TRAILERS {
-                return Err(RelayError::Malformed("trailers too long"));
+            if trailers > MAX_TRAILERS
+                || line[..line.len() - 2]
+                    .iter()
+                    .any(|&b| b == b'\n' || b == b'\r')
+            {
+                return Err(RelayError::Malformed("trailers too long or malformed"));
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chunk_size;
+
+    #[test]
+    fn chunk_size_lines_are_strict() {
+        assert_eq!(chunk_size(b"1f\r\n"), Some(31));
+        assert_eq!(chunk_size(b"5;name=value\r\n"), Some(5));
+        assert_eq!(chunk_size(b"0\r\n"), Some(0));
+        for bad in [
+            b"\r\n".as_slice(),
+            b";x\r\n",
+            b"5;a\nX\r\n",
+            b"5\rX\r\n",
+            b"g\r\n",
+            b"5x\r\n",
+            b"1234567890abcdef0\r\n",
+            b"-1\r\n",
+        ] {
+            assert_eq!(chunk_size(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
     }
 }

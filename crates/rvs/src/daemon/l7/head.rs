@@ -42,8 +42,12 @@ pub struct RequestHead {
     pub minor: u8,
     /// Every field as received, in order.
     pub fields: Vec<(String, Vec<u8>)>,
-    /// Host without port, lowercase ("" for an HTTP/1.0 request without one).
+    /// Host without port, lowercase, without a trailing dot ("" for an HTTP/1.0 request
+    /// without one): what rules match.
     pub host: String,
+    /// The Host field the real server gets: as received, or the authority of an absolute-form
+    /// target (RFC 9112 §3.2.2).
+    pub host_field: String,
     pub body: BodyLen,
     /// The client wants the connection kept after the response.
     pub keep_alive: bool,
@@ -54,16 +58,9 @@ pub struct RequestHead {
 }
 
 impl RequestHead {
-    /// The path part of the target (an absolute-form target's path, "/" when it has none).
+    /// The path part of the target (an absolute-form target was made origin-form).
     pub fn path(&self) -> &str {
-        let t = self.target.as_str();
-        if t.starts_with('/') {
-            return t;
-        }
-        match t.find("://") {
-            Some(i) => t[i + 3..].find('/').map_or("/", |p| &t[i + 3 + p..]),
-            None => t,
-        }
+        &self.target
     }
 
     pub fn field(&self, name: &str) -> Option<&[u8]> {
@@ -95,8 +92,10 @@ impl RequestHead {
             )
     }
 
-    /// The head for the real server: HTTP/1.1, hop-by-hop fields dropped (those the client's
-    /// `Connection` names too), the client appended to `X-Forwarded-For` when asked.
+    /// The head for the real server: HTTP/1.1, hop-by-hop fields dropped (and those the
+    /// client's `Connection` names, but never Host or the framing), the framing written from
+    /// what rvsd parsed (so the server cannot read another length than rvsd relays), the client
+    /// appended to one `X-Forwarded-For` when asked.
     pub fn for_upstream(&self, forwarded_for: Option<std::net::IpAddr>) -> Vec<u8> {
         let named = connection_tokens(&self.fields);
         let mut out = Vec::with_capacity(self.len + 64);
@@ -104,34 +103,61 @@ impl RequestHead {
         out.push(b' ');
         out.extend_from_slice(self.target.as_bytes());
         out.extend_from_slice(b" HTTP/1.1\r\n");
-        let mut xff_done = false;
+        let mut xff: Vec<&[u8]> = Vec::new();
+        let mut host_done = false;
         for (name, value) in &self.fields {
             let lower = name.to_ascii_lowercase();
-            if hop_by_hop(&lower) && !(self.upgrade && lower == "upgrade") {
-                continue;
-            }
-            if named.contains(&lower) {
-                continue;
+            match lower.as_str() {
+                "content-length" | "transfer-encoding" => continue,
+                "x-forwarded-for" if forwarded_for.is_some() => {
+                    xff.push(value);
+                    continue;
+                }
+                // An absolute-form target named the host: it replaces the field.
+                "host" => {
+                    if !host_done {
+                        out.extend_from_slice(b"Host: ");
+                        out.extend_from_slice(self.host_field.as_bytes());
+                        out.extend_from_slice(b"\r\n");
+                        host_done = true;
+                    }
+                    continue;
+                }
+                "upgrade" if self.upgrade => {}
+                _ if hop_by_hop(&lower) || named.contains(&lower) => continue,
+                _ => {}
             }
             out.extend_from_slice(name.as_bytes());
             out.extend_from_slice(b": ");
             out.extend_from_slice(value);
-            if lower == "x-forwarded-for"
-                && let Some(ip) = forwarded_for.filter(|_| !xff_done)
-            {
-                out.extend_from_slice(format!(", {ip}").as_bytes());
-                xff_done = true;
-            }
             out.extend_from_slice(b"\r\n");
         }
-        if let Some(ip) = forwarded_for.filter(|_| !xff_done) {
-            out.extend_from_slice(format!("X-Forwarded-For: {ip}\r\n").as_bytes());
+        if !host_done && !self.host_field.is_empty() {
+            out.extend_from_slice(format!("Host: {}\r\n", self.host_field).as_bytes());
         }
+        if let Some(ip) = forwarded_for {
+            out.extend_from_slice(b"X-Forwarded-For: ");
+            for v in &xff {
+                out.extend_from_slice(v);
+                out.extend_from_slice(b", ");
+            }
+            out.extend_from_slice(format!("{ip}\r\n").as_bytes());
+        }
+        write_framing(&mut out, self.body);
         if self.upgrade {
             out.extend_from_slice(b"Connection: upgrade\r\n");
         }
         out.extend_from_slice(b"\r\n");
         out
+    }
+}
+
+/// `Content-Length` or `Transfer-Encoding` as rvsd relays the body.
+fn write_framing(out: &mut Vec<u8>, body: BodyLen) {
+    match body {
+        BodyLen::Length(n) => out.extend_from_slice(format!("Content-Length: {n}\r\n").as_bytes()),
+        BodyLen::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+        BodyLen::None | BodyLen::UntilClose => {}
     }
 }
 
@@ -169,15 +195,21 @@ fn framing(fields: &[(String, Vec<u8>)]) -> Result<Option<BodyLen>, &'static str
         if name.eq_ignore_ascii_case("content-length") {
             let v = std::str::from_utf8(value).map_err(|_| "Content-Length is not a number")?;
             for part in v.split(',') {
-                let p = part.trim();
+                let p = part.trim_matches([' ', '\t']);
                 if p.is_empty() || p.len() > 18 || !p.bytes().all(|b| b.is_ascii_digit()) {
                     return Err("Content-Length is not a number");
                 }
                 lengths.push(p.parse::<u64>().expect("18 digits fit"));
             }
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            if !value.is_ascii() {
+                return Err("Transfer-Encoding is not ASCII");
+            }
             let v = std::str::from_utf8(value).map_err(|_| "Transfer-Encoding is not text")?;
-            codings.extend(v.split(',').map(|c| c.trim().to_ascii_lowercase()));
+            codings.extend(
+                v.split(',')
+                    .map(|c| c.trim_matches([' ', '\t']).to_ascii_lowercase()),
+            );
         }
     }
     if !codings.is_empty() {
@@ -244,27 +276,34 @@ pub fn parse_request(buf: &[u8], max_head: usize) -> Result<Option<RequestHead>,
         });
     }
     let method = req.method.expect("complete").to_owned();
-    let target = req.path.expect("complete").to_owned();
+    let mut target = req.path.expect("complete").to_owned();
     let minor = req.version.expect("complete");
     let fields = fields_of(req.headers);
-    if !(target.starts_with('/')
-        || target.contains("://")
-        || (method == "OPTIONS" && target == "*"))
-    {
-        // Authority-form (CONNECT) is a tunnel, not a request for these servers.
-        return Err(bad("request target is not a path"));
-    }
     let hosts: Vec<&[u8]> = fields
         .iter()
         .filter(|(n, _)| n.eq_ignore_ascii_case("host"))
         .map(|(_, v)| v.as_slice())
         .collect();
-    let host = match (hosts.as_slice(), minor) {
-        ([one], _) => host_name(one).ok_or(bad("malformed Host"))?,
-        ([], 0) => String::new(),
+    let (mut host, mut host_field) = match (hosts.as_slice(), minor) {
+        ([one], _) => (
+            host_name(one).ok_or(bad("malformed Host"))?,
+            String::from_utf8_lossy(one)
+                .trim_matches([' ', '\t'])
+                .to_owned(),
+        ),
+        ([], 0) => (String::new(), String::new()),
         ([], _) => return Err(bad("HTTP/1.1 request without Host")),
         _ => return Err(bad("more than one Host")),
     };
+    if let Some((authority, path)) = absolute_form(&target) {
+        // The target's authority is the host (RFC 9112 §3.2.2); the server gets origin form.
+        host = host_name(authority.as_bytes()).ok_or(bad("malformed authority in the target"))?;
+        host_field = authority.to_owned();
+        target = path.to_owned();
+    } else if !(target.starts_with('/') || (method == "OPTIONS" && target == "*")) {
+        // Authority-form (CONNECT) is a tunnel, not a request for these servers.
+        return Err(bad("request target is not a path"));
+    }
     let body = match framing(&fields).map_err(bad)? {
         Some(BodyLen::Chunked) if minor == 0 => {
             return Err(bad("Transfer-Encoding in an HTTP/1.0 request"));
@@ -278,16 +317,21 @@ pub fn parse_request(buf: &[u8], max_head: usize) -> Result<Option<RequestHead>,
     } else {
         !tokens.iter().any(|t| t == "close")
     };
+    // Only to WebSocket and the like: h2c would open HTTP/2 past the rules.
     let upgrade = tokens.iter().any(|t| t == "upgrade")
-        && fields
-            .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case("upgrade"));
+        && fields.iter().any(|(n, v)| {
+            n.eq_ignore_ascii_case("upgrade")
+                && !String::from_utf8_lossy(v)
+                    .to_ascii_lowercase()
+                    .contains("h2c")
+        });
     Ok(Some(RequestHead {
         method,
         target,
         minor,
         fields,
         host,
+        host_field,
         body,
         keep_alive,
         upgrade,
@@ -295,7 +339,21 @@ pub fn parse_request(buf: &[u8], max_head: usize) -> Result<Option<RequestHead>,
     }))
 }
 
-/// A Host value as a name to match rules on: lowercase, without its port.
+/// `http://authority/path` or `https://...`: the authority and the path ("/" when none).
+fn absolute_form(target: &str) -> Option<(&str, &str)> {
+    let (scheme, rest) = target.split_once("://")?;
+    if !(scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")) {
+        return None;
+    }
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    if authority.is_empty() || authority.contains('@') {
+        return None;
+    }
+    Some((authority, if path.starts_with('/') { path } else { "/" }))
+}
+
+/// A Host value as a name to match rules on: lowercase, without its port or a trailing dot.
 fn host_name(value: &[u8]) -> Option<String> {
     let v = std::str::from_utf8(value).ok()?.trim();
     let name = if let Some(rest) = v.strip_prefix('[') {
@@ -315,7 +373,7 @@ fn host_name(value: &[u8]) -> Option<String> {
     let ok = name
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=[]:%".contains(&b));
-    ok.then(|| name.to_ascii_lowercase())
+    ok.then(|| name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase())
 }
 
 fn port_suffix(s: &str) -> bool {
@@ -344,23 +402,34 @@ impl ResponseHead {
 
     /// The head for the client, with `extra` fields (Set-Cookie) and this connection's own
     /// `Connection` field.
-    pub fn for_client(&self, keep_alive: bool, extra: &[String]) -> Vec<u8> {
+    ///
+    /// `dechunk`: the client speaks HTTP/1.0 and gets a chunked body as bare data up to the
+    /// close, without framing fields (then `keep_alive` must be false).
+    pub fn for_client(&self, keep_alive: bool, extra: &[String], dechunk: bool) -> Vec<u8> {
         let named = connection_tokens(&self.fields);
+        // The framing rvsd relays by is the one the client reads: rewritten when there is a
+        // body; kept as it is otherwise (a HEAD answer's Content-Length describes the GET).
+        let reframed = matches!(self.body, BodyLen::Length(_) | BodyLen::Chunked);
+        let framing_out = reframed && !dechunk;
         let mut out = Vec::with_capacity(self.len + 64);
         out.extend_from_slice(format!("HTTP/1.1 {} {}\r\n", self.status, self.reason).as_bytes());
         for (name, value) in &self.fields {
             let lower = name.to_ascii_lowercase();
-            let framing_dup = lower == "content-length" && self.body == BodyLen::Chunked;
-            if (hop_by_hop(&lower) && !(self.status == 101 && lower == "upgrade"))
-                || named.contains(&lower)
-                || framing_dup
-            {
+            let skip = match lower.as_str() {
+                "content-length" | "transfer-encoding" => reframed,
+                "upgrade" if self.status == 101 => false,
+                _ => hop_by_hop(&lower) || named.contains(&lower),
+            };
+            if skip {
                 continue;
             }
             out.extend_from_slice(name.as_bytes());
             out.extend_from_slice(b": ");
             out.extend_from_slice(value);
             out.extend_from_slice(b"\r\n");
+        }
+        if framing_out {
+            write_framing(&mut out, self.body);
         }
         for e in extra {
             out.extend_from_slice(e.as_bytes());
@@ -577,6 +646,74 @@ mod tests {
     }
 
     #[test]
+    fn what_the_server_gets_cannot_be_reframed_by_the_client() {
+        let up = |t: &str| {
+            let r = req(t).unwrap().unwrap();
+            String::from_utf8(r.for_upstream(Some("198.18.0.5".parse().unwrap()))).unwrap()
+        };
+        // Connection may not name the framing or Host away.
+        assert_eq!(
+            up(
+                "POST / HTTP/1.1\r\nHost: a\r\nConnection: content-length, host\r\nContent-Length: 4\r\n\r\n"
+            ),
+            "POST / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 198.18.0.5\r\nContent-Length: 4\r\n\r\n"
+        );
+        assert_eq!(
+            up("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+            "POST / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 198.18.0.5\r\nTransfer-Encoding: chunked\r\n\r\n"
+        );
+        // Every X-Forwarded-For field becomes one, the client last.
+        assert_eq!(
+            up(
+                "GET / HTTP/1.1\r\nX-Forwarded-For: 1.1.1.1\r\nHost: a\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n"
+            ),
+            "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1, 6.6.6.6, 198.18.0.5\r\n\r\n"
+        );
+        // An absolute-form target names the host, and goes on in origin form.
+        let r = req("GET http://Admin.Example:8080/x?y HTTP/1.1\r\nHost: public\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!((r.host.as_str(), r.path()), ("admin.example", "/x?y"));
+        assert!(
+            String::from_utf8(r.for_upstream(None))
+                .unwrap()
+                .starts_with("GET /x?y HTTP/1.1\r\nHost: Admin.Example:8080\r\n")
+        );
+        assert_eq!(
+            status("GET abc?u=http://x HTTP/1.1\r\nHost: a\r\n\r\n"),
+            400
+        );
+        // A trailing dot is the same name.
+        assert_eq!(
+            req("GET / HTTP/1.1\r\nHost: api.example.com.\r\n\r\n")
+                .unwrap()
+                .unwrap()
+                .host,
+            "api.example.com"
+        );
+        // Framing values are ASCII, trimmed of space and tab only.
+        assert_eq!(
+            status("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \u{a0}chunked\r\n\r\n"),
+            400
+        );
+        // h2c is no upgrade rvsd tunnels.
+        let r = req("GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(!r.upgrade);
+        let w =
+            req("GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+                .unwrap()
+                .unwrap();
+        assert!(w.upgrade);
+        assert!(
+            String::from_utf8(w.for_upstream(None))
+                .unwrap()
+                .contains("Upgrade: websocket\r\n")
+        );
+    }
+
+    #[test]
     fn responses_are_framed() {
         let r = |t: &str, m: &str| parse_response(t.as_bytes(), m, 16384).unwrap().unwrap();
         assert_eq!(
@@ -593,7 +730,7 @@ mod tests {
         );
         assert_eq!(c.body, BodyLen::Chunked);
         assert!(
-            !String::from_utf8(c.for_client(true, &[]))
+            !String::from_utf8(c.for_client(true, &[], false))
                 .unwrap()
                 .contains("Content-Length")
         );

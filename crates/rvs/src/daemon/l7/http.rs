@@ -15,7 +15,7 @@ use tokio::{io::AsyncWriteExt, net::TcpStream, time::Instant};
 use tracing::debug;
 
 use super::{
-    body::{Buffered, RelayError},
+    body::{Buffered, RelayError, send},
     head::{self, BodyLen, RequestHead},
     pool::{Backend, Pool},
     proxy_v2,
@@ -27,6 +27,10 @@ use crate::keepalived::l7::{ForwardFor, Persistence};
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Response heads are bounded like request heads, more generously.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+/// 1xx answers taken before the final one.
+const MAX_INTERIM: usize = 8;
+/// An idle connection to a real server older than this is not reused (servers close theirs).
+const IDLE_REUSE: Duration = Duration::from_secs(4);
 
 /// What became of one request.
 enum Outcome {
@@ -37,7 +41,14 @@ enum Outcome {
 
 /// The connections of one client connection to real servers that only it may use (PROXY
 /// protocol pools: the header names this client for the connection's whole life).
-type Private = HashMap<SocketAddr, Buffered>;
+type Private = HashMap<SocketAddr, (Buffered, std::time::Instant)>;
+
+/// An idle connection to a real server is still open and silent: a read would block (not EOF,
+/// stray bytes or an error).
+fn still_open(s: &TcpStream) -> bool {
+    let mut b = [0u8; 1];
+    matches!(s.try_read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+}
 
 pub async fn serve(site: Arc<Site>, stream: TcpStream, client: SocketAddr, local: SocketAddr) {
     let c = &site.counters;
@@ -52,10 +63,12 @@ pub async fn serve(site: Arc<Site>, stream: TcpStream, client: SocketAddr, local
             Ok(None) => break,
             Err(status) => {
                 c.refuse(status);
-                let _ = conn
-                    .io
-                    .write_all(&head::own_response(status, false, ""))
-                    .await;
+                let _ = send(
+                    &mut conn.io,
+                    &head::own_response(status, false, ""),
+                    site.config.head_timeout,
+                )
+                .await;
                 break;
             }
         };
@@ -130,7 +143,14 @@ async fn request(
     });
     let Some(pool) = route.map(|i| &site.pools[i]) else {
         site.counters.unrouted.fetch_add(1, Ordering::Relaxed);
-        return own(conn, &head, 404, "no rule matches").await;
+        return own(
+            conn,
+            &head,
+            404,
+            "no rule matches",
+            site.config.idle_timeout,
+        )
+        .await;
     };
     pool.requests.fetch_add(1, Ordering::Relaxed);
     let persisted = match &pool.config.persistence {
@@ -146,21 +166,32 @@ async fn request(
             }
             None => {
                 pool.unavailable.fetch_add(1, Ordering::Relaxed);
-                return own(conn, &head, 503, "no real server is available").await;
+                return own(
+                    conn,
+                    &head,
+                    503,
+                    "no real server is available",
+                    site.config.idle_timeout,
+                )
+                .await;
             }
         },
     };
     // rvsd answers `Expect: 100-continue` itself, so the body is on its way before the real
     // server is asked.
+    // (An HTTP/1.0 client gets no 1xx: RFC 9110 §15.2.)
     let expects = head
         .field("expect")
         .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
     if expects {
         head.fields
             .retain(|(n, _)| !n.eq_ignore_ascii_case("expect"));
-        if conn
-            .io
-            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if head.minor == 1
+            && send(
+                &mut conn.io,
+                b"HTTP/1.1 100 Continue\r\n\r\n",
+                site.config.idle_timeout,
+            )
             .await
             .is_err()
         {
@@ -174,15 +205,16 @@ async fn request(
 }
 
 /// rvsd's own answer; the connection stays only if the request had no body to skip.
-async fn own(conn: &mut Buffered, head: &RequestHead, status: u16, why: &str) -> Outcome {
+async fn own(
+    conn: &mut Buffered,
+    head: &RequestHead,
+    status: u16,
+    why: &str,
+    limit: Duration,
+) -> Outcome {
     let keep = head.keep_alive && head.body == BodyLen::None;
-    if conn
-        .io
-        .write_all(&head::own_response(status, keep, why))
-        .await
-        .is_err()
-        || !keep
-    {
+    let sent = send(&mut conn.io, &head::own_response(status, keep, why), limit).await;
+    if sent.is_err() || !keep {
         return Outcome::Close;
     }
     Outcome::KeepAlive
@@ -219,12 +251,15 @@ async fn forward(
     // request can be sent again.
     let mut retried = false;
     let (mut up, response) = loop {
+        // Probed before use (bytes a server sent after its response, or its close, would
+        // otherwise reach the next client's request).
         let reused = if proxy {
-            private.remove(&backend.addr)
+            private
+                .remove(&backend.addr)
+                .filter(|(u, since)| since.elapsed() < IDLE_REUSE && still_open(&u.io))
+                .map(|(u, _)| u)
         } else {
-            // A request that can be sent again skips the liveness probe (a syscall): if the
-            // server closed the connection meanwhile, the retry below takes a new one.
-            backend.take_idle(!head.replayable()).map(Buffered::new)
+            backend.take_idle(true).map(Buffered::new)
         };
         let was_reused = reused.is_some();
         let mut up = match reused {
@@ -233,12 +268,24 @@ async fn forward(
                 Some(u) => u,
                 None => {
                     backend.failures.fetch_add(1, Ordering::Relaxed);
-                    return own(conn, head, 502, "the real server does not answer").await;
+                    return own(
+                        conn,
+                        head,
+                        502,
+                        "the real server does not answer",
+                        cfg.idle_timeout,
+                    )
+                    .await;
                 }
             },
         };
         let sent = match conn
-            .send_with_head(&mut up.io, head.for_upstream(xff), head.body)
+            .send_with_head(
+                &mut up.io,
+                head.for_upstream(xff),
+                head.body,
+                cfg.idle_timeout,
+            )
             .await
         {
             Ok(n) => n,
@@ -249,7 +296,14 @@ async fn forward(
             }
             Err(_) => {
                 backend.failures.fetch_add(1, Ordering::Relaxed);
-                return own(conn, head, 502, "the real server closed the connection").await;
+                return own(
+                    conn,
+                    head,
+                    502,
+                    "the real server closed the connection",
+                    cfg.idle_timeout,
+                )
+                .await;
             }
         };
         match conn
@@ -262,19 +316,28 @@ async fn forward(
             Err(RelayError::Malformed(why)) => {
                 debug!("L7 {}: request body: {why}", cfg.name());
                 site.counters.refuse(400);
-                let _ = conn
-                    .io
-                    .write_all(&head::own_response(400, false, why))
-                    .await;
+                let _ = send(
+                    &mut conn.io,
+                    &head::own_response(400, false, why),
+                    cfg.idle_timeout,
+                )
+                .await;
                 return Outcome::Close;
             }
             Err(RelayError::To(_)) => {
                 backend.failures.fetch_add(1, Ordering::Relaxed);
-                return own(conn, head, 502, "the real server closed the connection").await;
+                return own(
+                    conn,
+                    head,
+                    502,
+                    "the real server closed the connection",
+                    cfg.idle_timeout,
+                )
+                .await;
             }
             Err(RelayError::From(_) | RelayError::Idle) => return Outcome::Close,
         }
-        match read_response(&mut up, &head.method, cfg.idle_timeout, conn).await {
+        match read_response(&mut up, &head.method, head.minor, cfg.idle_timeout, conn).await {
             Ok(r) => break (up, r),
             Err(ResponseError::Closed) if was_reused && head.replayable() && !retried => {
                 retried = true;
@@ -288,29 +351,41 @@ async fn forward(
                     ResponseError::Closed => (502, "the real server closed the connection"),
                     ResponseError::Client => return Outcome::Close,
                 };
-                return own(conn, head, status, why).await;
+                return own(conn, head, status, why, cfg.idle_timeout).await;
             }
         }
     };
     if response.status == 101 {
-        return upgrade(site, conn, up, &response).await;
+        if !head.upgrade {
+            backend.failures.fetch_add(1, Ordering::Relaxed);
+            let why = "101 to a request that asked for no upgrade";
+            return own(conn, head, 502, why, cfg.idle_timeout).await;
+        }
+        return upgrade(site, conn, up, &response, cfg.idle_timeout).await;
     }
-    let keep = head.keep_alive && response.body != BodyLen::UntilClose;
+    // An HTTP/1.0 client cannot read chunks: it gets the data, and the close ends it.
+    let dechunk = head.minor == 0 && response.body == BodyLen::Chunked;
+    let keep = head.keep_alive && response.body != BodyLen::UntilClose && !dechunk;
     let extra: Vec<String> = set_cookie.into_iter().collect();
-    let Ok(sent) = up
-        .send_with_head(
-            &mut conn.io,
-            response.for_client(keep, &extra),
-            response.body,
-        )
-        .await
-    else {
-        return Outcome::Close;
+    let out_head = response.for_client(keep, &extra, dechunk);
+    let relayed = if dechunk {
+        match send(&mut conn.io, &out_head, cfg.idle_timeout).await {
+            Ok(()) => up.relay_dechunked(&mut conn.io, cfg.idle_timeout).await,
+            Err(e) => Err(e),
+        }
+    } else {
+        match up
+            .send_with_head(&mut conn.io, out_head, response.body, cfg.idle_timeout)
+            .await
+        {
+            Ok(sent) => {
+                up.relay_body(&mut conn.io, response.body, sent, cfg.idle_timeout)
+                    .await
+            }
+            Err(e) => Err(e),
+        }
     };
-    match up
-        .relay_body(&mut conn.io, response.body, sent, cfg.idle_timeout)
-        .await
-    {
+    match relayed {
         Ok(n) => {
             site.counters.bytes_out.fetch_add(n, Ordering::Relaxed);
         }
@@ -318,7 +393,7 @@ async fn forward(
     }
     if response.keep_alive && up.data().is_empty() {
         if proxy {
-            private.insert(backend.addr, up);
+            private.insert(backend.addr, (up, std::time::Instant::now()));
         } else {
             backend.put_idle(up.io);
         }
@@ -339,7 +414,7 @@ async fn connect(backend: &Backend, proxy_header: Option<Vec<u8>>) -> Option<Buf
     let _ = s.set_nodelay(true);
     let mut b = Buffered::new(s);
     if let Some(h) = proxy_header {
-        b.io.write_all(&h).await.ok()?;
+        send(&mut b.io, &h, CONNECT_TIMEOUT).await.ok()?;
     }
     Some(b)
 }
@@ -357,19 +432,28 @@ enum ResponseError {
 async fn read_response(
     up: &mut Buffered,
     method: &str,
+    minor: u8,
     limit: Duration,
     conn: &mut Buffered,
 ) -> Result<head::ResponseHead, ResponseError> {
+    // Interim answers are bounded in number, and all of them with the final head in time.
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut interim = 0;
     loop {
         if !up.data().is_empty() {
             match head::parse_response(up.data(), method, MAX_RESPONSE_HEAD) {
                 Ok(Some(r)) => {
                     up.consume(r.len);
                     if r.interim() {
-                        conn.io
-                            .write_all(&r.for_client(true, &[]))
-                            .await
-                            .map_err(|_| ResponseError::Client)?;
+                        interim += 1;
+                        if interim > MAX_INTERIM {
+                            return Err(ResponseError::Malformed("too many 1xx responses"));
+                        }
+                        if minor == 1 {
+                            send(&mut conn.io, &r.for_client(true, &[], false), limit)
+                                .await
+                                .map_err(|_| ResponseError::Client)?;
+                        }
                         continue;
                     }
                     return Ok(r);
@@ -378,7 +462,7 @@ async fn read_response(
                 Err(why) => return Err(ResponseError::Malformed(why)),
             }
         }
-        match tokio::time::timeout(limit, up.fill()).await {
+        match tokio::time::timeout_at(deadline, up.fill()).await {
             Err(_) => return Err(ResponseError::Timeout),
             Ok(Ok(0)) | Ok(Err(_)) if up.data().is_empty() => return Err(ResponseError::Closed),
             Ok(Ok(0)) | Ok(Err(_)) => {
@@ -395,11 +479,14 @@ async fn upgrade(
     conn: &mut Buffered,
     mut up: Buffered,
     response: &head::ResponseHead,
+    limit: Duration,
 ) -> Outcome {
-    let mut to_client = response.for_client(true, &[]);
+    let mut to_client = response.for_client(true, &[], false);
     to_client.extend_from_slice(up.data());
     let pending = conn.data().to_vec();
-    if conn.io.write_all(&to_client).await.is_err() || up.io.write_all(&pending).await.is_err() {
+    if send(&mut conn.io, &to_client, limit).await.is_err()
+        || send(&mut up.io, &pending, limit).await.is_err()
+    {
         return Outcome::Close;
     }
     if let Ok((a, b)) = tokio::io::copy_bidirectional(&mut conn.io, &mut up.io).await {

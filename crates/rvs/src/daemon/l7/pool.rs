@@ -9,7 +9,7 @@ use std::{
     net::{IpAddr, SocketAddr},
     sync::{
         Mutex,
-        atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -34,8 +34,9 @@ use crate::{
 const MAX_IDLE: usize = 64;
 /// An idle connection older than this is not reused (servers close theirs after some seconds).
 const IDLE_REUSE: Duration = Duration::from_secs(4);
-/// Source-persistence entries before expired ones are swept.
+/// Source-persistence entries before expired ones are first swept, and the most kept.
 const SWEEP_AT: usize = 65536;
+const MAX_SOURCES: usize = 1 << 20;
 
 /// One real server of a pool.
 pub struct Backend {
@@ -144,6 +145,8 @@ pub struct Pool {
     sched: Mutex<Sched>,
     flags: u32,
     sources: Mutex<HashMap<IpAddr, (usize, Instant)>>,
+    /// Size of `sources` at which expired entries are swept next.
+    next_sweep: AtomicUsize,
     rng: AtomicU64,
     pub requests: AtomicU64,
     /// Requests answered 503 (no usable server, no sorry server).
@@ -201,6 +204,7 @@ impl Pool {
             sched: Mutex::new(sched),
             flags: config.servers.sched_flags,
             sources: Mutex::new(HashMap::new()),
+            next_sweep: AtomicUsize::new(SWEEP_AT),
             rng: AtomicU64::new(seed),
             requests: AtomicU64::new(0),
             unavailable: AtomicU64::new(0),
@@ -331,10 +335,17 @@ impl Pool {
                     });
                 }
                 let i = self.schedule(client)?;
-                if map.len() >= SWEEP_AT {
+                // Expired entries go when the map has doubled since the last sweep; past
+                // MAX_SOURCES fresh ones, new clients are scheduled without being remembered.
+                let mut next = self.next_sweep.load(Ordering::Relaxed);
+                if map.len() >= next {
                     map.retain(|_, (_, at)| now.duration_since(*at) < *timeout);
+                    next = (map.len() * 2).max(SWEEP_AT);
+                    self.next_sweep.store(next, Ordering::Relaxed);
                 }
-                map.insert(client.ip(), (i, now));
+                if map.len() < MAX_SOURCES {
+                    map.insert(client.ip(), (i, now));
+                }
                 Some(Choice {
                     backend: i,
                     set_cookie: None,

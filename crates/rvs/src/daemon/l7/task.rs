@@ -239,6 +239,9 @@ impl L7Task {
             }
         };
         let previous = self.runner.states();
+        // Events queued under the old numbering of pools would land on the wrong ones: the
+        // servers' states carry over through `previous` instead.
+        while self.events.try_recv().is_ok() {}
         match self.apply(&cfg, &previous) {
             Ok(()) => info!(
                 "{}: L7 reloaded ({} servers)",

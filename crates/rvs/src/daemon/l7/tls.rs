@@ -9,7 +9,7 @@ use std::{
     sync::{Arc, atomic::Ordering},
 };
 
-use tokio::{io::AsyncWriteExt, net::TcpStream, time::Instant};
+use tokio::{net::TcpStream, time::Instant};
 use tracing::debug;
 
 use super::{body::Buffered, http::CONNECT_TIMEOUT, proxy_v2, site::Request, site::Site};
@@ -125,7 +125,10 @@ async fn relay(site: &Site, mut conn: Buffered, client: SocketAddr, local: Socke
         _ => Vec::new(),
     };
     first.extend_from_slice(conn.data());
-    if up.write_all(&first).await.is_err() {
+    if super::body::send(&mut up, &first, cfg.head_timeout)
+        .await
+        .is_err()
+    {
         backend.failures.fetch_add(1, Ordering::Relaxed);
         return;
     }
