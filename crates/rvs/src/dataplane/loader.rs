@@ -491,6 +491,32 @@ impl Dataplane {
     }
 
     /// Fresh handles on the pinned maps.
+    /// Runs the entry program once on `frame` as if it had arrived on `ifindex`, by
+    /// BPF_PROG_TEST_RUN: nothing is sent, but maps and counters change as for a real packet.
+    /// Returns the XDP action and the length of the frame as the program left it in `out`.
+    pub fn test_run(&mut self, frame: &[u8], ifindex: u32, out: &mut [u8]) -> Result<(u32, usize)> {
+        use aya::{TestRun, TestRunOptions};
+        // struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index,
+        // egress_ifindex; the kernel wants data 0 and data_end the frame's length.
+        let mut ctx = [0u8; 24];
+        ctx[4..8].copy_from_slice(&(frame.len() as u32).to_ne_bytes());
+        ctx[12..16].copy_from_slice(&ifindex.to_ne_bytes());
+        let prog: &mut Xdp = self
+            ._ebpf
+            .program_mut(programs::ENTRY)
+            .context("rvs_director missing from the object")?
+            .try_into()?;
+        let r = prog
+            .test_run(TestRunOptions {
+                data_in: Some(frame),
+                data_out: Some(out),
+                ctx_in: Some(&ctx),
+                ..TestRunOptions::new()
+            })
+            .context("BPF_PROG_TEST_RUN")?;
+        Ok((r.return_value, r.data_size_out as usize))
+    }
+
     pub fn maps(pin_dir: &Path) -> Result<DirectorMaps> {
         DirectorMaps::open(pin_dir)
     }
