@@ -713,3 +713,58 @@ fn sighup_changes_the_rules_for_new_requests_and_keeps_open_connections() {
     lab.expect_log("the running L7 servers stay");
     assert_eq!(once(&lab, 80, "x", "/", "").seen("server"), "web1");
 }
+
+#[test]
+fn nginx_reads_the_proxy_v2_header_as_the_clients_address() {
+    let c = cluster(1);
+    let vip = c.vip();
+    let rs = c.real_servers()[0].ip();
+    let client_ip = c.client().ip();
+    // nginx, the real peer, with `listen ... proxy_protocol`: it answers with the address the
+    // PROXY header gave it.
+    let dir = ConfDir::new();
+    let nginx_conf = dir.write(
+        "nginx.conf",
+        &format!(
+            "worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/nginx.err warn;\n\
+             events {{ worker_connections 64; }}\n\
+             http {{\n  access_log off;\n  server {{\n    listen 8083 proxy_protocol;\n    \
+             location / {{ return 200 \"client=$proxy_protocol_addr:$proxy_protocol_port \
+             host=$host peer=$remote_addr\\n\"; }}\n  }}\n}}\n",
+            d = dir.0.display()
+        ),
+        false,
+    );
+    let _nginx = c.real_servers()[0]
+        .spawn(
+            std::process::Command::new("nginx")
+                .arg("-c")
+                .arg(&nginx_conf)
+                .arg("-e")
+                .arg(dir.path("nginx.err")),
+            dir.path("nginx.log"),
+        )
+        .expect("starting nginx");
+    let conf = format!(
+        "rvs_l7_server {vip} 80 {{
+    default_pool p
+    pool p {{
+        forward_for proxy_v2
+        real_server {rs} 8083
+    }}
+}}
+"
+    );
+    let lab = KaLab::on(c, LINE_PORT, ConfDir::new(), &conf);
+    eventually(
+        "nginx to answer through rvsd",
+        Duration::from_secs(10),
+        || once(&lab, 80, "www.example.com", "/", "").status == 200,
+    );
+    let mut k = Client::connect(&lab, 80);
+    let r = k.get("www.example.com", "/", "");
+    assert!(r.body.starts_with(&format!("client={client_ip}:")), "{r:?}");
+    assert!(r.body.contains("host=www.example.com"), "{r:?}");
+    // A second request on the same client connection reuses its private server connection.
+    assert_eq!(k.get("www.example.com", "/again", "").body, r.body);
+}

@@ -214,7 +214,9 @@ fn gue_outer_udp_checksums_are_valid_when_asked_for() {
         lab.ask_at(vip, PORT);
         lab.cluster.client().bulk_upload(vip, PORT, 20_000).unwrap();
         let out = common::wait_output(&mut tcpdump, std::time::Duration::from_secs(10));
-        let lines: Vec<&str> = out.lines().filter(|l| l.contains("6080")).collect();
+        // The port as tcpdump ends an address with it (a time stamp may hold "6080" too).
+        let port = format!(".{GUE_PORT}:");
+        let lines: Vec<&str> = out.lines().filter(|l| l.contains(&port)).collect();
         assert!(lines.len() >= 8, "{out}");
         for l in &lines {
             assert!(l.contains(expect), "{csum}: expected {expect}: {l}\n{out}");
