@@ -15,6 +15,9 @@ use std::{
     path::PathBuf,
 };
 
+mod common;
+
+use common::inet_checksum;
 use rvs::{
     control::proto::{Request, Response},
     daemon::{Director, DirectorOptions},
@@ -53,17 +56,6 @@ impl Rng {
     }
 }
 
-fn csum(data: &[u8], init: u32) -> u16 {
-    let mut sum = init;
-    for c in data.chunks(2) {
-        sum += u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32;
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
 /// Ethernet to `dmac`, then IPv4 or IPv6 to the service, then `l4` (ports, flags filled in).
 fn frame(dmac: [u8; 6], v6: bool, proto: u8, syn: bool, cport: u16) -> Vec<u8> {
     let mut l4 = match proto {
@@ -96,13 +88,13 @@ fn frame(dmac: [u8; 6], v6: bool, proto: u8, syn: bool, cport: u16) -> Vec<u8> {
         ip.extend_from_slice(&CLIENT6.octets());
         ip.extend_from_slice(&VIP6.octets());
         if proto != 1 {
-            let mut pseudo = 0u32;
-            for w in ip[8..40].chunks(2) {
-                pseudo += u16::from_be_bytes([w[0], w[1]]) as u32;
-            }
-            pseudo += l4.len() as u32 + proto as u32;
+            // Over the IPv6 pseudo-header (addresses, length, next header) and the segment.
+            let mut summed = ip[8..40].to_vec();
+            summed.extend_from_slice(&(l4.len() as u32).to_be_bytes());
+            summed.extend_from_slice(&[0, 0, 0, proto]);
+            summed.extend_from_slice(&l4);
             let at = if proto == 6 { 16 } else { 6 };
-            let c = csum(&l4, pseudo);
+            let c = inet_checksum(&summed);
             l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
         }
         f.extend_from_slice(&ip);
@@ -113,7 +105,7 @@ fn frame(dmac: [u8; 6], v6: bool, proto: u8, syn: bool, cport: u16) -> Vec<u8> {
         ip.extend_from_slice(&[0, 1, 0x40, 0, 64, proto, 0, 0]);
         ip.extend_from_slice(&CLIENT.octets());
         ip.extend_from_slice(&VIP.octets());
-        let c = csum(&ip, 0);
+        let c = inet_checksum(&ip);
         ip[10..12].copy_from_slice(&c.to_be_bytes());
         f.extend_from_slice(&ip);
     }
@@ -160,7 +152,7 @@ fn forwardable(f: &[u8], dmac: [u8; 6], known: bool) -> Result<(), &'static str>
             if ip[8] <= 1 {
                 return Err("TTL");
             }
-            if !known && csum(&ip[..ihl], 0) != 0 {
+            if !known && inet_checksum(&ip[..ihl]) != 0 {
                 // A known flow's packets are not summed again; a new one's are.
                 return Err("IPv4 checksum");
             }

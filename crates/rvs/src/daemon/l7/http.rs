@@ -17,7 +17,7 @@ use tracing::debug;
 use super::{
     body::{Buffered, RelayError, send},
     head::{self, BodyLen, RequestHead},
-    pool::{Backend, Pool},
+    pool::{self, Backend, Pool},
     proxy_v2,
     site::{Request, Site},
 };
@@ -29,8 +29,6 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 /// 1xx answers taken before the final one.
 const MAX_INTERIM: usize = 8;
-/// An idle connection to a real server older than this is not reused (servers close theirs).
-const IDLE_REUSE: Duration = Duration::from_secs(4);
 
 /// What became of one request.
 enum Outcome {
@@ -42,13 +40,6 @@ enum Outcome {
 /// The connections of one client connection to real servers that only it may use (PROXY
 /// protocol pools: the header names this client for the connection's whole life).
 type Private = HashMap<SocketAddr, (Buffered, std::time::Instant)>;
-
-/// An idle connection to a real server is still open and silent: a read would block (not EOF,
-/// stray bytes or an error).
-fn still_open(s: &TcpStream) -> bool {
-    let mut b = [0u8; 1];
-    matches!(s.try_read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
-}
 
 pub async fn serve(site: Arc<Site>, stream: TcpStream, client: SocketAddr, local: SocketAddr) {
     let c = &site.counters;
@@ -220,6 +211,19 @@ async fn own(
     Outcome::KeepAlive
 }
 
+/// The real server failed the request: counted against it, and the client answered `status`.
+async fn server_failed(
+    conn: &mut Buffered,
+    head: &RequestHead,
+    backend: &Backend,
+    status: u16,
+    why: &str,
+    limit: Duration,
+) -> Outcome {
+    backend.failures.fetch_add(1, Ordering::Relaxed);
+    own(conn, head, status, why, limit).await
+}
+
 /// Counts a request in flight on a server for as long as it lives.
 struct InFlight<'a>(&'a Backend);
 
@@ -256,10 +260,10 @@ async fn forward(
         let reused = if proxy {
             private
                 .remove(&backend.addr)
-                .filter(|(u, since)| since.elapsed() < IDLE_REUSE && still_open(&u.io))
+                .filter(|(u, since)| since.elapsed() < pool::IDLE_REUSE && pool::still_open(&u.io))
                 .map(|(u, _)| u)
         } else {
-            backend.take_idle(true).map(Buffered::new)
+            backend.take_idle().map(Buffered::new)
         };
         let was_reused = reused.is_some();
         let mut up = match reused {
@@ -267,10 +271,10 @@ async fn forward(
             None => match connect(backend, proxy.then(|| proxy_v2::header(client, local))).await {
                 Some(u) => u,
                 None => {
-                    backend.failures.fetch_add(1, Ordering::Relaxed);
-                    return own(
+                    return server_failed(
                         conn,
                         head,
+                        backend,
                         502,
                         "the real server does not answer",
                         cfg.idle_timeout,
@@ -295,10 +299,10 @@ async fn forward(
                 continue;
             }
             Err(_) => {
-                backend.failures.fetch_add(1, Ordering::Relaxed);
-                return own(
+                return server_failed(
                     conn,
                     head,
+                    backend,
                     502,
                     "the real server closed the connection",
                     cfg.idle_timeout,
@@ -325,10 +329,10 @@ async fn forward(
                 return Outcome::Close;
             }
             Err(RelayError::To(_)) => {
-                backend.failures.fetch_add(1, Ordering::Relaxed);
-                return own(
+                return server_failed(
                     conn,
                     head,
+                    backend,
                     502,
                     "the real server closed the connection",
                     cfg.idle_timeout,
@@ -344,22 +348,21 @@ async fn forward(
                 continue;
             }
             Err(e) => {
-                backend.failures.fetch_add(1, Ordering::Relaxed);
+                // A client that went away is no failure of the server's.
                 let (status, why) = match e {
                     ResponseError::Timeout => (504, "the real server did not answer in time"),
                     ResponseError::Malformed(w) => (502, w),
                     ResponseError::Closed => (502, "the real server closed the connection"),
                     ResponseError::Client => return Outcome::Close,
                 };
-                return own(conn, head, status, why, cfg.idle_timeout).await;
+                return server_failed(conn, head, backend, status, why, cfg.idle_timeout).await;
             }
         }
     };
     if response.status == 101 {
         if !head.upgrade {
-            backend.failures.fetch_add(1, Ordering::Relaxed);
             let why = "101 to a request that asked for no upgrade";
-            return own(conn, head, 502, why, cfg.idle_timeout).await;
+            return server_failed(conn, head, backend, 502, why, cfg.idle_timeout).await;
         }
         return upgrade(site, conn, up, &response, cfg.idle_timeout).await;
     }
@@ -406,7 +409,7 @@ async fn forward(
 }
 
 /// A new connection to `backend`, its PROXY header sent first if there is one.
-async fn connect(backend: &Backend, proxy_header: Option<Vec<u8>>) -> Option<Buffered> {
+pub(super) async fn connect(backend: &Backend, proxy_header: Option<Vec<u8>>) -> Option<Buffered> {
     let s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(backend.addr))
         .await
         .ok()?

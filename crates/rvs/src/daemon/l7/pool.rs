@@ -33,7 +33,7 @@ use crate::{
 /// Idle connections kept per real server.
 const MAX_IDLE: usize = 64;
 /// An idle connection older than this is not reused (servers close theirs after some seconds).
-const IDLE_REUSE: Duration = Duration::from_secs(4);
+pub const IDLE_REUSE: Duration = Duration::from_secs(4);
 /// Source-persistence entries before expired ones are first swept, and the most kept.
 const SWEEP_AT: usize = 65536;
 const MAX_SOURCES: usize = 1 << 20;
@@ -86,14 +86,11 @@ impl Backend {
         self.up() && self.weight() > 0
     }
 
-    /// An idle connection, if there is one young enough; with `probe`, only one that is still
-    /// open and silent (a read would block: not EOF, stray bytes or an error).
-    pub fn take_idle(&self, probe: bool) -> Option<TcpStream> {
+    /// An idle connection young enough and still open, if there is one.
+    pub fn take_idle(&self) -> Option<TcpStream> {
         let mut idle = self.idle.lock().expect("idle");
         while let Some((s, since)) = idle.pop() {
-            let mut b = [0u8; 1];
-            let mut open = || matches!(s.try_read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
-            if since.elapsed() < IDLE_REUSE && (!probe || open()) {
+            if since.elapsed() < IDLE_REUSE && still_open(&s) {
                 return Some(s);
             }
         }
@@ -110,6 +107,13 @@ impl Backend {
     pub fn idle_count(&self) -> usize {
         self.idle.lock().expect("idle").len()
     }
+}
+
+/// An idle connection to a real server is still open and silent: a read would block (not EOF,
+/// stray bytes a server sent after its answer, or an error).
+pub fn still_open(s: &TcpStream) -> bool {
+    let mut b = [0u8; 1];
+    matches!(s.try_read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
 }
 
 /// A short, stable name for a server in a cookie: it says nothing of the address.

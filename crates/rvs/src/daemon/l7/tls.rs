@@ -12,7 +12,7 @@ use std::{
 use tokio::{net::TcpStream, time::Instant};
 use tracing::debug;
 
-use super::{body::Buffered, http::CONNECT_TIMEOUT, proxy_v2, site::Request, site::Site};
+use super::{body::Buffered, proxy_v2, site::Request, site::Site};
 use crate::keepalived::l7::ForwardFor;
 
 /// What the buffered bytes say so far.
@@ -112,20 +112,14 @@ async fn relay(site: &Site, mut conn: Buffered, client: SocketAddr, local: Socke
         },
     };
     backend.requests.fetch_add(1, Ordering::Relaxed);
-    let Some(Ok(mut up)) = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(backend.addr))
-        .await
-        .ok()
-    else {
+    // The same connect as in http mode: bounded, TCP_NODELAY, the PROXY header first.
+    let proxy_header =
+        (pool.config.forward_for == ForwardFor::ProxyV2).then(|| proxy_v2::header(client, local));
+    let Some(mut up) = super::http::connect(backend, proxy_header).await else {
         backend.failures.fetch_add(1, Ordering::Relaxed);
         return;
     };
-    let _ = up.set_nodelay(true);
-    let mut first = match pool.config.forward_for {
-        ForwardFor::ProxyV2 => proxy_v2::header(client, local),
-        _ => Vec::new(),
-    };
-    first.extend_from_slice(conn.data());
-    if super::body::send(&mut up, &first, cfg.head_timeout)
+    if super::body::send(&mut up.io, conn.data(), cfg.head_timeout)
         .await
         .is_err()
     {
@@ -133,7 +127,7 @@ async fn relay(site: &Site, mut conn: Buffered, client: SocketAddr, local: Socke
         return;
     }
     backend.active.fetch_add(1, Ordering::Relaxed);
-    if let Ok((a, b)) = tokio::io::copy_bidirectional(&mut conn.io, &mut up).await {
+    if let Ok((a, b)) = tokio::io::copy_bidirectional(&mut conn.io, &mut up.io).await {
         site.counters.bytes_in.fetch_add(a, Ordering::Relaxed);
         site.counters.bytes_out.fetch_add(b, Ordering::Relaxed);
     }
